@@ -1,0 +1,130 @@
+//! Build-time facts for vaelab:
+//! - an rpath to libtorch so `vaelab` and its tests run without `LD_LIBRARY_PATH`;
+//! - the code's provenance (git commit, branch, uncommitted code diff, Cargo.lock hash,
+//!   dependency versions, rustc), which becomes part of every run id and `provenance.toml`.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+
+/// The code whose change must change run ids; results, docs and experiments do not count.
+const CODE_PATHS: [&str; 4] = ["src", "Cargo.toml", "Cargo.lock", "build.rs"];
+/// Dependencies whose versions go into provenance.
+const TRACKED_DEPS: [&str; 7] = [
+    "burn",
+    "burn-tch",
+    "burn-train",
+    "tch",
+    "torch-sys",
+    "polars",
+    "plotters",
+];
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=LIBTORCH");
+    for p in CODE_PATHS {
+        println!("cargo:rerun-if-changed={p}");
+    }
+    for p in [".git/HEAD", ".git/index", ".git/refs/heads"] {
+        if Path::new(p).exists() {
+            println!("cargo:rerun-if-changed={p}");
+        }
+    }
+    link_libtorch();
+    code_provenance();
+}
+
+fn link_libtorch() {
+    if std::env::var_os("CARGO_FEATURE_TCH").is_none() {
+        return;
+    }
+    let hint = "run ./scripts/setup to install libtorch 2.9.0 \
+                (or set LIBTORCH to a libtorch 2.9.0 directory)";
+    let Some(root) = std::env::var_os("LIBTORCH").map(PathBuf::from) else {
+        panic!("LIBTORCH is not set; {hint}");
+    };
+    let lib = root.join("lib");
+    let Ok(lib) = lib.canonicalize() else {
+        panic!("libtorch not found at {}; {hint}", lib.display());
+    };
+    if !lib.join("libtorch_cpu.so").exists() {
+        panic!("{} has no libtorch_cpu.so; {hint}", lib.display());
+    }
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+}
+
+fn git(args: &[&str]) -> Option<String> {
+    let out = Command::new("git").args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn code_provenance() {
+    let commit = git(&["rev-parse", "HEAD"]).map(|s| s.trim().to_string());
+    let branch = git(&["rev-parse", "--abbrev-ref", "HEAD"]).map(|s| s.trim().to_string());
+    let mut diff_args = vec!["diff", "HEAD", "--"];
+    diff_args.extend(CODE_PATHS);
+    let mut patch = git(&diff_args).unwrap_or_default();
+    // Untracked source files are part of the code too.
+    let mut untracked_args = vec!["ls-files", "--others", "--exclude-standard", "--"];
+    untracked_args.extend(CODE_PATHS);
+    for file in git(&untracked_args).unwrap_or_default().lines() {
+        if let Ok(text) = std::fs::read_to_string(file) {
+            patch.push_str(&format!("--- /dev/null\n+++ b/{file} (untracked)\n{text}\n"));
+        }
+    }
+    let dirty = commit.is_none() || !patch.is_empty();
+    let commit = commit.unwrap_or_else(|| "unknown".into());
+    let fingerprint = if patch.is_empty() {
+        commit.clone()
+    } else {
+        format!("{commit}+{}", &sha256_hex(patch.as_bytes())[..12])
+    };
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    std::fs::write(out.join("dirty.patch"), &patch).unwrap();
+
+    let lock = std::fs::read_to_string("Cargo.lock").unwrap_or_default();
+    let deps = locked_versions(&lock);
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let rustc = Command::new(rustc)
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+
+    let env = |k: &str, v: &str| println!("cargo:rustc-env={k}={v}");
+    env("VAELAB_GIT_COMMIT", &commit);
+    env(
+        "VAELAB_GIT_BRANCH",
+        branch.as_deref().unwrap_or("unknown"),
+    );
+    env("VAELAB_GIT_DIRTY", if dirty { "true" } else { "false" });
+    env("VAELAB_CODE_FINGERPRINT", &fingerprint);
+    env("VAELAB_CARGO_LOCK_SHA256", &sha256_hex(lock.as_bytes()));
+    env("VAELAB_DEPENDENCIES", &deps);
+    env("VAELAB_RUSTC", &rustc);
+}
+
+/// `name version;name version;...` for the tracked dependencies, read from Cargo.lock.
+fn locked_versions(lock: &str) -> String {
+    let mut found = Vec::new();
+    let mut name = None;
+    for line in lock.lines() {
+        if let Some(n) = line.strip_prefix("name = ") {
+            name = Some(n.trim_matches('"').to_string());
+        } else if let (Some(v), Some(n)) = (line.strip_prefix("version = "), name.take()) {
+            if TRACKED_DEPS.contains(&n.as_str()) {
+                found.push(format!("{n} {}", v.trim_matches('"')));
+            }
+        }
+    }
+    found.join(";")
+}

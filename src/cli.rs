@@ -1,0 +1,190 @@
+//! The `vaelab` command line: parsing and dispatch only; the work lives in the library modules.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, Result};
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{BackendKind, DeviceKind, RunSpec};
+use crate::model::ModelKind;
+use crate::report;
+use crate::store::Store;
+use crate::train::{self, Outcome, TrainOptions};
+
+/// vaelab: autoencoder experiments on MNIST with Burn, Parquet metrics and plots.
+#[derive(Parser, Debug)]
+#[command(name = "vaelab", version, about, long_about = None)]
+pub struct Cli {
+    /// Results directory (run folders go under <RESULTS>/runs/).
+    #[arg(long, global = true, env = "VAELAB_RESULTS", default_value = "results")]
+    pub results: PathBuf,
+    /// Directory holding the four MNIST IDX files [default: ~/.cache/vaelab/mnist, where
+    /// ./scripts/setup installs them].
+    #[arg(long, global = true, env = "VAELAB_MNIST")]
+    pub data: Option<PathBuf>,
+    /// Plain per-epoch lines, no progress bar.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train one run (or resume it, or report it if it is already complete).
+    ///
+    /// The run id is a hash of every parameter and of the code, so the same command at the same
+    /// commit finds the same run: relaunching after Ctrl-C or a crash resumes it.
+    Train(TrainArgs),
+}
+
+/// `vaelab train` parameters; defaults are our reconstruction of the article's setup.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Model: plain autoencoder or VAE.
+    #[arg(long, value_enum, default_value = "vae")]
+    pub model: ModelArg,
+    /// KL weight β in loss = recon + β·KL (VAE only; 0 = the article's first table).
+    #[arg(long, default_value_t = 3.0)]
+    pub beta: f64,
+    /// Latent size.
+    #[arg(long, default_value_t = 4)]
+    pub latent: usize,
+    /// Encoder hidden widths, comma-separated (the decoder mirrors them).
+    #[arg(long, value_delimiter = ',', default_value = "128")]
+    pub hidden: Vec<usize>,
+    /// Epochs.
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Seed for weight init, shuffling and sampling noise.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Train and test on the first N images of each split only.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Backend: libtorch (tch) or Burn's pure-Rust CPU backend (flex).
+    #[arg(long, value_enum, default_value = "tch")]
+    pub backend: BackendKind,
+    /// Device (cuda needs the tch backend and a GPU).
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceKind,
+}
+
+/// `--model` values.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ModelArg {
+    /// Plain autoencoder.
+    Ae,
+    /// Variational autoencoder.
+    Vae,
+}
+
+impl TrainArgs {
+    /// The run spec these flags describe.
+    pub fn spec(&self) -> RunSpec {
+        RunSpec {
+            model: match self.model {
+                ModelArg::Ae => ModelKind::Ae,
+                ModelArg::Vae => ModelKind::Vae,
+            },
+            beta: self.beta,
+            latent: self.latent,
+            hidden: self.hidden.clone(),
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            seed: self.seed,
+            limit: self.limit,
+            backend: self.backend,
+            device: self.device,
+        }
+    }
+}
+
+/// Parses the command line; a usage error is one line on stderr and exit code 2.
+pub fn parse() -> std::result::Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|e| {
+        use clap::error::ErrorKind::*;
+        if matches!(e.kind(), DisplayHelp | DisplayVersion | DisplayHelpOnMissingArgumentOrSubcommand) {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        let text = e.render().to_string();
+        let first = text.lines().next().unwrap_or("error: invalid arguments");
+        eprintln!("{first} (see vaelab --help)");
+        ExitCode::from(2)
+    })
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let store = Store::new(&cli.results);
+    let data_dir = cli.data.clone().unwrap_or_else(crate::data::default_dir);
+    match &cli.command {
+        Command::Train(args) => {
+            let spec = args.spec();
+            spec.validate().map_err(|e| {
+                anyhow!(
+                    "--{} {}: {}",
+                    e.key.replace('_', "-"),
+                    e.value,
+                    e.allowed
+                )
+            })?;
+            let interrupter = install_ctrl_c();
+            let opts = TrainOptions {
+                store,
+                data_dir,
+                quiet: cli.quiet,
+                interrupter,
+            };
+            let report = train::train_run(&spec, &opts)?;
+            print!("{}", report::epoch_table(&report.rows));
+            let dir = report.dir.display();
+            Ok(match report.outcome {
+                Outcome::Done => {
+                    println!("done: {} -> {dir}", report.id);
+                    ExitCode::SUCCESS
+                }
+                Outcome::AlreadyDone => {
+                    println!("already complete: {} -> {dir}", report.id);
+                    ExitCode::SUCCESS
+                }
+                Outcome::Interrupted { epochs_done } => {
+                    eprintln!(
+                        "interrupted: {} has {epochs_done} complete epoch(s) in {dir}; rerun the same command to resume",
+                        report.id
+                    );
+                    ExitCode::from(130)
+                }
+                Outcome::Failed { reason } => {
+                    eprintln!("failed: {}: {reason} ({dir})", report.id);
+                    ExitCode::FAILURE
+                }
+            })
+        }
+    }
+}
+
+/// First Ctrl-C: stop at the next batch boundary (the current epoch is lost, earlier ones are
+/// kept). Second Ctrl-C: exit at once.
+fn install_ctrl_c() -> burn::train::Interrupter {
+    let interrupter = burn::train::Interrupter::new();
+    let handle = interrupter.clone();
+    let _ = ctrlc::set_handler(move || {
+        if handle.should_stop() {
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping at the next batch boundary (Ctrl-C again to quit now)");
+        handle.stop(Some("Ctrl-C"));
+    });
+    interrupter
+}

@@ -1,0 +1,13 @@
+//! vaelab: a research harness for autoencoder experiments.
+//!
+//! The modules follow the data: [`config`] (validated run specs) → [`data`] (MNIST) →
+//! [`model`] (AE, VAE) → [`train`] (Burn's Learner, metrics) → [`store`] (run directories,
+//! Parquet, provenance) → [`report`] (tables, later plots and diffs) → [`cli`].
+
+pub mod cli;
+pub mod config;
+pub mod data;
+pub mod model;
+pub mod report;
+pub mod store;
+pub mod train;

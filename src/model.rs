@@ -1,0 +1,217 @@
+//! The article's autoencoders: a plain AE and a VAE sharing one MLP encoder/decoder design.
+//!
+//! Loss terms are returned per image (`[batch]` tensors) and reduced by the caller, so the same
+//! code serves one run or, later, several sweep members stacked along the batch axis.
+
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::Distribution;
+use serde::{Deserialize, Serialize};
+
+use crate::data::PIXELS;
+
+/// Which autoencoder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// Deterministic autoencoder: no KL term.
+    Ae,
+    /// Variational autoencoder with a diagonal Gaussian posterior.
+    Vae,
+}
+
+impl ModelKind {
+    /// The name used in configs, ids and tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelKind::Ae => "ae",
+            ModelKind::Vae => "vae",
+        }
+    }
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Architecture of one autoencoder.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelConfig {
+    /// AE or VAE.
+    pub kind: ModelKind,
+    /// Hidden layer widths of the encoder; the decoder mirrors them.
+    pub hidden: Vec<usize>,
+    /// Latent size (the article's `num_hidden`).
+    pub latent: usize,
+}
+
+/// An MLP whose hidden layers use ReLU and whose last layer is left linear.
+#[derive(Module, Debug)]
+pub struct Mlp {
+    layers: Vec<Linear>,
+}
+
+impl Mlp {
+    fn new(widths: &[usize], device: &Device) -> Self {
+        let layers = widths
+            .windows(2)
+            .map(|w| LinearConfig::new(w[0], w[1]).init(device))
+            .collect();
+        Self { layers }
+    }
+
+    fn forward(&self, mut x: Tensor<2>) -> Tensor<2> {
+        let last = self.layers.len() - 1;
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(x);
+            if i < last {
+                x = relu(x);
+            }
+        }
+        x
+    }
+}
+
+/// The VAE's posterior heads on top of the encoder output (the article's `mu` and `log_var`).
+#[derive(Module, Debug)]
+pub struct GaussianHeads {
+    mu: Linear,
+    log_var: Linear,
+}
+
+/// AE or VAE: encoder MLP → code (AE) or Gaussian heads + reparameterisation (VAE) → decoder MLP
+/// with a sigmoid output.
+#[derive(Module, Debug)]
+pub struct Autoencoder {
+    encoder: Mlp,
+    heads: Option<GaussianHeads>,
+    decoder: Mlp,
+    latent: usize,
+}
+
+/// What one forward pass produces.
+#[derive(Clone, Debug)]
+pub struct Forward {
+    /// `[batch, PIXELS]` reconstruction in (0, 1).
+    pub decoded: Tensor<2>,
+    /// `[batch, latent]` code (AE) or posterior mean (VAE).
+    pub mu: Tensor<2>,
+    /// `[batch, latent]` posterior log-variance; `None` for the AE.
+    pub log_var: Option<Tensor<2>>,
+}
+
+impl ModelConfig {
+    /// Builds the model with freshly initialised weights on `device` (seed the device first).
+    pub fn init(&self, device: &Device) -> Autoencoder {
+        let mut enc = vec![PIXELS];
+        enc.extend(&self.hidden);
+        enc.push(self.latent);
+        let dec: Vec<usize> = enc.iter().rev().copied().collect();
+        let heads = (self.kind == ModelKind::Vae).then(|| GaussianHeads {
+            mu: LinearConfig::new(self.latent, self.latent).init(device),
+            log_var: LinearConfig::new(self.latent, self.latent).init(device),
+        });
+        Autoencoder {
+            encoder: Mlp::new(&enc, device),
+            heads,
+            decoder: Mlp::new(&dec, device),
+            latent: self.latent,
+        }
+    }
+}
+
+impl Autoencoder {
+    /// Latent size.
+    pub fn latent(&self) -> usize {
+        self.latent
+    }
+
+    /// True for the VAE.
+    pub fn is_variational(&self) -> bool {
+        self.heads.is_some()
+    }
+
+    /// Encodes `x` to the code (AE) or posterior (mean, log-variance) (VAE).
+    pub fn encode(&self, x: Tensor<2>) -> (Tensor<2>, Option<Tensor<2>>) {
+        let h = self.encoder.forward(x);
+        match &self.heads {
+            None => (h, None),
+            Some(heads) => (heads.mu.forward(h.clone()), Some(heads.log_var.forward(h))),
+        }
+    }
+
+    /// Decodes latent vectors to pixels in (0, 1).
+    pub fn decode(&self, z: Tensor<2>) -> Tensor<2> {
+        sigmoid(self.decoder.forward(z))
+    }
+
+    /// Full pass; the VAE decodes a reparameterised sample `z = mu + eps * exp(log_var / 2)`.
+    pub fn forward(&self, x: Tensor<2>) -> Forward {
+        let (mu, log_var) = self.encode(x);
+        let z = match &log_var {
+            None => mu.clone(),
+            Some(lv) => reparameterize(mu.clone(), lv.clone()),
+        };
+        Forward {
+            decoded: self.decode(z),
+            mu,
+            log_var,
+        }
+    }
+
+    /// Decodes `n` draws of `z ~ N(0, I)` (the article's `sample`).
+    pub fn sample(&self, n: usize, device: &Device) -> Tensor<2> {
+        let z = Tensor::random([n, self.latent], Distribution::Normal(0.0, 1.0), device);
+        self.decode(z)
+    }
+}
+
+/// `z = mu + eps * exp(0.5 * log_var)` with `eps ~ N(0, I)`: differentiable in `mu` and `log_var`.
+pub fn reparameterize(mu: Tensor<2>, log_var: Tensor<2>) -> Tensor<2> {
+    let eps = Tensor::random(mu.shape(), Distribution::Normal(0.0, 1.0), &mu.device());
+    mu + eps * log_var.mul_scalar(0.5).exp()
+}
+
+/// Per-image sum of squared errors over the pixels (the article's `MSELoss(reduction="sum")`
+/// divided among the images of the batch). `[batch, PIXELS]` × 2 → `[batch]`.
+pub fn reconstruction_error(decoded: Tensor<2>, target: Tensor<2>) -> Tensor<1> {
+    (decoded - target).square().sum_dim(1).squeeze_dim(1)
+}
+
+/// Per-image closed-form KL(N(mu, exp(log_var)) ‖ N(0, I)) summed over latent dims, in nats:
+/// `-0.5 * Σ (1 + log_var - mu² - exp(log_var))`. `[batch, latent]` × 2 → `[batch]`.
+pub fn kl_divergence(mu: Tensor<2>, log_var: Tensor<2>) -> Tensor<1> {
+    let inner = log_var.clone().add_scalar(1.0) - mu.square() - log_var.exp();
+    inner.sum_dim(1).squeeze_dim::<1>(1).mul_scalar(-0.5)
+}
+
+/// The loss terms of one batch, per image.
+#[derive(Clone, Debug)]
+pub struct LossTerms {
+    /// `[batch]` squared error per image.
+    pub recon: Tensor<1>,
+    /// `[batch]` KL per image; `None` for the AE.
+    pub kl: Option<Tensor<1>>,
+    /// `[batch]` `recon + beta * kl` per image.
+    pub loss: Tensor<1>,
+}
+
+impl LossTerms {
+    /// Computes the terms of `forward` against `target` with KL weight `beta`.
+    pub fn new(forward: &Forward, target: Tensor<2>, beta: f64) -> Self {
+        let recon = reconstruction_error(forward.decoded.clone(), target);
+        let kl = forward
+            .log_var
+            .as_ref()
+            .map(|lv| kl_divergence(forward.mu.clone(), lv.clone()));
+        let loss = match &kl {
+            Some(kl) if beta != 0.0 => recon.clone() + kl.clone().mul_scalar(beta),
+            _ => recon.clone(),
+        };
+        Self { recon, kl, loss }
+    }
+}
