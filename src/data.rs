@@ -300,6 +300,6 @@ impl Iterator for MnistIter<'_> {
 
 impl DataLoaderIterator<ImageBatch> for MnistIter<'_> {
     fn progress(&self) -> Progress {
-        Progress::new(self.pos, self.order.len())
+        Progress::new(self.pos, self.order.len(), Some("images".into()))
     }
 }

@@ -215,3 +215,112 @@ impl LossTerms {
         Self { recon, kl, loss }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::TensorData;
+
+    fn device() -> Device {
+        crate::train::test_device()
+    }
+
+    fn values(t: Tensor<1>) -> Vec<f32> {
+        t.into_data().convert::<f32>().try_to_vec().unwrap()
+    }
+
+    #[test]
+    fn loss_terms_match_a_hand_computed_example() {
+        let d = device();
+        // Two images of 784 pixels: decoded 0.5 everywhere, targets 0 and 1 → each error is
+        // 784 × 0.25 = 196.
+        let decoded = Tensor::<2>::ones([2, PIXELS], &d).mul_scalar(0.5);
+        let mut target = vec![0.0f32; PIXELS];
+        target.extend(vec![1.0f32; PIXELS]);
+        let target = Tensor::from_data(TensorData::new(target, [2, PIXELS]), &d);
+        // mu = [1, 0], log_var = [0, ln 2]: KL = -0.5 (1 + 0 - 1 - 1 + 1 + ln2 - 0 - 2) = 0.5 (1 + 1 - ln 2)
+        let mu = Tensor::from_data(TensorData::new(vec![1.0f32, 0.0, 1.0, 0.0], [2, 2]), &d);
+        let ln2 = std::f32::consts::LN_2;
+        let lv = Tensor::from_data(TensorData::new(vec![0.0f32, ln2, 0.0, ln2], [2, 2]), &d);
+        let fwd = Forward {
+            decoded,
+            mu,
+            log_var: Some(lv),
+        };
+        let terms = LossTerms::new(&fwd, target, 3.0);
+        let kl = 0.5 * (2.0 - ln2);
+        for (got, want) in values(terms.recon).iter().zip([196.0, 196.0]) {
+            assert!((got - want).abs() < 1e-3, "recon {got} vs {want}");
+        }
+        for got in values(terms.kl.unwrap()) {
+            assert!((got - kl).abs() < 1e-5, "kl {got} vs {kl}");
+        }
+        for got in values(terms.loss) {
+            assert!((got - (196.0 + 3.0 * kl)).abs() < 1e-3);
+        }
+    }
+
+    #[test]
+    fn kl_closed_form_agrees_with_monte_carlo() {
+        let d = device();
+        d.seed(7);
+        let mu_v = [0.8f32, -1.2, 0.3];
+        let lv_v = [-0.5f32, 0.7, 0.0];
+        let mu = Tensor::<2>::from_data(TensorData::new(mu_v.to_vec(), [1, 3]), &d);
+        let lv = Tensor::<2>::from_data(TensorData::new(lv_v.to_vec(), [1, 3]), &d);
+        let closed = values(kl_divergence(mu.clone(), lv.clone()))[0];
+        // E_q[log q(z) - log p(z)] with z ~ q, per dimension, summed.
+        let n = 200_000;
+        let z = reparameterize(mu.clone().repeat_dim(0, n), lv.clone().repeat_dim(0, n));
+        let var = lv.clone().exp();
+        let log_q = (z.clone() - mu).square().div(var).mul_scalar(-0.5) - lv.mul_scalar(0.5);
+        let log_p = z.square().mul_scalar(-0.5);
+        let mc: f32 = (log_q - log_p).sum_dim(1).mean().into_scalar();
+        assert!(
+            (mc - closed).abs() < 0.02 * closed.max(1.0),
+            "Monte Carlo {mc} vs closed form {closed}"
+        );
+    }
+
+    #[test]
+    fn reparameterization_has_the_right_shape_and_passes_gradients() {
+        let d = device().autodiff();
+        let cfg = ModelConfig {
+            kind: ModelKind::Vae,
+            hidden: vec![16],
+            latent: 3,
+        };
+        let model = cfg.init(&d);
+        let x = Tensor::<2>::random([5, PIXELS], Distribution::Uniform(0.0, 1.0), &d);
+        let fwd = model.forward(x.clone());
+        assert_eq!(fwd.decoded.dims(), [5, PIXELS]);
+        assert_eq!(fwd.mu.dims(), [5, 3]);
+        assert_eq!(fwd.log_var.as_ref().unwrap().dims(), [5, 3]);
+        let lv = Tensor::<2>::zeros([5, 3], &d).require_grad();
+        let mu = Tensor::<2>::zeros([5, 3], &d).require_grad();
+        let z = reparameterize(mu.clone(), lv.clone());
+        let grads = z.square().sum().backward();
+        let g_mu = mu.grad(&grads).expect("gradient reaches mu");
+        let g_lv = lv.grad(&grads).expect("gradient reaches log_var");
+        assert!(g_mu.abs().sum().into_scalar::<f32>() > 0.0);
+        assert!(g_lv.abs().sum().into_scalar::<f32>() > 0.0);
+        assert_eq!(model.sample(4, &d).dims(), [4, PIXELS]);
+    }
+
+    #[test]
+    fn the_autoencoder_has_no_kl_term() {
+        let d = device();
+        let cfg = ModelConfig {
+            kind: ModelKind::Ae,
+            hidden: vec![8],
+            latent: 2,
+        };
+        let model = cfg.init(&d);
+        let x = Tensor::<2>::random([3, PIXELS], Distribution::Uniform(0.0, 1.0), &d);
+        let fwd = model.forward(x.clone());
+        assert!(fwd.log_var.is_none());
+        let terms = LossTerms::new(&fwd, x, 3.0);
+        assert!(terms.kl.is_none());
+        assert_eq!(values(terms.loss), values(terms.recon));
+    }
+}

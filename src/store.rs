@@ -16,7 +16,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
-use polars::prelude::*;
+use polars::prelude::{DataFrame, ParquetReader, ParquetWriter, SerReader};
 use serde::{Deserialize, Serialize};
 
 use crate::config::RunSpec;
@@ -197,7 +197,7 @@ pub const METRICS_COLUMNS: [&str; 9] = [
 pub fn metrics_frame(rows: &[EpochRow]) -> Result<DataFrame> {
     let col = |f: fn(&EpochRow) -> f64| rows.iter().map(f).collect::<Vec<f64>>();
     let opt = |f: fn(&EpochRow) -> Option<f64>| rows.iter().map(f).collect::<Vec<Option<f64>>>();
-    let df = df!(
+    let df = polars::df!(
         "run_id" => rows.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(),
         "epoch" => rows.iter().map(|r| r.epoch).collect::<Vec<u32>>(),
         "split" => rows.iter().map(|r| r.split.as_str()).collect::<Vec<_>>(),
@@ -241,33 +241,17 @@ pub fn read_metrics(path: &Path) -> Result<Vec<EpochRow>> {
     }
     let df = read_parquet(path)?;
     let ctx = || format!("{}: unexpected schema", path.display());
+    let n = df.height();
     let f64s = |name: &str| -> Result<Vec<Option<f64>>> {
-        Ok(df
-            .column(name)
-            .with_context(ctx)?
-            .f64()
-            .with_context(ctx)?
-            .into_iter()
-            .collect())
+        let ca = df.column(name).with_context(ctx)?.f64().with_context(ctx)?;
+        Ok((0..n).map(|i| ca.get(i)).collect())
     };
     let strs = |name: &str| -> Result<Vec<String>> {
-        Ok(df
-            .column(name)
-            .with_context(ctx)?
-            .str()
-            .with_context(ctx)?
-            .into_iter()
-            .map(|s| s.unwrap_or_default().to_string())
-            .collect())
+        let ca = df.column(name).with_context(ctx)?.str().with_context(ctx)?;
+        Ok((0..n).map(|i| ca.get(i).unwrap_or_default().to_string()).collect())
     };
-    let epochs: Vec<u32> = df
-        .column("epoch")
-        .with_context(ctx)?
-        .u32()
-        .with_context(ctx)?
-        .into_iter()
-        .map(|e| e.unwrap_or(0))
-        .collect();
+    let ca = df.column("epoch").with_context(ctx)?.u32().with_context(ctx)?;
+    let epochs: Vec<u32> = (0..n).map(|i| ca.get(i).unwrap_or(0)).collect();
     let (run_id, split) = (strs("run_id")?, strs("split")?);
     let (recon, kl, beta_kl) = (f64s("recon")?, f64s("kl")?, f64s("beta_kl")?);
     let (loss, article, seconds) = (f64s("loss")?, f64s("article_loss")?, f64s("seconds")?);

@@ -55,7 +55,7 @@ impl ItemLazy for StepOutput {
     fn sync(self) -> Result<Self, burn::tensor::ExecutionError> {
         let sums = self.sums.without_autodiff();
         let data = sums.to_data().convert::<f64>();
-        let v: Vec<f64> = data.to_vec().unwrap_or_default();
+        let v: Vec<f64> = data.try_to_vec().unwrap_or_default();
         let values = (v.len() == 4).then(|| [v[0], v[1], v[2], v[3]]);
         Ok(Self {
             sums,

@@ -273,6 +273,8 @@ fn learn(
     opts: &TrainOptions,
     progress: &Progress,
 ) -> Result<Outcome> {
+    // Parameters must be created as tracked autodiff leaves for the Learner to train them.
+    let device = device.autodiff();
     device.seed(spec.seed);
     let trainee = Trainee {
         net: spec.model_config().init(&device),
@@ -347,4 +349,14 @@ fn learn(
         .save_file(run.file("model.bpk"))
         .with_context(|| format!("cannot save {}", run.file("model.bpk").display()))?;
     Ok(Outcome::Done)
+}
+
+/// The device unit tests use: libtorch when compiled in, else flex.
+#[cfg(test)]
+#[allow(deprecated)]
+pub(crate) fn test_device() -> Device {
+    #[cfg(feature = "tch")]
+    return Device::libtorch();
+    #[cfg(all(not(feature = "tch"), feature = "flex"))]
+    return Device::flex();
 }

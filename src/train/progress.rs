@@ -136,6 +136,8 @@ impl TrainingProgressLogger for BarRenderer {
     fn end_split(&mut self) {}
 
     fn end(&mut self) {}
+
+    fn log_event_training(&mut self, _event: String) {}
 }
 
 impl EvaluationProgressLogger for BarRenderer {

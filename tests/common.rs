@@ -1,0 +1,47 @@
+//! Helpers shared by the integration tests: the real binary, real MNIST, temp result dirs.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The MNIST directory installed by ./scripts/setup; the tests need the real data.
+pub fn mnist_dir() -> PathBuf {
+    let dir = vaelab::data::default_dir();
+    assert!(
+        dir.join("train-images-idx3-ubyte").exists(),
+        "real MNIST is missing at {}: run ./scripts/setup",
+        dir.display()
+    );
+    dir
+}
+
+/// Runs the real `vaelab` binary with `args`, results under `results`.
+pub fn vaelab(results: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vaelab"))
+        .arg("--results")
+        .arg(results)
+        .arg("--data")
+        .arg(mnist_dir())
+        .args(args)
+        .output()
+        .expect("vaelab runs")
+}
+
+/// stdout + stderr as text, for assertion messages.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The only run directory under `results/runs`.
+pub fn only_run(results: &Path) -> PathBuf {
+    let runs: Vec<_> = std::fs::read_dir(results.join("runs"))
+        .expect("runs/ exists")
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 1, "expected one run, found {runs:?}");
+    runs[0].clone()
+}
