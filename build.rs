@@ -78,7 +78,9 @@ fn code_provenance() {
     untracked_args.extend(CODE_PATHS);
     for file in git(&untracked_args).unwrap_or_default().lines() {
         if let Ok(text) = std::fs::read_to_string(file) {
-            patch.push_str(&format!("--- /dev/null\n+++ b/{file} (untracked)\n{text}\n"));
+            patch.push_str(&format!(
+                "--- /dev/null\n+++ b/{file} (untracked)\n{text}\n"
+            ));
         }
     }
     let dirty = commit.is_none() || !patch.is_empty();
@@ -102,10 +104,7 @@ fn code_provenance() {
 
     let env = |k: &str, v: &str| println!("cargo:rustc-env={k}={v}");
     env("VAELAB_GIT_COMMIT", &commit);
-    env(
-        "VAELAB_GIT_BRANCH",
-        branch.as_deref().unwrap_or("unknown"),
-    );
+    env("VAELAB_GIT_BRANCH", branch.as_deref().unwrap_or("unknown"));
     env("VAELAB_GIT_DIRTY", if dirty { "true" } else { "false" });
     env("VAELAB_CODE_FINGERPRINT", &fingerprint);
     env("VAELAB_CARGO_LOCK_SHA256", &sha256_hex(lock.as_bytes()));

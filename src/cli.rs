@@ -47,7 +47,7 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value = "vae")]
     pub model: ModelArg,
     /// KL weight β in loss = recon + β·KL (VAE only; 0 = the article's first table).
-    #[arg(long, default_value_t = 3.0)]
+    #[arg(long, default_value_t = 3.0, allow_negative_numbers = true)]
     pub beta: f64,
     /// Latent size.
     #[arg(long, default_value_t = 4)]
@@ -62,7 +62,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
     /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
     pub lr: f64,
     /// Seed for weight init, shuffling and sampling noise.
     #[arg(long, default_value_t = 0)]
@@ -113,7 +113,10 @@ impl TrainArgs {
 pub fn parse() -> std::result::Result<Cli, ExitCode> {
     Cli::try_parse().map_err(|e| {
         use clap::error::ErrorKind::*;
-        if matches!(e.kind(), DisplayHelp | DisplayVersion | DisplayHelpOnMissingArgumentOrSubcommand) {
+        if matches!(
+            e.kind(),
+            DisplayHelp | DisplayVersion | DisplayHelpOnMissingArgumentOrSubcommand
+        ) {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
@@ -131,14 +134,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Train(args) => {
             let spec = args.spec();
-            spec.validate().map_err(|e| {
-                anyhow!(
-                    "--{} {}: {}",
-                    e.key.replace('_', "-"),
-                    e.value,
-                    e.allowed
-                )
-            })?;
+            spec.validate()
+                .map_err(|e| anyhow!("--{} {}: {}", e.key.replace('_', "-"), e.value, e.allowed))?;
             let interrupter = install_ctrl_c();
             let opts = TrainOptions {
                 store,

@@ -113,7 +113,11 @@ impl RunSpec {
             return bad("latent", self.latent.to_string(), "must be >= 1");
         }
         if self.hidden.contains(&0) {
-            return bad("hidden", format!("{:?}", self.hidden), "widths must be >= 1");
+            return bad(
+                "hidden",
+                format!("{:?}", self.hidden),
+                "widths must be >= 1",
+            );
         }
         if self.epochs < 1 {
             return bad("epochs", self.epochs.to_string(), "must be >= 1");
@@ -125,7 +129,11 @@ impl RunSpec {
             return bad("lr", self.lr.to_string(), "must be finite and > 0");
         }
         if self.limit == Some(0) {
-            return bad("limit", "0".into(), "must be >= 1 (or absent for all images)");
+            return bad(
+                "limit",
+                "0".into(),
+                "must be >= 1 (or absent for all images)",
+            );
         }
         if self.device == DeviceKind::Cuda && self.backend != BackendKind::Tch {
             return bad(
@@ -230,6 +238,9 @@ mod tests {
         let back: RunSpec = toml::from_str(&spec.to_toml()).unwrap();
         assert_eq!(spec, back);
         let err = toml::from_str::<RunSpec>(&format!("{}\nbogus = 1\n", spec.to_toml()));
-        assert!(err.unwrap_err().to_string().contains("unknown field `bogus`"));
+        assert!(err
+            .unwrap_err()
+            .to_string()
+            .contains("unknown field `bogus`"));
     }
 }

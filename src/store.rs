@@ -248,14 +248,21 @@ pub fn read_metrics(path: &Path) -> Result<Vec<EpochRow>> {
     };
     let strs = |name: &str| -> Result<Vec<String>> {
         let ca = df.column(name).with_context(ctx)?.str().with_context(ctx)?;
-        Ok((0..n).map(|i| ca.get(i).unwrap_or_default().to_string()).collect())
+        Ok((0..n)
+            .map(|i| ca.get(i).unwrap_or_default().to_string())
+            .collect())
     };
-    let ca = df.column("epoch").with_context(ctx)?.u32().with_context(ctx)?;
+    let ca = df
+        .column("epoch")
+        .with_context(ctx)?
+        .u32()
+        .with_context(ctx)?;
     let epochs: Vec<u32> = (0..n).map(|i| ca.get(i).unwrap_or(0)).collect();
     let (run_id, split) = (strs("run_id")?, strs("split")?);
     let (recon, kl, beta_kl) = (f64s("recon")?, f64s("kl")?, f64s("beta_kl")?);
     let (loss, article, seconds) = (f64s("loss")?, f64s("article_loss")?, f64s("seconds")?);
-    let need = |v: Option<f64>, what: &str| v.ok_or_else(|| anyhow!("{}: null {what}", path.display()));
+    let need =
+        |v: Option<f64>, what: &str| v.ok_or_else(|| anyhow!("{}: null {what}", path.display()));
     (0..df.height())
         .map(|i| {
             Ok(EpochRow {
@@ -438,7 +445,12 @@ mod tests {
         write_metrics(&path, &rows).unwrap();
         assert_eq!(read_metrics(&path).unwrap(), rows);
         let df = read_parquet(&path).unwrap();
-        assert_eq!(df.get_column_names_str(), METRICS_COLUMNS.to_vec());
+        let names: Vec<String> = df
+            .get_column_names()
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        assert_eq!(names, METRICS_COLUMNS.map(String::from));
         assert_eq!(df.column("kl").unwrap().null_count(), 1);
         assert!(!tmp_path(&path).exists());
     }

@@ -15,7 +15,10 @@ fn real_files_load_with_the_published_counts_and_histogram() {
     for &l in train.labels.iter() {
         hist[l as usize] += 1;
     }
-    assert_eq!(hist, [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]);
+    assert_eq!(
+        hist,
+        [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    );
     assert!(train.images.iter().all(|&p| (0.0..=1.0).contains(&p)));
     let max = train.image(0).iter().cloned().fold(0.0f32, f32::max);
     assert_eq!(max, 1.0, "pixels are scaled by 255");
@@ -42,7 +45,9 @@ fn damaged_copy(edit: impl Fn(&mut Vec<u8>)) -> tempfile::TempDir {
 #[test]
 fn a_truncated_file_is_an_error_naming_it() {
     let dir = damaged_copy(|b| b.truncate(b.len() - 100));
-    let err = Mnist::load(dir.path(), Split::Test, None).unwrap_err().to_string();
+    let err = Mnist::load(dir.path(), Split::Test, None)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("t10k-images-idx3-ubyte"), "{err}");
     assert!(err.contains("truncated"), "{err}");
 }
@@ -50,7 +55,9 @@ fn a_truncated_file_is_an_error_naming_it() {
 #[test]
 fn a_wrong_magic_number_is_an_error_naming_it() {
     let dir = damaged_copy(|b| b[3] = 0x01);
-    let err = Mnist::load(dir.path(), Split::Test, None).unwrap_err().to_string();
+    let err = Mnist::load(dir.path(), Split::Test, None)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("t10k-images-idx3-ubyte"), "{err}");
     assert!(err.contains("magic number 0x00000801"), "{err}");
 }
@@ -58,6 +65,8 @@ fn a_wrong_magic_number_is_an_error_naming_it() {
 #[test]
 fn a_missing_directory_says_to_run_setup() {
     let dir = tempfile::tempdir().unwrap();
-    let err = Mnist::load(dir.path(), Split::Train, None).unwrap_err().to_string();
+    let err = Mnist::load(dir.path(), Split::Train, None)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("./scripts/setup"), "{err}");
 }

@@ -14,19 +14,36 @@ fn a_vae_trains_two_epochs_and_writes_tidy_parquet() {
     let out = common::vaelab(results.path(), &args);
     assert!(out.status.success(), "{}", common::text(&out));
     let run = common::only_run(results.path());
-    for file in ["config.toml", "provenance.toml", "metrics.parquet", "model.bpk", "status.toml"] {
+    for file in [
+        "config.toml",
+        "provenance.toml",
+        "metrics.parquet",
+        "model.bpk",
+        "status.toml",
+    ] {
         assert!(run.join(file).is_file(), "missing {file}");
     }
     let df = read_parquet(&run.join("metrics.parquet")).unwrap();
-    assert_eq!(df.get_column_names_str(), METRICS_COLUMNS.to_vec());
+    let names: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    assert_eq!(names, METRICS_COLUMNS.map(String::from));
     let rows = read_metrics(&run.join("metrics.parquet")).unwrap();
     assert_eq!(rows.len(), 4, "2 epochs × 2 splits");
     let get = |e: u32, s: &str| rows.iter().find(|r| r.epoch == e && r.split == s).unwrap();
     for r in &rows {
-        assert!(r.recon.is_finite() && r.loss.is_finite() && r.seconds > 0.0, "{r:?}");
+        assert!(
+            r.recon.is_finite() && r.loss.is_finite() && r.seconds > 0.0,
+            "{r:?}"
+        );
         let kl = r.kl.expect("a VAE has a KL");
         assert!(kl > 0.0 && kl.is_finite(), "{r:?}");
-        assert!((r.loss - (r.recon + r.beta_kl.unwrap())).abs() < 1e-3 * r.loss, "{r:?}");
+        assert!(
+            (r.loss - (r.recon + r.beta_kl.unwrap())).abs() < 1e-3 * r.loss,
+            "{r:?}"
+        );
         assert_eq!(r.article_loss.is_some(), r.split == "train");
     }
     assert!(get(2, "train").recon < get(1, "train").recon);
@@ -38,7 +55,11 @@ fn a_vae_trains_two_epochs_and_writes_tidy_parquet() {
     // The same command again finds the finished run and trains nothing.
     let again = common::vaelab(results.path(), &args);
     assert!(again.status.success());
-    assert!(common::text(&again).contains("already complete"), "{}", common::text(&again));
+    assert!(
+        common::text(&again).contains("already complete"),
+        "{}",
+        common::text(&again)
+    );
     assert_eq!(read_metrics(&run.join("metrics.parquet")).unwrap(), rows);
 }
 
@@ -47,7 +68,9 @@ fn an_autoencoder_stores_null_kl() {
     let results = tempfile::tempdir().unwrap();
     let out = common::vaelab(
         results.path(),
-        &["--quiet", "train", "--model", "ae", "--epochs", "1", "--limit", "1000"],
+        &[
+            "--quiet", "train", "--model", "ae", "--epochs", "1", "--limit", "1000",
+        ],
     );
     assert!(out.status.success(), "{}", common::text(&out));
     let rows = read_metrics(&common::only_run(results.path()).join("metrics.parquet")).unwrap();
@@ -60,11 +83,20 @@ fn an_autoencoder_stores_null_kl() {
 fn bad_values_give_one_line_errors_and_write_nothing() {
     let results = tempfile::tempdir().unwrap();
     let cases: [(&[&str], &str); 5] = [
-        (&["train", "--beta", "-1"], "--beta -1: must be finite and >= 0"),
+        (
+            &["train", "--beta", "-1"],
+            "--beta -1: must be finite and >= 0",
+        ),
         (&["train", "--latent", "0"], "--latent 0: must be >= 1"),
         (&["train", "--epochs", "0"], "--epochs 0: must be >= 1"),
-        (&["train", "--model", "gan"], "invalid value 'gan' for '--model <MODEL>'"),
-        (&["train", "--beta", "x"], "invalid value 'x' for '--beta <BETA>'"),
+        (
+            &["train", "--model", "gan"],
+            "invalid value 'gan' for '--model <MODEL>'",
+        ),
+        (
+            &["train", "--beta", "x"],
+            "invalid value 'x' for '--beta <BETA>'",
+        ),
     ];
     for (args, want) in cases {
         let out = common::vaelab(results.path(), args);
@@ -72,6 +104,10 @@ fn bad_values_give_one_line_errors_and_write_nothing() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
         assert!(err.contains(want), "{args:?}: {err}");
-        assert_eq!(std::fs::read_dir(results.path()).unwrap().count(), 0, "{args:?} wrote");
+        assert_eq!(
+            std::fs::read_dir(results.path()).unwrap().count(),
+            0,
+            "{args:?} wrote"
+        );
     }
 }

@@ -31,8 +31,7 @@ use crate::config::{BackendKind, DeviceKind, RunSpec};
 use crate::data::{self, ImageBatch, Mnist, MnistLoader};
 use crate::model::{Autoencoder, LossTerms};
 use crate::store::{
-    build_info, now_rfc3339, read_metrics, EpochRow, Provenance, RunDir, RunState, RunStatus,
-    Store,
+    build_info, now_rfc3339, read_metrics, EpochRow, Provenance, RunDir, RunState, RunStatus, Store,
 };
 
 /// The model the Learner trains: the autoencoder plus its KL weight.
@@ -167,7 +166,10 @@ pub fn train_run(spec: &RunSpec, opts: &TrainOptions) -> Result<RunReport> {
 
     if let Some(status) = run.read_status()? {
         if status.state == RunState::Done {
-            return Ok(report(Outcome::AlreadyDone, read_metrics(&run.metrics_path())?));
+            return Ok(report(
+                Outcome::AlreadyDone,
+                read_metrics(&run.metrics_path())?,
+            ));
         }
     }
 
@@ -204,7 +206,17 @@ pub fn train_run(spec: &RunSpec, opts: &TrainOptions) -> Result<RunReport> {
     let outcome = if start_epoch >= spec.epochs {
         Outcome::Done
     } else {
-        learn(&spec, &run, device, train_set, test_set, rows, start_epoch, opts, &progress)?
+        learn(
+            &spec,
+            &run,
+            device,
+            train_set,
+            test_set,
+            rows,
+            start_epoch,
+            opts,
+            &progress,
+        )?
     };
     progress.finish();
 
@@ -301,20 +313,17 @@ fn learn(
     );
 
     let ckpt = |name| AtomicCheckpointer::new(run.checkpoint_dir(), name);
-    let mut training = SupervisedTraining::new(
-        &run.path,
-        Arc::new(train_loader),
-        Arc::new(test_loader),
-    )
-    .metrics((TermMetric::new(Term::Recon), TermMetric::new(Term::Loss)))
-    .metric_train_numeric(TermMetric::new(Term::ArticleLoss))
-    .with_metric_logger(recorder)
-    .renderer(Box::new(BarRenderer::new(progress.clone())))
-    .with_interrupter(opts.interrupter.clone())
-    .with_application_logger(None)
-    .with_custom_checkpointers(ckpt("model"), ckpt("optim"), ckpt("scheduler"))
-    .with_checkpointing_strategy(KeepLastNCheckpoints::new(2))
-    .num_epochs(spec.epochs);
+    let mut training =
+        SupervisedTraining::new(&run.path, Arc::new(train_loader), Arc::new(test_loader))
+            .metrics((TermMetric::new(Term::Recon), TermMetric::new(Term::Loss)))
+            .metric_train_numeric(TermMetric::new(Term::ArticleLoss))
+            .with_metric_logger(recorder)
+            .renderer(Box::new(BarRenderer::new(progress.clone())))
+            .with_interrupter(opts.interrupter.clone())
+            .with_application_logger(None)
+            .with_custom_checkpointers(ckpt("model"), ckpt("optim"), ckpt("scheduler"))
+            .with_checkpointing_strategy(KeepLastNCheckpoints::new(2))
+            .num_epochs(spec.epochs);
     if trainee.net.is_variational() {
         training = training.metrics((TermMetric::new(Term::Kl), TermMetric::new(Term::BetaKl)));
     }
