@@ -1,4 +1,7 @@
-//! Run specifications: every parameter of one training run, validated, with a stable identity.
+//! Run specifications: every parameter of one training run, validated, with a stable identity;
+//! and experiment matrices ([`matrix`]) that expand into many of them.
+
+pub mod matrix;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

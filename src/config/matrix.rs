@@ -1,0 +1,515 @@
+//! Experiment matrices (`experiments/*.toml`) and their expansion into run specs.
+//!
+//! ```toml
+//! [sweep]
+//! name = "beta"
+//! description = "β from 0 to 5"
+//!
+//! [base]                 # defaults for every run (unset keys: RunSpec::default())
+//! epochs = 20
+//!
+//! [grid]                 # axes: every combination is a run
+//! model = ["ae", "vae"]
+//! beta = { from = 0.0, to = 5.0, step = 0.5 }
+//! latent = [2, 16]
+//!
+//! [[exclude]]            # drop grid points matching every key given
+//! model = "ae"
+//! latent = 2
+//!
+//! [[include]]            # extra points: base + these keys
+//! model = "vae"
+//! beta = 10.0
+//! ```
+//!
+//! Every value is checked by the same rules as [`RunSpec::validate`]; an error names the file,
+//! the line and column, the key and the allowed values.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::RunSpec;
+
+/// The keys a `[base]`, `[grid]`, `[[include]]` or `[[exclude]]` table may hold, in axis order.
+pub const PARAM_KEYS: [&str; 11] = [
+    "model",
+    "beta",
+    "latent",
+    "hidden",
+    "epochs",
+    "batch_size",
+    "lr",
+    "seed",
+    "limit",
+    "backend",
+    "device",
+];
+
+/// A bad matrix: `file:line:column: message`, one line.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}:{line}:{column}: {message}", file.display())]
+pub struct MatrixError {
+    /// The matrix file.
+    pub file: PathBuf,
+    /// 1-based line (0 when the error has no place in the file).
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong, naming the key and the allowed values.
+    pub message: String,
+}
+
+type Table = BTreeMap<String, Spanned<toml::Value>>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMatrix {
+    sweep: RawSweep,
+    #[serde(default)]
+    base: Table,
+    #[serde(default)]
+    grid: Table,
+    #[serde(default)]
+    include: Vec<Table>,
+    #[serde(default)]
+    exclude: Vec<Table>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSweep {
+    name: Spanned<String>,
+    #[serde(default)]
+    description: String,
+}
+
+/// One expanded run of a sweep.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlannedRun {
+    /// The fully resolved, canonical parameters.
+    pub spec: RunSpec,
+}
+
+/// A matrix expanded into its distinct runs.
+#[derive(Clone, Debug)]
+pub struct SweepPlan {
+    /// `[sweep] name`: the folder under `results/sweeps/`.
+    pub name: String,
+    /// `[sweep] description`.
+    pub description: String,
+    /// The matrix file it came from.
+    pub source: PathBuf,
+    /// Distinct runs, in expansion order (grid order, then includes).
+    pub runs: Vec<PlannedRun>,
+    /// Points dropped because they were the same run as an earlier one (e.g. AE under two β).
+    pub duplicates: usize,
+    /// Grid points removed by `[[exclude]]`.
+    pub excluded: usize,
+}
+
+struct Ctx<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, span: Option<std::ops::Range<usize>>, message: impl Into<String>) -> MatrixError {
+        let (line, column) = match span {
+            Some(span) => {
+                let before = &self.text[..span.start.min(self.text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                (line, column)
+            }
+            None => (0, 0),
+        };
+        MatrixError {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+}
+
+/// Reads and expands a matrix file.
+pub fn load(path: &Path) -> Result<SweepPlan, MatrixError> {
+    let text = std::fs::read_to_string(path).map_err(|e| MatrixError {
+        file: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read: {e}"),
+    })?;
+    parse(path, &text)
+}
+
+/// Parses and expands matrix `text` (from `file`, used in errors).
+pub fn parse(file: &Path, text: &str) -> Result<SweepPlan, MatrixError> {
+    let ctx = Ctx { file, text };
+    let raw: RawMatrix = toml::from_str(text).map_err(|e| {
+        let message = e.message().trim().replace('\n', " ");
+        let message = if message.contains("missing field `sweep`") {
+            "missing [sweep] table (with name = \"...\")".to_string()
+        } else {
+            message
+        };
+        ctx.err(e.span(), message)
+    })?;
+    let name = raw.sweep.name.get_ref();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        || name.starts_with('.')
+    {
+        return Err(ctx.err(
+            Some(raw.sweep.name.span()),
+            format!(
+                "sweep.name = {name:?}: use letters, digits, '-', '_' or '.' (it names a folder)"
+            ),
+        ));
+    }
+
+    let mut base = RunSpec::default();
+    for (key, value) in &raw.base {
+        set_param(&ctx, &mut base, "base", key, value)?;
+    }
+
+    // Axes in a fixed order so expansion (and run order) is stable whatever the file's order.
+    let mut axes: Vec<(&str, Vec<Spanned<toml::Value>>)> = Vec::new();
+    for (key, value) in &raw.grid {
+        check_key(&ctx, "grid", key, value)?;
+        axes.push((key_name(key), axis_values(&ctx, key, value)?));
+    }
+    axes.sort_by_key(|(k, _)| PARAM_KEYS.iter().position(|p| p == k));
+
+    let mut points = vec![base.clone()];
+    for (key, values) in &axes {
+        let mut next = Vec::with_capacity(points.len() * values.len());
+        for point in &points {
+            for value in values {
+                let mut spec = point.clone();
+                set_param(&ctx, &mut spec, "grid", key, value)?;
+                next.push(spec);
+            }
+        }
+        points = next;
+    }
+
+    let mut excludes = Vec::new();
+    for table in &raw.exclude {
+        let mut keys = Vec::new();
+        for (key, value) in table {
+            let mut probe = base.clone();
+            set_param(&ctx, &mut probe, "exclude", key, value)?;
+            keys.push((key.clone(), probe));
+        }
+        excludes.push(keys);
+    }
+    let before = points.len();
+    points.retain(|spec| {
+        !excludes.iter().any(|keys| {
+            !keys.is_empty() && keys.iter().all(|(key, probe)| same_param(spec, probe, key))
+        })
+    });
+    let excluded = before - points.len();
+
+    for table in &raw.include {
+        let mut spec = base.clone();
+        for (key, value) in table {
+            set_param(&ctx, &mut spec, "include", key, value)?;
+        }
+        points.push(spec);
+    }
+
+    let mut runs: Vec<PlannedRun> = Vec::new();
+    let mut duplicates = 0;
+    for spec in points {
+        if let Err(e) = spec.validate() {
+            return Err(ctx.err(None, format!("a run of this matrix is invalid: {e}")));
+        }
+        let spec = spec.canonical();
+        if runs.iter().any(|r| r.spec == spec) {
+            duplicates += 1;
+        } else {
+            runs.push(PlannedRun { spec });
+        }
+    }
+    if runs.is_empty() {
+        return Err(ctx.err(
+            None,
+            "the matrix expands to no run (everything is excluded)",
+        ));
+    }
+    Ok(SweepPlan {
+        name: name.clone(),
+        description: raw.sweep.description,
+        source: file.to_path_buf(),
+        runs,
+        duplicates,
+        excluded,
+    })
+}
+
+fn key_name(key: &str) -> &'static str {
+    PARAM_KEYS
+        .iter()
+        .find(|k| **k == key)
+        .copied()
+        .unwrap_or("?")
+}
+
+fn check_key(
+    ctx: &Ctx,
+    table: &str,
+    key: &str,
+    value: &Spanned<toml::Value>,
+) -> Result<(), MatrixError> {
+    if PARAM_KEYS.contains(&key) {
+        return Ok(());
+    }
+    Err(ctx.err(
+        Some(value.span()),
+        format!(
+            "unknown key `{key}` in [{table}]; allowed: {}",
+            PARAM_KEYS.join(", ")
+        ),
+    ))
+}
+
+/// The values of one grid axis: a non-empty array, or for β a `{ from, to, step }` range.
+fn axis_values(
+    ctx: &Ctx,
+    key: &str,
+    value: &Spanned<toml::Value>,
+) -> Result<Vec<Spanned<toml::Value>>, MatrixError> {
+    let span = value.span();
+    let at = |v: toml::Value| Spanned::new(span.clone(), v);
+    match value.get_ref() {
+        toml::Value::Array(items) if items.is_empty() => Err(ctx.err(
+            Some(span),
+            format!("grid.{key} = []: empty axis; give at least one value"),
+        )),
+        toml::Value::Array(items) => Ok(items.iter().cloned().map(at).collect()),
+        toml::Value::Table(range) if key == "beta" => {
+            let get = |k: &str| {
+                range
+                    .get(k)
+                    .and_then(|v| v.as_float().or(v.as_integer().map(|i| i as f64)))
+            };
+            let unknown: Vec<_> = range
+                .keys()
+                .filter(|k| !["from", "to", "step"].contains(&k.as_str()))
+                .collect();
+            let (Some(from), Some(to), Some(step), true) =
+                (get("from"), get("to"), get("step"), unknown.is_empty())
+            else {
+                return Err(ctx.err(
+                    Some(span),
+                    "grid.beta range: give exactly from, to and step as numbers, e.g. { from = 0.0, to = 5.0, step = 0.5 }",
+                ));
+            };
+            if !(from.is_finite() && to.is_finite() && step.is_finite()) || step <= 0.0 || to < from
+            {
+                return Err(ctx.err(
+                    Some(span),
+                    format!("grid.beta range from {from} to {to} step {step}: needs finite numbers, step > 0 and to >= from"),
+                ));
+            }
+            let count = ((to - from) / step + 1e-9).floor() as usize + 1;
+            if count > 10_000 {
+                return Err(ctx.err(
+                    Some(span),
+                    format!("grid.beta range has {count} values; at most 10000"),
+                ));
+            }
+            Ok((0..count)
+                .map(|k| {
+                    let v = ((from + k as f64 * step) * 1e9).round() / 1e9;
+                    at(toml::Value::Float(v))
+                })
+                .collect())
+        }
+        other => Err(ctx.err(
+            Some(span),
+            format!(
+                "grid.{key} = {other}: an axis is a list of values{}",
+                if key == "beta" {
+                    " or { from, to, step }"
+                } else {
+                    ""
+                }
+            ),
+        )),
+    }
+}
+
+/// Sets `key` of `spec` from a TOML value, with the type and range rules of [`RunSpec`].
+fn set_param(
+    ctx: &Ctx,
+    spec: &mut RunSpec,
+    table: &str,
+    key: &str,
+    value: &Spanned<toml::Value>,
+) -> Result<(), MatrixError> {
+    check_key(ctx, table, key, value)?;
+    let span = Some(value.span());
+    let v = value.get_ref();
+    if let Some(i) = v.as_integer() {
+        if i < 0 && key != "beta" && key != "lr" {
+            let allowed = if key == "seed" { ">= 0" } else { ">= 1" };
+            return Err(ctx.err(span, format!("{key} = {i}: must be {allowed}")));
+        }
+    }
+    let mut fields = spec_table(spec);
+    fields.insert(key.to_string(), v.clone());
+    let updated: RunSpec =
+        toml::Value::Table(fields)
+            .try_into()
+            .map_err(|e: toml::de::Error| {
+                let allowed = match key {
+                    "model" => "\"ae\" or \"vae\"",
+                    "backend" => "\"tch\" or \"flex\"",
+                    "device" => "\"cpu\" or \"cuda\"",
+                    "hidden" => "a list of widths >= 1, e.g. [128]",
+                    "beta" | "lr" => "a number",
+                    _ => "an integer",
+                };
+                ctx.err(
+                    span.clone(),
+                    format!("{key} = {v}: expected {allowed} ({})", e.message().trim()),
+                )
+            })?;
+    if let Err(e) = updated.validate() {
+        if e.key == key {
+            return Err(ctx.err(span, format!("{e}")));
+        }
+    }
+    *spec = updated;
+    Ok(())
+}
+
+/// A spec as a TOML table keyed by [`PARAM_KEYS`].
+fn spec_table(spec: &RunSpec) -> toml::Table {
+    match toml::Value::try_from(spec) {
+        Ok(toml::Value::Table(t)) => t,
+        _ => unreachable!("a RunSpec serialises to a table"),
+    }
+}
+
+/// Whether `a` and `b` agree on parameter `key`.
+fn same_param(a: &RunSpec, b: &RunSpec, key: &str) -> bool {
+    let ta = spec_table(a);
+    let tb = spec_table(b);
+    ta.get(key) == tb.get(key)
+}
+
+impl SweepPlan {
+    /// The parameters that differ between runs, in axis order (what a listing should show).
+    pub fn varying_keys(&self) -> Vec<&'static str> {
+        let tables: Vec<toml::Table> = self.runs.iter().map(|r| spec_table(&r.spec)).collect();
+        PARAM_KEYS
+            .iter()
+            .copied()
+            .filter(|k| tables.iter().any(|t| t.get(*k) != tables[0].get(*k)))
+            .collect()
+    }
+}
+
+/// `key=value` for each of `keys` of `spec`, space-separated.
+pub fn describe(spec: &RunSpec, keys: &[&str]) -> String {
+    let table = spec_table(spec);
+    keys.iter()
+        .map(|k| match table.get(*k) {
+            Some(v) => format!("{k}={v}"),
+            None => format!("{k}=-"),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ModelKind;
+
+    fn plan(text: &str) -> Result<SweepPlan, MatrixError> {
+        parse(Path::new("m.toml"), text)
+    }
+
+    #[test]
+    fn grid_times_include_minus_exclude_with_dedup() {
+        let p = plan(
+            r#"
+[sweep]
+name = "t"
+[base]
+epochs = 2
+[grid]
+model = ["ae", "vae"]
+beta = { from = 0.0, to = 1.0, step = 0.5 }
+latent = [2, 8]
+[[exclude]]
+model = "vae"
+latent = 8
+beta = 1.0
+[[include]]
+model = "vae"
+beta = 5
+"#,
+        )
+        .unwrap();
+        // 2 models × 3 β × 2 latents = 12 points; one excluded; the AE's 3 β per latent are one
+        // run (4 duplicates); plus one include.
+        assert_eq!(p.excluded, 1);
+        assert_eq!(p.duplicates, 4);
+        assert_eq!(p.runs.len(), 12 - 1 - 4 + 1);
+        let betas: Vec<f64> = p
+            .runs
+            .iter()
+            .filter(|r| r.spec.model == ModelKind::Vae && r.spec.latent == 2)
+            .map(|r| r.spec.beta)
+            .collect();
+        assert_eq!(betas, vec![0.0, 0.5, 1.0]);
+        assert!(p.runs.iter().all(|r| r.spec.epochs == 2));
+        assert!(p
+            .runs
+            .iter()
+            .any(|r| r.spec.beta == 5.0 && r.spec.latent == 4));
+        assert_eq!(p.varying_keys(), vec!["model", "beta", "latent"]);
+    }
+
+    #[test]
+    fn beta_ranges_hit_their_end_without_float_drift() {
+        let p =
+            plan("[sweep]\nname = \"b\"\n[grid]\nbeta = { from = 0.0, to = 5.0, step = 0.1 }\n")
+                .unwrap();
+        assert_eq!(p.runs.len(), 51);
+        assert_eq!(p.runs[3].spec.beta, 0.3);
+        assert_eq!(p.runs[50].spec.beta, 5.0);
+    }
+
+    #[test]
+    fn ids_are_stable_across_expansions_and_file_order() {
+        let a = plan("[sweep]\nname = \"x\"\n[grid]\nseed = [1, 2]\nlatent = [3]\n").unwrap();
+        let b = plan("[sweep]\nname = \"x\"\n[grid]\nlatent = [3]\nseed = [1, 2]\n").unwrap();
+        let ids = |p: &SweepPlan| {
+            p.runs
+                .iter()
+                .map(|r| r.spec.run_id("c"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&a), ids(&b));
+        let c = plan("[sweep]\nname = \"x\"\n[grid]\nseed = [1, 2]\nlatent = [5]\n").unwrap();
+        assert!(ids(&a).iter().all(|id| !ids(&c).contains(id)));
+    }
+
+    #[test]
+    fn errors_carry_line_column_key_and_range() {
+        let e = plan("[sweep]\nname = \"x\"\n[grid]\nlatent = [2, 0]\n").unwrap_err();
+        assert_eq!(e.to_string(), "m.toml:4:10: latent = 0: must be >= 1");
+    }
+}
