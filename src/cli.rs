@@ -3,13 +3,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{BackendKind, DeviceKind, RunSpec};
+use crate::config::{matrix, BackendKind, DeviceKind, RunSpec};
 use crate::model::ModelKind;
 use crate::report;
 use crate::store::Store;
+use crate::sweep::{self, Manifest, SweepOptions};
 use crate::train::{self, Outcome, TrainOptions};
 
 /// vaelab: autoencoder experiments on MNIST with Burn, Parquet metrics and plots.
@@ -38,6 +39,35 @@ pub enum Command {
     /// The run id is a hash of every parameter and of the code, so the same command at the same
     /// commit finds the same run: relaunching after Ctrl-C or a crash resumes it.
     Train(TrainArgs),
+    /// Expand a TOML experiment matrix and train every run not done yet (resumable).
+    ///
+    /// The expansion is frozen in <RESULTS>/sweeps/<NAME>/manifest.toml. Relaunching skips
+    /// finished runs and resumes interrupted ones; at the end a summary table is printed and
+    /// summary.parquet and epochs.parquet are written beside the manifest.
+    Sweep {
+        /// The matrix, e.g. experiments/quick.toml.
+        file: PathBuf,
+        /// Print the expanded runs and their count; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Runs trained at once, each in its own process with its share of the cores.
+        #[arg(long, short, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+        jobs: u16,
+    },
+    /// Train entry INDEX (0-based) of a frozen sweep manifest: one self-contained job, e.g. one
+    /// task of a Slurm array (`--array=0-N` with INDEX=$SLURM_ARRAY_TASK_ID).
+    Entry {
+        /// A manifest.toml under <RESULTS>/sweeps/<NAME>/.
+        manifest: PathBuf,
+        /// Which run.
+        index: usize,
+    },
+    /// Show queued / running / done / failed / interrupted runs of a sweep (or of all sweeps),
+    /// each run's epoch and last test loss, and an ETA from measured epoch times.
+    Status {
+        /// Sweep name (a folder under <RESULTS>/sweeps/); all sweeps when absent.
+        sweep: Option<String>,
+    },
 }
 
 /// `vaelab train` parameters; defaults are our reconstruction of the article's setup.
@@ -131,44 +161,150 @@ pub fn parse() -> std::result::Result<Cli, ExitCode> {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let store = Store::new(&cli.results);
     let data_dir = cli.data.clone().unwrap_or_else(crate::data::default_dir);
+    let train_opts = |interrupter| TrainOptions {
+        store: store.clone(),
+        data_dir: data_dir.clone(),
+        quiet: cli.quiet,
+        interrupter,
+        sweep_bars: None,
+    };
     match &cli.command {
+        Command::Sweep {
+            file,
+            dry_run,
+            jobs,
+        } => {
+            let plan = matrix::load(file)?;
+            if *dry_run {
+                print!("{}", report::plan_listing(&plan));
+                return Ok(ExitCode::SUCCESS);
+            }
+            let manifest = Manifest::from_plan(&plan);
+            let path = manifest.freeze(&store)?;
+            println!(
+                "sweep {}: {} runs, manifest {}",
+                manifest.name,
+                manifest.runs.len(),
+                path.display()
+            );
+            let opts = SweepOptions {
+                train: train_opts(install_ctrl_c()),
+                jobs: usize::from(*jobs),
+            };
+            let outcome = sweep::run_sweep(&manifest, &opts)?;
+            sweep::write_tables(&store, &manifest, &outcome)?;
+            print!("{}", report::sweep_table(&outcome, &store));
+            let dir = store.sweep_dir(&manifest.name);
+            println!(
+                "tables: {} and {}",
+                dir.join("summary.parquet").display(),
+                dir.join("epochs.parquet").display()
+            );
+            if outcome.interrupted {
+                eprintln!(
+                    "interrupted: rerun `vaelab sweep {}` to resume",
+                    file.display()
+                );
+                return Ok(ExitCode::from(130));
+            }
+            let failed = outcome.failed();
+            if failed > 0 {
+                eprintln!("{failed} run(s) failed; see the table above");
+                return Ok(ExitCode::FAILURE);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Entry { manifest, index } => {
+            let manifest = Manifest::read(manifest)?;
+            let report = sweep::run_entry(&manifest, *index, &train_opts(install_ctrl_c()))?;
+            Ok(outcome_code(&report))
+        }
+        Command::Status { sweep } => {
+            let names = match sweep {
+                Some(name) => vec![name.clone()],
+                None => list_sweeps(&store)?,
+            };
+            if names.is_empty() {
+                println!("no sweeps under {}", store.sweep_dir("").display());
+            }
+            for name in names {
+                let path = Manifest::path(&store, &name);
+                if !path.exists() {
+                    let known = list_sweeps(&store)?;
+                    bail!(
+                        "no sweep named {name:?} under {}; known: {}",
+                        store.sweep_dir("").display(),
+                        if known.is_empty() {
+                            "none".into()
+                        } else {
+                            known.join(", ")
+                        }
+                    );
+                }
+                let manifest = Manifest::read(&path)?;
+                let runs = sweep::progress(&store, &manifest)?;
+                print!("{}", report::status_table(&manifest, &runs));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Train(args) => {
             let spec = args.spec();
             spec.validate()
                 .map_err(|e| anyhow!("--{} {}: {}", e.key.replace('_', "-"), e.value, e.allowed))?;
-            let interrupter = install_ctrl_c();
-            let opts = TrainOptions {
-                store,
-                data_dir,
-                quiet: cli.quiet,
-                interrupter,
-            };
+            let opts = train_opts(install_ctrl_c());
             let report = train::train_run(&spec, &opts)?;
-            print!("{}", report::epoch_table(&report.rows));
-            let dir = report.dir.display();
-            Ok(match report.outcome {
-                Outcome::Done => {
-                    println!("done: {} -> {dir}", report.id);
-                    ExitCode::SUCCESS
-                }
-                Outcome::AlreadyDone => {
-                    println!("already complete: {} -> {dir}", report.id);
-                    ExitCode::SUCCESS
-                }
-                Outcome::Interrupted { epochs_done } => {
-                    eprintln!(
-                        "interrupted: {} has {epochs_done} complete epoch(s) in {dir}; rerun the same command to resume",
-                        report.id
-                    );
-                    ExitCode::from(130)
-                }
-                Outcome::Failed { reason } => {
-                    eprintln!("failed: {}: {reason} ({dir})", report.id);
-                    ExitCode::FAILURE
-                }
-            })
+            Ok(outcome_code(&report))
         }
     }
+}
+
+/// Prints a run's table and fate; the exit code a script can act on.
+fn outcome_code(report: &train::RunReport) -> ExitCode {
+    print!("{}", report::epoch_table(&report.rows));
+    let dir = report.dir.display();
+    match &report.outcome {
+        Outcome::Done => {
+            println!("done: {} -> {dir}", report.id);
+            ExitCode::SUCCESS
+        }
+        Outcome::AlreadyDone => {
+            println!("already complete: {} -> {dir}", report.id);
+            ExitCode::SUCCESS
+        }
+        Outcome::Busy { holder } => {
+            eprintln!(
+                "busy: {} is being trained by process {} on {}",
+                report.id, holder.pid, holder.host
+            );
+            ExitCode::from(75)
+        }
+        Outcome::Interrupted { epochs_done } => {
+            eprintln!(
+                "interrupted: {} has {epochs_done} complete epoch(s) in {dir}; rerun the same command to resume",
+                report.id
+            );
+            ExitCode::from(130)
+        }
+        Outcome::Failed { reason } => {
+            eprintln!("failed: {}: {reason} ({dir})", report.id);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Names of the sweeps with a manifest under the results root.
+fn list_sweeps(store: &Store) -> Result<Vec<String>> {
+    let dir = store.sweep_dir("");
+    let mut names: Vec<String> = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().join("manifest.toml").exists())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    names.sort();
+    Ok(names)
 }
 
 /// First Ctrl-C: stop at the next batch boundary (the current epoch is lost, earlier ones are

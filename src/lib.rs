@@ -2,7 +2,8 @@
 //!
 //! The modules follow the data: [`config`] (validated run specs) → [`data`] (MNIST) →
 //! [`model`] (AE, VAE) → [`train`] (Burn's Learner, metrics) → [`store`] (run directories,
-//! Parquet, provenance) → [`report`] (tables, later plots and diffs) → [`cli`].
+//! Parquet, provenance) → [`sweep`] (manifests, resumable execution) → [`report`] (tables,
+//! later plots and diffs) → [`cli`].
 
 pub mod cli;
 pub mod config;
@@ -10,4 +11,5 @@ pub mod data;
 pub mod model;
 pub mod report;
 pub mod store;
+pub mod sweep;
 pub mod train;

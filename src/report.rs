@@ -1,6 +1,9 @@
-//! Human-readable views of results: for now the per-epoch table printed after training.
+//! Human-readable views of results: per-epoch tables, sweep summaries, status, dry-run listings.
 
-use crate::store::EpochRow;
+use crate::config::matrix::{describe, SweepPlan};
+use crate::model::ModelKind;
+use crate::store::{build_info, read_metrics, EpochRow, Store};
+use crate::sweep::{eta_seconds, Manifest, RunProgress, SweepReport};
 
 /// A fixed-width table of per-epoch rows: epoch, split, recon, KL, β·KL, loss, article loss.
 pub fn epoch_table(rows: &[EpochRow]) -> String {
@@ -22,5 +25,118 @@ pub fn epoch_table(rows: &[EpochRow]) -> String {
             r.seconds
         ));
     }
+    out
+}
+
+/// `3h02m`, `4m10s`, `12s`.
+pub fn duration(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// The end-of-sweep table: one line per run with its parameters and final test metrics.
+pub fn sweep_table(report: &SweepReport, store: &Store) -> String {
+    let mut out = format!(
+        "{:<16} {:<5} {:>6} {:>6} {:>5} {:<11} {:>10} {:>9} {:>10}\n",
+        "run", "model", "beta", "latent", "seed", "state", "test_recon", "test_kl", "test_loss"
+    );
+    for (run, state, message) in &report.runs {
+        let rows = read_metrics(&store.run(&run.id).metrics_path()).unwrap_or_default();
+        let test = rows
+            .iter()
+            .filter(|r| r.split == "test")
+            .max_by_key(|r| r.epoch);
+        let num = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.3}"));
+        let s = &run.spec;
+        out.push_str(&format!(
+            "{:<16} {:<5} {:>6} {:>6} {:>5} {:<11} {:>10} {:>9} {:>10}{}\n",
+            run.id,
+            s.model.as_str(),
+            if s.model == ModelKind::Ae {
+                "-".to_string()
+            } else {
+                format!("{}", s.beta)
+            },
+            s.latent,
+            s.seed,
+            format!("{state:?}").to_lowercase(),
+            num(test.map(|r| r.recon)),
+            num(test.and_then(|r| r.kl)),
+            num(test.map(|r| r.loss)),
+            message
+                .as_ref()
+                .map_or(String::new(), |m| format!("  ({m})")),
+        ));
+    }
+    out
+}
+
+/// `vaelab status`: counts, ETA and one line per run.
+pub fn status_table(manifest: &Manifest, runs: &[RunProgress]) -> String {
+    let count = |s: &str| runs.iter().filter(|r| r.state == s).count();
+    let eta = eta_seconds(runs).map_or_else(|| "unknown until an epoch finishes".into(), duration);
+    let mut out = format!(
+        "sweep {} ({} runs, code {}): {} done, {} running, {} queued, {} interrupted, {} failed; eta {eta}\n",
+        manifest.name,
+        runs.len(),
+        &manifest.code_fingerprint[..manifest.code_fingerprint.len().min(12)],
+        count("done"),
+        count("running"),
+        count("queued"),
+        count("interrupted"),
+        count("failed"),
+    );
+    out.push_str(&format!(
+        "{:<16} {:<5} {:>6} {:>6} {:>5} {:<11} {:>7} {:>10}\n",
+        "run", "model", "beta", "latent", "seed", "state", "epoch", "test_loss"
+    ));
+    for r in runs {
+        let s = &r.run.spec;
+        out.push_str(&format!(
+            "{:<16} {:<5} {:>6} {:>6} {:>5} {:<11} {:>7} {:>10}\n",
+            r.run.id,
+            s.model.as_str(),
+            if s.model == ModelKind::Ae {
+                "-".to_string()
+            } else {
+                format!("{}", s.beta)
+            },
+            s.latent,
+            s.seed,
+            r.state,
+            format!("{}/{}", r.epochs_done, s.epochs),
+            r.test_loss
+                .map_or_else(|| "-".into(), |v| format!("{v:.3}")),
+        ));
+    }
+    out
+}
+
+/// `vaelab sweep --dry-run`: one line per run (id + the parameters that vary) and the counts.
+pub fn plan_listing(plan: &SweepPlan) -> String {
+    let keys = plan.varying_keys();
+    let mut out = String::new();
+    for run in &plan.runs {
+        out.push_str(&format!(
+            "{}  {}\n",
+            run.spec.run_id(build_info::CODE_FINGERPRINT),
+            describe(&run.spec, &keys)
+        ));
+    }
+    out.push_str(&format!("{} runs in sweep {}", plan.runs.len(), plan.name));
+    if plan.excluded > 0 {
+        out.push_str(&format!(", {} grid points excluded", plan.excluded));
+    }
+    if plan.duplicates > 0 {
+        out.push_str(&format!(
+            ", {} duplicate points merged (same run, e.g. an AE under several beta)",
+            plan.duplicates
+        ));
+    }
+    out.push('\n');
     out
 }

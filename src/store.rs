@@ -55,6 +55,11 @@ impl Store {
         &self.root
     }
 
+    /// The directory of sweep `name` (manifest, summary tables, plots).
+    pub fn sweep_dir(&self, name: &str) -> PathBuf {
+        self.root.join("sweeps").join(name)
+    }
+
     /// The directory of run `id`.
     pub fn run(&self, id: &str) -> RunDir {
         RunDir {
@@ -115,6 +120,11 @@ impl RunDir {
         self.file("metrics.parquet")
     }
 
+    /// `lock`: held by the process training the run.
+    pub fn lock_path(&self) -> PathBuf {
+        self.file("lock")
+    }
+
     /// `checkpoint/`.
     pub fn checkpoint_dir(&self) -> PathBuf {
         self.file("checkpoint")
@@ -153,6 +163,84 @@ impl RunDir {
     pub fn write_status(&self, status: &RunStatus) -> Result<()> {
         let text = toml::to_string(status)?;
         write_atomic(&self.file("status.toml"), text.as_bytes())
+    }
+}
+
+/// An exclusive claim on a directory by one process (`lock` file holding `pid host`).
+///
+/// Taken with `create_new`, so two processes cannot both win; a lock whose process is gone
+/// (same host, no `/proc/<pid>`) is stale and taken over. Released on drop.
+#[derive(Debug)]
+pub struct Lock {
+    path: PathBuf,
+}
+
+/// Who holds a lock that could not be taken.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockHolder {
+    /// Process id of the holder.
+    pub pid: u32,
+    /// Host of the holder.
+    pub host: String,
+}
+
+impl Lock {
+    /// Tries to take the lock file `path`; `Err(holder)` when a live process holds it.
+    pub fn acquire(path: &Path) -> Result<std::result::Result<Lock, LockHolder>> {
+        let host = read_trimmed("/proc/sys/kernel/hostname").unwrap_or_default();
+        for _ in 0..3 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+            {
+                Ok(mut f) => {
+                    writeln!(f, "{} {host}", std::process::id())?;
+                    return Ok(Ok(Lock {
+                        path: path.to_path_buf(),
+                    }));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if let Some(holder) = Self::holder(path) {
+                        let alive = holder.host != host
+                            || Path::new(&format!("/proc/{}", holder.pid)).exists();
+                        if alive {
+                            return Ok(Err(holder));
+                        }
+                    }
+                    // Stale (or unreadable because half-written by a killed process): take over.
+                    let _ = std::fs::remove_file(path);
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot create {}", path.display()))
+                }
+            }
+        }
+        anyhow::bail!("cannot take {}: it keeps reappearing", path.display())
+    }
+
+    /// The live holder of lock file `path`, if any process holds it.
+    pub fn holder(path: &Path) -> Option<LockHolder> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let mut parts = text.split_whitespace();
+        let pid = parts.next()?.parse().ok()?;
+        Some(LockHolder {
+            pid,
+            host: parts.next().unwrap_or_default().to_string(),
+        })
+    }
+
+    /// Whether a live process on this host (or any process on another host) holds `path`.
+    pub fn is_held(path: &Path) -> bool {
+        let host = read_trimmed("/proc/sys/kernel/hostname").unwrap_or_default();
+        Self::holder(path)
+            .is_some_and(|h| h.host != host || Path::new(&format!("/proc/{}", h.pid)).exists())
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 

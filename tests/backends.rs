@@ -18,6 +18,7 @@ fn train(backend: BackendKind) -> f64 {
         data_dir: common::mnist_dir(),
         quiet: true,
         interrupter: burn::train::Interrupter::new(),
+        sweep_bars: None,
     };
     let report = train_run(&spec, &opts).unwrap();
     assert_eq!(report.outcome, Outcome::Done);

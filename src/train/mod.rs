@@ -21,17 +21,19 @@ use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::{
     InferenceStep, Interrupter, Learner, SupervisedTraining, TrainOutput, TrainStep,
 };
+use indicatif::{MultiProgress, ProgressBar};
 
 pub use checkpoint::AtomicCheckpointer;
 pub use metrics::{StepOutput, Term, TermMetric};
-pub use progress::{BarRenderer, Progress};
+pub use progress::{stderr_is_terminal, BarRenderer, Progress};
 pub use recorder::EpochRecorder;
 
 use crate::config::{BackendKind, DeviceKind, RunSpec};
 use crate::data::{self, ImageBatch, Mnist, MnistLoader};
 use crate::model::{Autoencoder, LossTerms};
 use crate::store::{
-    build_info, now_rfc3339, read_metrics, EpochRow, Provenance, RunDir, RunState, RunStatus, Store,
+    build_info, now_rfc3339, read_metrics, EpochRow, Lock, LockHolder, Provenance, RunDir,
+    RunState, RunStatus, Store,
 };
 
 /// The model the Learner trains: the autoencoder plus its KL weight.
@@ -104,6 +106,11 @@ pub enum Outcome {
         /// Epochs safely on disk.
         epochs_done: usize,
     },
+    /// Another live process is training this run now.
+    Busy {
+        /// Who.
+        holder: LockHolder,
+    },
     /// Stopped by a non-finite loss or an error.
     Failed {
         /// What went wrong.
@@ -135,6 +142,9 @@ pub struct TrainOptions {
     pub quiet: bool,
     /// Stops training at the next batch boundary when triggered (Ctrl-C).
     pub interrupter: Interrupter,
+    /// Bars of an enclosing sweep: the run's bar joins the display, each epoch ticks the
+    /// overall bar.
+    pub sweep_bars: Option<(MultiProgress, ProgressBar)>,
 }
 
 /// The last epoch whose metrics (both splits) and checkpoint files are all on disk.
@@ -164,13 +174,17 @@ pub fn train_run(spec: &RunSpec, opts: &TrainOptions) -> Result<RunReport> {
         rows,
     };
 
-    if let Some(status) = run.read_status()? {
-        if status.state == RunState::Done {
-            return Ok(report(
-                Outcome::AlreadyDone,
-                read_metrics(&run.metrics_path())?,
-            ));
-        }
+    let done = || -> Result<bool> {
+        Ok(run
+            .read_status()?
+            .is_some_and(|s| s.state == RunState::Done))
+    };
+    // Checked before anything is loaded, so relaunching a finished sweep costs next to nothing.
+    if done()? {
+        return Ok(report(
+            Outcome::AlreadyDone,
+            read_metrics(&run.metrics_path())?,
+        ));
     }
 
     // Everything that can fail on bad input fails before the run directory exists.
@@ -178,11 +192,21 @@ pub fn train_run(spec: &RunSpec, opts: &TrainOptions) -> Result<RunReport> {
     let train_set = Mnist::load(&opts.data_dir, data::Split::Train, spec.limit)?;
     let test_set = Mnist::load(&opts.data_dir, data::Split::Test, spec.limit)?;
 
+    run.create(&spec)?;
+    let _lock = match Lock::acquire(&run.lock_path())? {
+        Ok(lock) => lock,
+        Err(holder) => return Ok(report(Outcome::Busy { holder }, Vec::new())),
+    };
+    // Another process may have finished the run between the first check and the lock.
+    if done()? {
+        return Ok(report(
+            Outcome::AlreadyDone,
+            read_metrics(&run.metrics_path())?,
+        ));
+    }
     let mut rows = read_metrics(&run.metrics_path())?;
     let start_epoch = resumable_epoch(&run, &rows);
     rows.retain(|r| r.epoch as usize <= start_epoch);
-
-    run.create(&spec)?;
     let mut provenance = match Provenance::read(&run) {
         Ok(p) if start_epoch > 0 => p,
         _ => Provenance::capture(&spec),
@@ -195,7 +219,8 @@ pub fn train_run(spec: &RunSpec, opts: &TrainOptions) -> Result<RunReport> {
         message: None,
     })?;
 
-    let progress = Progress::new(&id, opts.quiet);
+    let multi = opts.sweep_bars.as_ref().map(|(m, _)| m);
+    let progress = Progress::new(&id, opts.quiet, multi);
     if start_epoch > 0 {
         progress.println(format!(
             "{id}: resuming after epoch {start_epoch}/{}",
@@ -227,6 +252,7 @@ pub fn train_run(spec: &RunSpec, opts: &TrainOptions) -> Result<RunReport> {
         Outcome::Done | Outcome::AlreadyDone => (RunState::Done, None),
         Outcome::Interrupted { .. } => (RunState::Interrupted, Some("stopped on request".into())),
         Outcome::Failed { reason } => (RunState::Failed, Some(reason.clone())),
+        Outcome::Busy { .. } => unreachable!("a busy run returns before training"),
     };
     if state == RunState::Done {
         provenance.finished = now_rfc3339();
@@ -303,12 +329,18 @@ fn learn(
 
     let (label, epochs) = (progress.label().to_string(), spec.epochs);
     let printer = progress.clone();
+    let overall = opts.sweep_bars.as_ref().map(|(_, bar)| bar.clone());
     let (recorder, recorded) = recorder::EpochRecorder::new(
         &run.id,
         run.metrics_path(),
         trainee.net.is_variational(),
         rows,
-        Box::new(move |train, test| printer.println(epoch_line(&label, epochs, train, test))),
+        Box::new(move |train, test| {
+            printer.println(epoch_line(&label, epochs, train, test));
+            if let Some(bar) = &overall {
+                bar.inc(1);
+            }
+        }),
         opts.interrupter.clone(),
     );
 

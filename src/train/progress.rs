@@ -13,7 +13,7 @@ use burn::train::renderer::{
     MetricsRendererTraining,
 };
 use burn::train::LearnerSummary;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::metrics::Term;
 
@@ -25,11 +25,15 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// A bar on stderr when it is a terminal and `quiet` is off; hidden otherwise.
-    pub fn new(label: &str, quiet: bool) -> Self {
-        use std::io::IsTerminal;
-        let bar = if !quiet && std::io::stderr().is_terminal() {
+    /// A bar on stderr when it is a terminal and `quiet` is off; hidden otherwise. Inside a
+    /// sweep the bar joins the sweep's `multi` display, under its overall bar.
+    pub fn new(label: &str, quiet: bool, multi: Option<&MultiProgress>) -> Self {
+        let bar = if !quiet && stderr_is_terminal() {
             let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+            let bar = match multi {
+                Some(multi) => multi.add(bar),
+                None => bar,
+            };
             bar.set_style(
                 ProgressStyle::with_template(
                     "{prefix:.bold} {msg} [{bar:30.cyan/blue}] {pos}/{len} img {elapsed_precise} eta {eta}",
@@ -68,6 +72,12 @@ impl Progress {
     pub fn label(&self) -> &str {
         &self.label
     }
+}
+
+/// Whether live bars make sense (stderr is a terminal).
+pub fn stderr_is_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
 }
 
 /// Burn renderer driving a [`Progress`] bar.

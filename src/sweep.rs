@@ -1,0 +1,479 @@
+//! Sweeps: a frozen manifest of run ids, executed run by run (or N at a time), resumable.
+//!
+//! `results/sweeps/<name>/manifest.toml` lists every run of the expanded matrix with its full
+//! parameters and the code fingerprint it was frozen at. Executing entry `i` of a manifest is
+//! self-contained ([`run_entry`], `vaelab entry MANIFEST I`), which is what a Slurm array task
+//! or a `--jobs N` child process runs. Completed runs are skipped by reading one small file;
+//! runs locked by another live process are waited for, runs of a dead one are taken over.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use polars::prelude::{Column, DataFrame, NamedFrom, Series};
+use serde::{Deserialize, Serialize};
+
+use crate::config::matrix::SweepPlan;
+use crate::config::RunSpec;
+use crate::store::{
+    build_info, metrics_frame, now_rfc3339, read_metrics, write_atomic, write_parquet, EpochRow,
+    Lock, RunState, Store,
+};
+use crate::train::{self, stderr_is_terminal, Outcome, TrainOptions};
+
+/// One run of a manifest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ManifestRun {
+    /// Run id (parameters + code).
+    pub id: String,
+    /// Fully resolved parameters.
+    pub spec: RunSpec,
+}
+
+/// `results/sweeps/<name>/manifest.toml`: the frozen list of a sweep's runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Sweep name.
+    pub name: String,
+    /// Sweep description.
+    pub description: String,
+    /// Matrix file it was expanded from.
+    pub source: String,
+    /// Code the run ids belong to.
+    pub code_fingerprint: String,
+    /// RFC 3339 UTC time it was frozen.
+    pub created: String,
+    /// The runs, in execution order.
+    pub runs: Vec<ManifestRun>,
+}
+
+impl Manifest {
+    /// Freezes an expanded matrix at the current code.
+    pub fn from_plan(plan: &SweepPlan) -> Self {
+        Self {
+            name: plan.name.clone(),
+            description: plan.description.clone(),
+            source: plan.source.display().to_string(),
+            code_fingerprint: build_info::CODE_FINGERPRINT.to_string(),
+            created: now_rfc3339(),
+            runs: plan
+                .runs
+                .iter()
+                .map(|r| ManifestRun {
+                    id: r.spec.run_id(build_info::CODE_FINGERPRINT),
+                    spec: r.spec.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// `results/sweeps/<name>/manifest.toml`.
+    pub fn path(store: &Store, name: &str) -> PathBuf {
+        store.sweep_dir(name).join("manifest.toml")
+    }
+
+    /// Reads a manifest file.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("{}: not a sweep manifest", path.display()))
+    }
+
+    /// Writes the manifest unless the same runs are already frozen there; a manifest with other
+    /// runs (changed matrix or code) is kept as `history/manifest-<created>.toml`.
+    pub fn freeze(&self, store: &Store) -> Result<PathBuf> {
+        let path = Self::path(store, &self.name);
+        let dir = store.sweep_dir(&self.name);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        if let Ok(old) = Self::read(&path) {
+            if old.runs == self.runs {
+                return Ok(path);
+            }
+            let history = dir.join("history");
+            std::fs::create_dir_all(&history)?;
+            let stamp = old.created.replace(':', "");
+            std::fs::rename(&path, history.join(format!("manifest-{stamp}.toml")))?;
+        }
+        write_atomic(&path, toml::to_string(self)?.as_bytes())?;
+        Ok(path)
+    }
+}
+
+/// How to execute a sweep.
+#[derive(Clone)]
+pub struct SweepOptions {
+    /// Per-run training options (results root, data, interrupter).
+    pub train: TrainOptions,
+    /// Runs trained at once (each in its own process when > 1).
+    pub jobs: usize,
+}
+
+/// Where each run of a sweep ended.
+#[derive(Clone, Debug)]
+pub struct SweepReport {
+    /// (run, final state, reason when it failed) in manifest order.
+    pub runs: Vec<(ManifestRun, RunState, Option<String>)>,
+    /// True when Ctrl-C stopped the sweep early.
+    pub interrupted: bool,
+}
+
+impl SweepReport {
+    /// Runs that failed.
+    pub fn failed(&self) -> usize {
+        self.runs
+            .iter()
+            .filter(|(_, s, _)| *s == RunState::Failed)
+            .count()
+    }
+}
+
+/// Trains entry `index` of `manifest` (a Slurm array task, or a `--jobs` child).
+pub fn run_entry(
+    manifest: &Manifest,
+    index: usize,
+    opts: &TrainOptions,
+) -> Result<train::RunReport> {
+    let Some(entry) = manifest.runs.get(index) else {
+        bail!(
+            "entry {index} is out of range: manifest {} has entries 0..{}",
+            manifest.name,
+            manifest.runs.len()
+        );
+    };
+    if entry.spec.run_id(build_info::CODE_FINGERPRINT) != entry.id {
+        bail!(
+            "run {} was frozen at code {}, but this binary is {}; rebuild at that commit or relaunch the sweep",
+            entry.id,
+            manifest.code_fingerprint,
+            build_info::CODE_FINGERPRINT
+        );
+    }
+    train::train_run(&entry.spec, opts)
+}
+
+fn final_state(store: &Store, id: &str) -> (RunState, Option<String>) {
+    match store.run(id).read_status() {
+        Ok(Some(s)) => (s.state, s.message),
+        _ => (RunState::Running, None),
+    }
+}
+
+/// Executes every run of `manifest` not yet done; returns where each ended.
+pub fn run_sweep(manifest: &Manifest, opts: &SweepOptions) -> Result<SweepReport> {
+    let store = &opts.train.store;
+    let total_epochs: usize = manifest.runs.iter().map(|r| r.spec.epochs).sum();
+    let multi = MultiProgress::with_draw_target(if !opts.train.quiet && stderr_is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    });
+    let overall = multi.add(ProgressBar::new(total_epochs as u64));
+    overall.set_style(
+        ProgressStyle::with_template(
+            "{prefix:.bold} [{bar:30.green/white}] {pos}/{len} epochs, {msg} {elapsed_precise} eta {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    overall.set_prefix(format!("sweep {}", manifest.name));
+    // Epochs already on disk count as done, so the ETA covers only what is left.
+    let done_epochs: usize = manifest
+        .runs
+        .iter()
+        .map(|r| match store.run(&r.id).read_status() {
+            Ok(Some(s)) => s.epochs_done.min(r.spec.epochs),
+            _ => 0,
+        })
+        .sum();
+    overall.set_position(done_epochs as u64);
+    overall.reset_eta();
+
+    let mut pending: Vec<usize> = (0..manifest.runs.len()).collect();
+    let mut runs_done = 0;
+    let interrupter = opts.train.interrupter.clone();
+    let mut children: Vec<(usize, Child)> = Vec::new();
+    let manifest_path = Manifest::path(store, &manifest.name);
+    while !pending.is_empty() || !children.is_empty() {
+        if interrupter.should_stop() {
+            break;
+        }
+        overall.set_message(format!("{runs_done}/{} runs", manifest.runs.len()));
+        let mut waiting = Vec::new();
+        for index in std::mem::take(&mut pending) {
+            if interrupter.should_stop() {
+                waiting.push(index);
+                continue;
+            }
+            let entry = &manifest.runs[index];
+            let run = store.run(&entry.id);
+            if matches!(run.read_status()?, Some(s) if s.state != RunState::Running && s.state != RunState::Interrupted)
+            {
+                runs_done += 1;
+                continue;
+            }
+            if Lock::is_held(&run.lock_path()) {
+                waiting.push(index);
+                continue;
+            }
+            if opts.jobs <= 1 {
+                let mut train_opts = opts.train.clone();
+                train_opts.sweep_bars = Some((multi.clone(), overall.clone()));
+                let report = run_entry(manifest, index, &train_opts)?;
+                match report.outcome {
+                    Outcome::Busy { .. } => waiting.push(index),
+                    Outcome::Interrupted { .. } => waiting.push(index),
+                    _ => runs_done += 1,
+                }
+            } else {
+                while children.len() >= opts.jobs {
+                    reap(&mut children, &mut waiting, &mut runs_done, store, manifest)?;
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                children.push((index, spawn_entry(&manifest_path, index, opts)?));
+            }
+            overall.set_message(format!("{runs_done}/{} runs", manifest.runs.len()));
+        }
+        reap(&mut children, &mut waiting, &mut runs_done, store, manifest)?;
+        pending = waiting;
+        if !pending.is_empty() || !children.is_empty() {
+            // Runs held by another process: poll until they finish or their holder dies.
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    for (_, mut child) in children {
+        let _ = child.wait();
+    }
+    overall.finish_and_clear();
+    Ok(SweepReport {
+        runs: manifest
+            .runs
+            .iter()
+            .map(|r| {
+                let (state, message) = final_state(store, &r.id);
+                (r.clone(), state, message)
+            })
+            .collect(),
+        interrupted: interrupter.should_stop(),
+    })
+}
+
+/// Starts `vaelab entry MANIFEST INDEX` with its share of the machine's threads.
+fn spawn_entry(manifest: &Path, index: usize, opts: &SweepOptions) -> Result<Child> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = (cores / opts.jobs).max(1).to_string();
+    Command::new(std::env::current_exe()?)
+        .arg("--results")
+        .arg(opts.train.store.root())
+        .arg("--data")
+        .arg(&opts.train.data_dir)
+        .arg("--quiet")
+        .arg("entry")
+        .arg(manifest)
+        .arg(index.to_string())
+        .env("OMP_NUM_THREADS", &threads)
+        .env("RAYON_NUM_THREADS", &threads)
+        .spawn()
+        .context("cannot start a sweep worker")
+}
+
+fn reap(
+    children: &mut Vec<(usize, Child)>,
+    waiting: &mut Vec<usize>,
+    runs_done: &mut usize,
+    store: &Store,
+    manifest: &Manifest,
+) -> Result<()> {
+    let mut still = Vec::new();
+    for (index, mut child) in children.drain(..) {
+        match child.try_wait()? {
+            None => still.push((index, child)),
+            Some(_) => match final_state(store, &manifest.runs[index].id).0 {
+                RunState::Done | RunState::Failed => *runs_done += 1,
+                _ => waiting.push(index),
+            },
+        }
+    }
+    *children = still;
+    Ok(())
+}
+
+/// The final epoch's row of `split` among `rows`.
+fn last<'a>(rows: &'a [EpochRow], split: &str) -> Option<&'a EpochRow> {
+    rows.iter()
+        .filter(|r| r.split == split)
+        .max_by_key(|r| r.epoch)
+}
+
+/// Writes `summary.parquet` (one row per run: parameters, state, final metrics) and
+/// `epochs.parquet` (every run's per-epoch rows joined with its parameters) into the sweep's
+/// folder; returns the summary frame.
+pub fn write_tables(store: &Store, manifest: &Manifest, report: &SweepReport) -> Result<DataFrame> {
+    let dir = store.sweep_dir(&manifest.name);
+    let mut all_rows: Vec<(usize, EpochRow)> = Vec::new();
+    let mut finals = Vec::new();
+    for (k, (run, _, _)) in report.runs.iter().enumerate() {
+        let rows = read_metrics(&store.run(&run.id).metrics_path())?;
+        finals.push((last(&rows, "train").cloned(), last(&rows, "test").cloned()));
+        all_rows.extend(rows.into_iter().map(|r| (k, r)));
+    }
+    let runs: Vec<&ManifestRun> = report.runs.iter().map(|(r, _, _)| r).collect();
+    let mut summary = param_columns(&runs, &(0..runs.len()).collect::<Vec<_>>(), &manifest.name)?;
+    let states: Vec<&str> = report
+        .runs
+        .iter()
+        .map(|(_, s, _)| match s {
+            RunState::Done => "done",
+            RunState::Failed => "failed",
+            RunState::Interrupted => "interrupted",
+            RunState::Running => "queued",
+        })
+        .collect();
+    let f = |pick: fn(&(Option<EpochRow>, Option<EpochRow>)) -> Option<f64>| {
+        finals.iter().map(pick).collect::<Vec<Option<f64>>>()
+    };
+    let extra = [
+        Column::from(Series::new("state".into(), states)),
+        Column::from(Series::new(
+            "epochs_done".into(),
+            finals
+                .iter()
+                .map(|(t, _)| t.as_ref().map_or(0, |r| r.epoch))
+                .collect::<Vec<u32>>(),
+        )),
+        Column::from(Series::new(
+            "test_recon".into(),
+            f(|(_, t)| t.as_ref().map(|r| r.recon)),
+        )),
+        Column::from(Series::new(
+            "test_kl".into(),
+            f(|(_, t)| t.as_ref().and_then(|r| r.kl)),
+        )),
+        Column::from(Series::new(
+            "test_loss".into(),
+            f(|(_, t)| t.as_ref().map(|r| r.loss)),
+        )),
+        Column::from(Series::new(
+            "train_recon".into(),
+            f(|(t, _)| t.as_ref().map(|r| r.recon)),
+        )),
+        Column::from(Series::new(
+            "train_kl".into(),
+            f(|(t, _)| t.as_ref().and_then(|r| r.kl)),
+        )),
+        Column::from(Series::new(
+            "train_loss".into(),
+            f(|(t, _)| t.as_ref().map(|r| r.loss)),
+        )),
+        Column::from(Series::new(
+            "article_loss".into(),
+            f(|(t, _)| t.as_ref().and_then(|r| r.article_loss)),
+        )),
+    ];
+    for c in extra {
+        summary.with_column(c)?;
+    }
+    write_parquet(&dir.join("summary.parquet"), &mut summary)?;
+
+    let owners: Vec<usize> = all_rows.iter().map(|(k, _)| *k).collect();
+    let rows: Vec<EpochRow> = all_rows.into_iter().map(|(_, r)| r).collect();
+    let mut epochs = metrics_frame(&rows)?;
+    let params = param_columns(&runs, &owners, &manifest.name)?;
+    for c in params.columns() {
+        if c.name().as_str() != "run_id" {
+            epochs.with_column(c.clone())?;
+        }
+    }
+    write_parquet(&dir.join("epochs.parquet"), &mut epochs)?;
+    Ok(summary)
+}
+
+/// Parameter columns (`run_id, sweep, model, beta, ...`) for the runs at `which`.
+fn param_columns(runs: &[&ManifestRun], which: &[usize], sweep: &str) -> Result<DataFrame> {
+    let pick = |i: &usize| &runs[*i].spec;
+    let ids: Vec<&str> = which.iter().map(|i| runs[*i].id.as_str()).collect();
+    let df = polars::df!(
+        "run_id" => ids,
+        "sweep" => vec![sweep; which.len()],
+        "model" => which.iter().map(|i| pick(i).model.as_str()).collect::<Vec<_>>(),
+        "beta" => which.iter().map(|i| pick(i).beta).collect::<Vec<f64>>(),
+        "latent" => which.iter().map(|i| pick(i).latent as u32).collect::<Vec<u32>>(),
+        "hidden" => which.iter().map(|i| pick(i).hidden.iter().map(|h| h.to_string()).collect::<Vec<_>>().join("-")).collect::<Vec<_>>(),
+        "epochs" => which.iter().map(|i| pick(i).epochs as u32).collect::<Vec<u32>>(),
+        "batch_size" => which.iter().map(|i| pick(i).batch_size as u32).collect::<Vec<u32>>(),
+        "lr" => which.iter().map(|i| pick(i).lr).collect::<Vec<f64>>(),
+        "seed" => which.iter().map(|i| pick(i).seed).collect::<Vec<u64>>(),
+        "limit" => which.iter().map(|i| pick(i).limit.map(|l| l as u32)).collect::<Vec<Option<u32>>>(),
+        "backend" => which.iter().map(|i| pick(i).backend.as_str()).collect::<Vec<_>>(),
+    )?;
+    Ok(df)
+}
+
+/// One run's line in `vaelab status`.
+#[derive(Clone, Debug)]
+pub struct RunProgress {
+    /// The run.
+    pub run: ManifestRun,
+    /// `queued`, `running`, `done`, `failed` or `interrupted` (a `running` run whose process is
+    /// gone counts as interrupted).
+    pub state: &'static str,
+    /// Complete epochs on disk.
+    pub epochs_done: usize,
+    /// Test loss of the last complete epoch.
+    pub test_loss: Option<f64>,
+    /// Seconds each complete epoch took.
+    pub epoch_seconds: Vec<f64>,
+}
+
+/// Where every run of a manifest stands, read from the run directories.
+pub fn progress(store: &Store, manifest: &Manifest) -> Result<Vec<RunProgress>> {
+    manifest
+        .runs
+        .iter()
+        .map(|run| {
+            let dir = store.run(&run.id);
+            let status = dir.read_status()?;
+            let rows = read_metrics(&dir.metrics_path())?;
+            let state = match status.as_ref().map(|s| s.state) {
+                None => "queued",
+                Some(RunState::Running) if Lock::is_held(&dir.lock_path()) => "running",
+                Some(RunState::Running) | Some(RunState::Interrupted) => "interrupted",
+                Some(RunState::Done) => "done",
+                Some(RunState::Failed) => "failed",
+            };
+            let epochs_done = status.map_or(0, |s| s.epochs_done);
+            let epoch_seconds = (1..=epochs_done as u32)
+                .map(|e| {
+                    rows.iter()
+                        .filter(|r| r.epoch == e)
+                        .map(|r| r.seconds)
+                        .sum()
+                })
+                .collect();
+            Ok(RunProgress {
+                run: run.clone(),
+                state,
+                epochs_done,
+                test_loss: last(&rows, "test").map(|r| r.loss),
+                epoch_seconds,
+            })
+        })
+        .collect()
+}
+
+/// Seconds left for the runs not done, from the measured mean epoch time (None before any).
+pub fn eta_seconds(runs: &[RunProgress]) -> Option<f64> {
+    let times: Vec<f64> = runs.iter().flat_map(|r| r.epoch_seconds.clone()).collect();
+    if times.is_empty() {
+        return None;
+    }
+    let mean = times.iter().sum::<f64>() / times.len() as f64;
+    let left: usize = runs
+        .iter()
+        .filter(|r| r.state != "done" && r.state != "failed")
+        .map(|r| r.run.spec.epochs.saturating_sub(r.epochs_done))
+        .sum();
+    Some(mean * left as f64)
+}
