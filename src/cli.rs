@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{matrix, BackendKind, DeviceKind, RunSpec};
 use crate::model::ModelKind;
-use crate::report;
+use crate::report::{self, PlotTarget};
 use crate::store::Store;
 use crate::sweep::{self, Manifest, SweepOptions};
 use crate::train::{self, Outcome, TrainOptions};
@@ -61,6 +61,19 @@ pub enum Command {
         manifest: PathBuf,
         /// Which run.
         index: usize,
+    },
+    /// Render a sweep's or a run's pictures (PNG, charts also as SVG).
+    ///
+    /// A sweep gets, in <RESULTS>/sweeps/<NAME>/plots/: tradeoff (final test reconstruction
+    /// error against KL, one line per variant, one point per β, mean ± sd over seeds, AE as
+    /// dashed references), curves (per-epoch recon, KL and loss of every run, coloured by β),
+    /// reconstructions and samples (side-by-side sheets across β). Every trained run also gets,
+    /// in <RESULTS>/runs/<ID>/plots/: curves, reconstructions, and for a VAE samples, a latent
+    /// traversal, and with a 2-D latent the latent scatter and the decoded manifold.
+    Plot {
+        /// Sweep names, run ids or unique prefixes of run ids.
+        #[arg(required = true)]
+        targets: Vec<String>,
     },
     /// Show queued / running / done / failed / interrupted runs of a sweep (or of all sweeps),
     /// each run's epoch and last test loss, and an ETA from measured epoch times.
@@ -222,7 +235,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status { sweep } => {
             let names = match sweep {
                 Some(name) => vec![name.clone()],
-                None => list_sweeps(&store)?,
+                None => store.sweep_names()?,
             };
             if names.is_empty() {
                 println!("no sweeps under {}", store.sweep_dir("").display());
@@ -230,7 +243,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             for name in names {
                 let path = Manifest::path(&store, &name);
                 if !path.exists() {
-                    let known = list_sweeps(&store)?;
+                    let known = store.sweep_names()?;
                     bail!(
                         "no sweep named {name:?} under {}; known: {}",
                         store.sweep_dir("").display(),
@@ -244,6 +257,18 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 let manifest = Manifest::read(&path)?;
                 let runs = sweep::progress(&store, &manifest)?;
                 print!("{}", report::status_table(&manifest, &runs));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plot { targets } => {
+            let targets: Vec<PlotTarget> = targets
+                .iter()
+                .map(|t| PlotTarget::resolve(&store, t))
+                .collect::<Result<_>>()?;
+            for target in &targets {
+                for file in report::plot(&store, &data_dir, target)? {
+                    println!("{}", file.display());
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -290,21 +315,6 @@ fn outcome_code(report: &train::RunReport) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Names of the sweeps with a manifest under the results root.
-fn list_sweeps(store: &Store) -> Result<Vec<String>> {
-    let dir = store.sweep_dir("");
-    let mut names: Vec<String> = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries
-            .filter_map(|e| e.ok())
-            .filter(|e| e.path().join("manifest.toml").exists())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    names.sort();
-    Ok(names)
 }
 
 /// First Ctrl-C: stop at the next batch boundary (the current epoch is lost, earlier ones are

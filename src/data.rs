@@ -49,21 +49,24 @@ impl Split {
     }
 }
 
-/// The directory holding the four unpacked IDX files.
-///
-/// `VAELAB_MNIST` wins, then `$VAELAB_CACHE/mnist`, then `~/.cache/vaelab/mnist` (where
-/// `./scripts/setup` puts them).
-pub fn default_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("VAELAB_MNIST") {
-        return PathBuf::from(dir);
-    }
-    let cache = std::env::var_os("VAELAB_CACHE")
+/// Where `./scripts/setup` installs what vaelab needs (libtorch, MNIST, the notebook tools):
+/// `$VAELAB_CACHE`, else `~/.cache/vaelab`.
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("VAELAB_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
             PathBuf::from(home).join(".cache").join("vaelab")
-        });
-    cache.join("mnist")
+        })
+}
+
+/// The directory holding the four unpacked IDX files: `VAELAB_MNIST` if set, else
+/// `<cache>/mnist` (see [`cache_dir`]).
+pub fn default_dir() -> PathBuf {
+    match std::env::var_os("VAELAB_MNIST") {
+        Some(dir) => PathBuf::from(dir),
+        None => cache_dir().join("mnist"),
+    }
 }
 
 /// One MNIST split in memory: pixels scaled to [0, 1], row-major, `PIXELS` floats per image.

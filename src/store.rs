@@ -60,6 +60,18 @@ impl Store {
         self.root.join("sweeps").join(name)
     }
 
+    /// Ids of every run directory under `runs/`, sorted.
+    pub fn run_ids(&self) -> Result<Vec<String>> {
+        list_dirs(&self.root.join("runs"), |_| true)
+    }
+
+    /// Names of the sweeps with a manifest under `sweeps/`, sorted.
+    pub fn sweep_names(&self) -> Result<Vec<String>> {
+        list_dirs(&self.root.join("sweeps"), |d| {
+            d.join("manifest.toml").is_file()
+        })
+    }
+
     /// The directory of run `id`.
     pub fn run(&self, id: &str) -> RunDir {
         RunDir {
@@ -67,6 +79,22 @@ impl Store {
             id: id.to_string(),
         }
     }
+}
+
+/// Names of the sub-directories of `dir` that pass `keep`, sorted (none if `dir` is absent).
+fn list_dirs(dir: &Path, keep: impl Fn(&Path) -> bool) -> Result<Vec<String>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot list {}", dir.display())),
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir() && keep(&e.path()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    Ok(names)
 }
 
 /// One run's directory.
@@ -166,13 +194,15 @@ impl RunDir {
     }
 }
 
-/// An exclusive claim on a directory by one process (`lock` file holding `pid host`).
+/// An exclusive claim on a run by one process: an advisory `flock` on its `lock` file.
 ///
-/// Taken with `create_new`, so two processes cannot both win; a lock whose process is gone
-/// (same host, no `/proc/<pid>`) is stale and taken over. Released on drop.
+/// The kernel drops the claim when the holder exits, however it exits (`kill -9`, power loss),
+/// so there is no stale lock to detect and no race between two processes taking one over. The
+/// file itself stays; it holds `pid host` of the last holder, for messages only. Released on
+/// drop.
 #[derive(Debug)]
 pub struct Lock {
-    path: PathBuf,
+    _file: File,
 }
 
 /// Who holds a lock that could not be taken.
@@ -187,39 +217,33 @@ pub struct LockHolder {
 impl Lock {
     /// Tries to take the lock file `path`; `Err(holder)` when a live process holds it.
     pub fn acquire(path: &Path) -> Result<std::result::Result<Lock, LockHolder>> {
-        let host = read_trimmed("/proc/sys/kernel/hostname").unwrap_or_default();
-        for _ in 0..3 {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(path)
-            {
-                Ok(mut f) => {
-                    writeln!(f, "{} {host}", std::process::id())?;
-                    return Ok(Ok(Lock {
-                        path: path.to_path_buf(),
-                    }));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    if let Some(holder) = Self::holder(path) {
-                        let alive = holder.host != host
-                            || Path::new(&format!("/proc/{}", holder.pid)).exists();
-                        if alive {
-                            return Ok(Err(holder));
-                        }
-                    }
-                    // Stale (or unreadable because half-written by a killed process): take over.
-                    let _ = std::fs::remove_file(path);
-                }
-                Err(e) => {
-                    return Err(e).with_context(|| format!("cannot create {}", path.display()))
-                }
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {
+                let host = read_trimmed("/proc/sys/kernel/hostname").unwrap_or_default();
+                file.set_len(0)?;
+                writeln!(file, "{} {host}", std::process::id())?;
+                Ok(Ok(Lock { _file: file }))
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                Ok(Err(Self::holder(path).unwrap_or(LockHolder {
+                    pid: 0,
+                    host: "?".into(),
+                })))
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("cannot lock {}", path.display()))
             }
         }
-        anyhow::bail!("cannot take {}: it keeps reappearing", path.display())
     }
 
-    /// The live holder of lock file `path`, if any process holds it.
+    /// The process named in lock file `path` (the last holder; see [`Lock::is_held`]).
     pub fn holder(path: &Path) -> Option<LockHolder> {
         let text = std::fs::read_to_string(path).ok()?;
         let mut parts = text.split_whitespace();
@@ -230,17 +254,16 @@ impl Lock {
         })
     }
 
-    /// Whether a live process on this host (or any process on another host) holds `path`.
+    /// Whether a live process holds `path` now.
     pub fn is_held(path: &Path) -> bool {
-        let host = read_trimmed("/proc/sys/kernel/hostname").unwrap_or_default();
-        Self::holder(path)
-            .is_some_and(|h| h.host != host || Path::new(&format!("/proc/{}", h.pid)).exists())
-    }
-}
-
-impl Drop for Lock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        let Ok(file) = File::open(path) else {
+            return false;
+        };
+        match file.try_lock_shared() {
+            Ok(()) => false,
+            Err(std::fs::TryLockError::WouldBlock) => true,
+            Err(std::fs::TryLockError::Error(_)) => false,
+        }
     }
 }
 

@@ -300,6 +300,9 @@ fn reap(
     Ok(())
 }
 
+/// A run's last train and test rows (None before its first epoch).
+type FinalRows = (Option<EpochRow>, Option<EpochRow>);
+
 /// The final epoch's row of `split` among `rows`.
 fn last<'a>(rows: &'a [EpochRow], split: &str) -> Option<&'a EpochRow> {
     rows.iter()
@@ -331,9 +334,8 @@ pub fn write_tables(store: &Store, manifest: &Manifest, report: &SweepReport) ->
             RunState::Running => "queued",
         })
         .collect();
-    let f = |pick: fn(&(Option<EpochRow>, Option<EpochRow>)) -> Option<f64>| {
-        finals.iter().map(pick).collect::<Vec<Option<f64>>>()
-    };
+    let f =
+        |pick: fn(&FinalRows) -> Option<f64>| finals.iter().map(pick).collect::<Vec<Option<f64>>>();
     let extra = [
         Column::from(Series::new("state".into(), states)),
         Column::from(Series::new(

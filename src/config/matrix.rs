@@ -48,9 +48,9 @@ pub const PARAM_KEYS: [&str; 11] = [
     "device",
 ];
 
-/// A bad matrix: `file:line:column: message`, one line.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{}:{line}:{column}: {message}", file.display())]
+/// A bad matrix: `file:line:column: message` (or `file: message` when it has no place), one
+/// line.
+#[derive(Debug, Clone, PartialEq)]
 pub struct MatrixError {
     /// The matrix file.
     pub file: PathBuf,
@@ -61,6 +61,23 @@ pub struct MatrixError {
     /// What is wrong, naming the key and the allowed values.
     pub message: String,
 }
+
+impl std::fmt::Display for MatrixError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            0 => write!(f, "{}: {}", self.file.display(), self.message),
+            line => write!(
+                f,
+                "{}:{line}:{}: {}",
+                self.file.display(),
+                self.column,
+                self.message
+            ),
+        }
+    }
+}
+
+impl std::error::Error for MatrixError {}
 
 type Table = BTreeMap<String, Spanned<toml::Value>>;
 

@@ -311,6 +311,9 @@ fn learn(
     opts: &TrainOptions,
     progress: &Progress,
 ) -> Result<Outcome> {
+    // The Learner gets an interrupter of this run's own: a non-finite loss stops this run only,
+    // while Ctrl-C (on the shared one) is forwarded to it.
+    let stop = ForwardStop::spawn(opts.interrupter.clone());
     // Parameters must be created as tracked autodiff leaves for the Learner to train them.
     let device = device.autodiff();
     device.seed(spec.seed);
@@ -341,7 +344,7 @@ fn learn(
                 bar.inc(1);
             }
         }),
-        opts.interrupter.clone(),
+        stop.local.clone(),
     );
 
     let ckpt = |name| AtomicCheckpointer::new(run.checkpoint_dir(), name);
@@ -351,7 +354,7 @@ fn learn(
             .metric_train_numeric(TermMetric::new(Term::ArticleLoss))
             .with_metric_logger(recorder)
             .renderer(Box::new(BarRenderer::new(progress.clone())))
-            .with_interrupter(opts.interrupter.clone())
+            .with_interrupter(stop.local.clone())
             .with_application_logger(None)
             .with_custom_checkpointers(ckpt("model"), ckpt("optim"), ckpt("scheduler"))
             .with_checkpointing_strategy(KeepLastNCheckpoints::new(2))
@@ -390,6 +393,46 @@ fn learn(
         .save_file(run.file("model.bpk"))
         .with_context(|| format!("cannot save {}", run.file("model.bpk").display()))?;
     Ok(Outcome::Done)
+}
+
+/// A run-local [`Interrupter`] that also stops when the shared one does (polled every 50 ms by
+/// a helper thread that ends when this is dropped).
+struct ForwardStop {
+    local: Interrupter,
+    done: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ForwardStop {
+    fn spawn(shared: Interrupter) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let local = Interrupter::new();
+        let done = Arc::new(AtomicBool::new(false));
+        let (to, finished) = (local.clone(), done.clone());
+        let thread = std::thread::spawn(move || {
+            while !finished.load(Ordering::Relaxed) {
+                if shared.should_stop() {
+                    to.stop(shared.get_message().as_deref());
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        });
+        Self {
+            local,
+            done,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for ForwardStop {
+    fn drop(&mut self) {
+        self.done.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// The device unit tests use: libtorch when compiled in, else flex.

@@ -1,4 +1,4 @@
-//! Human-readable views of results: per-epoch tables, sweep summaries, status, dry-run listings.
+//! Text tables: per-epoch tables, sweep summaries, status, dry-run listings.
 
 use crate::config::matrix::{describe, SweepPlan};
 use crate::model::ModelKind;

@@ -1,0 +1,534 @@
+//! Charts of logged metrics: the reconstruction-vs-KL trade-off across β and per-epoch curves.
+//!
+//! Both read only the runs' Parquet rows ([`RunData`]), so they can be redrawn at any time
+//! without a model or a GPU.
+
+use anyhow::{bail, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::style::{beta_color, drawn, Picture, AE_COLOR, CATEGORY, FONT};
+use crate::config::matrix::{describe, PARAM_KEYS};
+use crate::config::RunSpec;
+use crate::model::ModelKind;
+use crate::store::EpochRow;
+use crate::sweep::ManifestRun;
+
+/// One run and its per-epoch rows, as the charts need them.
+#[derive(Clone, Debug)]
+pub struct RunData {
+    /// The run (id and parameters).
+    pub run: ManifestRun,
+    /// Its rows from `metrics.parquet`.
+    pub rows: Vec<EpochRow>,
+}
+
+impl RunData {
+    /// The last test row (the run's final result so far).
+    pub fn final_test(&self) -> Option<&EpochRow> {
+        self.rows
+            .iter()
+            .filter(|r| r.split == "test")
+            .max_by_key(|r| r.epoch)
+    }
+}
+
+/// Mean and sample standard deviation (0 for a single value).
+fn mean_sd(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    if values.len() < 2 {
+        return (mean, 0.0);
+    }
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, var.sqrt())
+}
+
+/// One β of one trade-off line: means and spreads over seeds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TradeoffPoint {
+    /// KL weight.
+    pub beta: f64,
+    /// Mean final test KL (nats per image).
+    pub kl: f64,
+    /// Its standard deviation across seeds.
+    pub kl_sd: f64,
+    /// Mean final test reconstruction error (squared error per image).
+    pub recon: f64,
+    /// Its standard deviation across seeds.
+    pub recon_sd: f64,
+    /// Seeds averaged.
+    pub seeds: usize,
+}
+
+/// A line of the trade-off chart: VAE runs that differ only in β and seed.
+#[derive(Clone, Debug)]
+pub struct TradeoffLine {
+    /// Legend text (the parameters that tell lines apart).
+    pub label: String,
+    /// Points in β order.
+    pub points: Vec<TradeoffPoint>,
+}
+
+/// An AE reference: its reconstruction error as a horizontal line (it has no KL).
+#[derive(Clone, Debug)]
+pub struct AeReference {
+    /// Legend text.
+    pub label: String,
+    /// Mean final test reconstruction error over seeds.
+    pub recon: f64,
+}
+
+/// The rate–distortion chart of a sweep: final test reconstruction error against test KL.
+#[derive(Clone, Debug)]
+pub struct Tradeoff {
+    /// Chart title.
+    pub title: String,
+    /// One line per VAE variant (latent size, widths, ...).
+    pub lines: Vec<TradeoffLine>,
+    /// One horizontal line per AE variant.
+    pub ae: Vec<AeReference>,
+}
+
+/// `spec` with β and seed cleared: runs with the same key are one line of the chart.
+fn variant_key(spec: &RunSpec) -> RunSpec {
+    RunSpec {
+        beta: 0.0,
+        seed: 0,
+        ..spec.clone()
+    }
+}
+
+/// Groups runs by variant; labels name the parameters that differ between the groups.
+fn variants<'a>(runs: &[&'a RunData]) -> Vec<(String, Vec<&'a RunData>)> {
+    let mut groups: Vec<(RunSpec, Vec<&RunData>)> = Vec::new();
+    for run in runs {
+        let key = variant_key(&run.run.spec);
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, members)) => members.push(run),
+            None => groups.push((key, vec![run])),
+        }
+    }
+    let keys: Vec<&str> = PARAM_KEYS
+        .iter()
+        .copied()
+        .filter(|k| !matches!(*k, "beta" | "seed" | "model"))
+        .filter(|k| {
+            groups
+                .iter()
+                .any(|(g, _)| describe(g, &[k]) != describe(&groups[0].0, &[k]))
+        })
+        .collect();
+    let keys = if keys.is_empty() {
+        vec!["latent"]
+    } else {
+        keys
+    };
+    groups
+        .into_iter()
+        .map(|(key, members)| (describe(&key, &keys).replace('=', " "), members))
+        .collect()
+}
+
+impl Tradeoff {
+    /// Builds the chart from the final test epoch of every run that has one.
+    pub fn new(title: &str, runs: &[RunData]) -> Result<Self> {
+        let finished: Vec<&RunData> = runs.iter().filter(|r| r.final_test().is_some()).collect();
+        let of = |kind| -> Vec<&RunData> {
+            finished
+                .iter()
+                .copied()
+                .filter(|r| r.run.spec.model == kind)
+                .collect()
+        };
+        let (vaes, aes) = (of(ModelKind::Vae), of(ModelKind::Ae));
+        if vaes.is_empty() {
+            bail!("the trade-off chart needs at least one VAE run with a finished epoch");
+        }
+        let lines = variants(&vaes)
+            .into_iter()
+            .map(|(label, members)| {
+                let mut betas: Vec<f64> = members.iter().map(|r| r.run.spec.beta).collect();
+                betas.sort_by(f64::total_cmp);
+                betas.dedup();
+                let points = betas
+                    .into_iter()
+                    .map(|beta| {
+                        let finals: Vec<&EpochRow> = members
+                            .iter()
+                            .filter(|r| r.run.spec.beta == beta)
+                            .filter_map(|r| r.final_test())
+                            .collect();
+                        let kls: Vec<f64> = finals.iter().map(|r| r.kl.unwrap_or(0.0)).collect();
+                        let recons: Vec<f64> = finals.iter().map(|r| r.recon).collect();
+                        let ((kl, kl_sd), (recon, recon_sd)) = (mean_sd(&kls), mean_sd(&recons));
+                        TradeoffPoint {
+                            beta,
+                            kl,
+                            kl_sd,
+                            recon,
+                            recon_sd,
+                            seeds: finals.len(),
+                        }
+                    })
+                    .collect();
+                TradeoffLine {
+                    label: format!("VAE {label}"),
+                    points,
+                }
+            })
+            .collect();
+        let ae = variants(&aes)
+            .into_iter()
+            .map(|(label, members)| {
+                let recons: Vec<f64> = members
+                    .iter()
+                    .filter_map(|r| r.final_test())
+                    .map(|r| r.recon)
+                    .collect();
+                AeReference {
+                    label: format!("AE {label}"),
+                    recon: mean_sd(&recons).0,
+                }
+            })
+            .collect();
+        Ok(Self {
+            title: title.to_string(),
+            lines,
+            ae,
+        })
+    }
+}
+
+impl Picture for Tradeoff {
+    fn size(&self) -> (u32, u32) {
+        (1200, 800)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        let points = self.lines.iter().flat_map(|l| &l.points);
+        let x_max = points.clone().map(|p| p.kl + p.kl_sd).fold(1e-3, f64::max) * 1.12;
+        let ys: Vec<f64> = points
+            .clone()
+            .flat_map(|p| [p.recon - p.recon_sd, p.recon + p.recon_sd])
+            .chain(self.ae.iter().map(|a| a.recon))
+            .collect();
+        let (y_lo, y_hi) = ys
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(lo, hi), y| (lo.min(*y), hi.max(*y)));
+        let pad = ((y_hi - y_lo) * 0.08).max(0.5);
+        let mut chart = drawn(
+            ChartBuilder::on(root)
+                .caption(&self.title, (FONT, 28).into_font().style(FontStyle::Bold))
+                .margin(24)
+                .x_label_area_size(64)
+                .y_label_area_size(90)
+                .build_cartesian_2d(0.0..x_max, (y_lo - pad).max(0.0)..y_hi + pad),
+        )?;
+        drawn(
+            chart
+                .configure_mesh()
+                .x_desc("test KL divergence (nats per image)")
+                .y_desc("test reconstruction error (squared error per image)")
+                .label_style((FONT, 17))
+                .axis_desc_style((FONT, 20))
+                .light_line_style(RGBColor(235, 235, 235))
+                .draw(),
+        )?;
+        for (i, line) in self.lines.iter().enumerate() {
+            let color = CATEGORY[i % CATEGORY.len()];
+            let xy: Vec<(f64, f64)> = line.points.iter().map(|p| (p.kl, p.recon)).collect();
+            drawn(chart.draw_series(LineSeries::new(xy.clone(), color.stroke_width(3))))?
+                .label(&line.label)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
+                });
+            drawn(chart.draw_series(xy.iter().map(|&p| Circle::new(p, 5, color.filled()))))?;
+            let spread = line.points.iter().filter(|p| p.seeds > 1);
+            drawn(chart.draw_series(spread.clone().map(|p| {
+                ErrorBar::new_vertical(
+                    p.kl,
+                    p.recon - p.recon_sd,
+                    p.recon,
+                    p.recon + p.recon_sd,
+                    color.stroke_width(2),
+                    8,
+                )
+            })))?;
+            drawn(chart.draw_series(spread.map(|p| {
+                ErrorBar::new_horizontal(
+                    p.recon,
+                    p.kl - p.kl_sd,
+                    p.kl,
+                    p.kl + p.kl_sd,
+                    color.stroke_width(2),
+                    8,
+                )
+            })))?;
+            drawn(chart.draw_series(line.points.iter().map(|p| {
+                EmptyElement::at((p.kl, p.recon))
+                    + Text::new(
+                        format!("β={}", p.beta),
+                        (8, -22),
+                        (FONT, 15).into_font().color(&color.mix(0.9)),
+                    )
+            })))?;
+        }
+        for (i, ae) in self.ae.iter().enumerate() {
+            let color = if i == 0 {
+                AE_COLOR
+            } else {
+                CATEGORY[(self.lines.len() + i) % CATEGORY.len()]
+            };
+            drawn(chart.draw_series(DashedLineSeries::new(
+                vec![(0.0, ae.recon), (x_max, ae.recon)],
+                10,
+                7,
+                color.stroke_width(2),
+            )))?
+            .label(format!("{} (no KL)", ae.label))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(2))
+            });
+        }
+        let seeds = self
+            .lines
+            .iter()
+            .flat_map(|l| &l.points)
+            .map(|p| p.seeds)
+            .max()
+            .unwrap_or(1);
+        if seeds > 1 {
+            drawn(root.draw(&Text::new(
+                format!("points: mean over up to {seeds} seeds; bars: ± 1 standard deviation"),
+                (110, self.size().1 as i32 - 26),
+                (FONT, 15).into_font().color(&RGBColor(90, 90, 90)),
+            )))?;
+        }
+        drawn(
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.9))
+                .border_style(RGBColor(160, 160, 160))
+                .label_font((FONT, 17))
+                .draw(),
+        )?;
+        Ok(())
+    }
+}
+
+/// Which metric a curve panel shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CurveMetric {
+    /// Squared error per image.
+    Recon,
+    /// KL per image (VAE only).
+    Kl,
+    /// recon + β·KL per image.
+    Loss,
+}
+
+impl CurveMetric {
+    fn value(self, row: &EpochRow) -> Option<f64> {
+        match self {
+            CurveMetric::Recon => Some(row.recon),
+            CurveMetric::Kl => row.kl,
+            CurveMetric::Loss => Some(row.loss),
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            CurveMetric::Recon => "reconstruction error",
+            CurveMetric::Kl => "KL divergence",
+            CurveMetric::Loss => "loss = recon + β·KL",
+        }
+    }
+
+    fn unit(self) -> &'static str {
+        match self {
+            CurveMetric::Recon => "squared error per image",
+            CurveMetric::Kl => "nats per image",
+            CurveMetric::Loss => "per image",
+        }
+    }
+}
+
+/// Per-epoch curves of every run: recon, KL and loss side by side, test solid and train
+/// dashed, coloured by β (the AE in its own colour), with a colour bar.
+#[derive(Clone, Debug)]
+pub struct Curves {
+    /// Chart title.
+    pub title: String,
+    /// The runs.
+    pub runs: Vec<RunData>,
+}
+
+const COLORBAR_WIDTH: u32 = 130;
+
+/// One line of a panel: the run, its split and its (epoch, value) points.
+type Series<'a> = (&'a RunData, &'static str, Vec<(f64, f64)>);
+
+impl Curves {
+    fn max_beta(&self) -> f64 {
+        self.runs
+            .iter()
+            .filter(|r| r.run.spec.model == ModelKind::Vae)
+            .map(|r| r.run.spec.beta)
+            .fold(0.0, f64::max)
+    }
+
+    fn color(&self, spec: &RunSpec) -> RGBColor {
+        match spec.model {
+            ModelKind::Ae => AE_COLOR,
+            ModelKind::Vae => beta_color(spec.beta, self.max_beta()),
+        }
+    }
+
+    fn panel<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        metric: CurveMetric,
+    ) -> Result<()> {
+        let series: Vec<Series> = self
+            .runs
+            .iter()
+            .flat_map(|r| {
+                ["train", "test"].map(|split| {
+                    let mut xy: Vec<(f64, f64)> = r
+                        .rows
+                        .iter()
+                        .filter(|row| row.split == split)
+                        .filter_map(|row| metric.value(row).map(|v| (f64::from(row.epoch), v)))
+                        .filter(|(_, v)| v.is_finite())
+                        .collect();
+                    xy.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    (r, split, xy)
+                })
+            })
+            .filter(|(_, _, xy)| !xy.is_empty())
+            .collect();
+        let all = series.iter().flat_map(|(_, _, xy)| xy);
+        let x_max = all.clone().map(|p| p.0).fold(1.0, f64::max);
+        let (lo, hi) = all.clone().fold((f64::MAX, f64::MIN), |(lo, hi), p| {
+            (lo.min(p.1), hi.max(p.1))
+        });
+        let (lo, hi) = if lo > hi { (0.0, 1.0) } else { (lo, hi) };
+        let pad = ((hi - lo) * 0.06).max(1e-3);
+        let mut chart = drawn(
+            ChartBuilder::on(area)
+                .caption(
+                    metric.title(),
+                    (FONT, 22).into_font().style(FontStyle::Bold),
+                )
+                .margin(14)
+                .x_label_area_size(50)
+                .y_label_area_size(70)
+                .build_cartesian_2d(1.0..x_max.max(2.0), (lo - pad)..(hi + pad)),
+        )?;
+        drawn(
+            chart
+                .configure_mesh()
+                .x_desc("epoch")
+                .y_desc(metric.unit())
+                .x_labels(x_max.clamp(2.0, 10.0) as usize)
+                .x_label_formatter(&|x| format!("{x:.0}"))
+                .label_style((FONT, 15))
+                .axis_desc_style((FONT, 17))
+                .light_line_style(RGBColor(235, 235, 235))
+                .draw(),
+        )?;
+        if series.is_empty() {
+            drawn(area.draw(&Text::new(
+                "no VAE run: nothing to show",
+                (120, 200),
+                (FONT, 18).into_font(),
+            )))?;
+        }
+        for (run, split, xy) in series {
+            let color = self.color(&run.run.spec);
+            if split == "test" {
+                drawn(chart.draw_series(LineSeries::new(xy, color.stroke_width(2))))?;
+            } else {
+                drawn(chart.draw_series(DashedLineSeries::new(
+                    xy,
+                    6,
+                    5,
+                    color.mix(0.8).stroke_width(2),
+                )))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn colorbar<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<()> {
+        let max = self.max_beta();
+        let (top, height, x): (i32, i32, i32) = (90, 300, 20);
+        let label = (FONT, 16).into_font();
+        drawn(area.draw(&Text::new("β", (x, top - 30), (FONT, 20).into_font())))?;
+        for k in 0..height {
+            let beta = max * (1.0 - f64::from(k) / f64::from(height - 1));
+            let color = beta_color(beta, max);
+            drawn(area.draw(&Rectangle::new(
+                [(x, top + k), (x + 24, top + k + 1)],
+                color.filled(),
+            )))?;
+        }
+        for (frac, beta) in [(0.0, max), (0.5, max / 2.0), (1.0, 0.0)] {
+            let y = top + (frac * f64::from(height - 1)) as i32;
+            drawn(area.draw(&Text::new(
+                format!("{beta:.2}"),
+                (x + 32, y - 8),
+                label.clone(),
+            )))?;
+        }
+        let legend_top = top + height + 40;
+        let has_ae = self.runs.iter().any(|r| r.run.spec.model == ModelKind::Ae);
+        let mut y = legend_top;
+        if has_ae {
+            drawn(area.draw(&Rectangle::new(
+                [(x, y), (x + 24, y + 14)],
+                AE_COLOR.filled(),
+            )))?;
+            drawn(area.draw(&Text::new("AE", (x + 32, y - 2), label.clone())))?;
+            y += 30;
+        }
+        drawn(area.draw(&PathElement::new(
+            vec![(x, y + 7), (x + 30, y + 7)],
+            BLACK.stroke_width(2),
+        )))?;
+        drawn(area.draw(&Text::new("test", (x + 36, y - 2), label.clone())))?;
+        y += 28;
+        for k in 0..3 {
+            let x0 = x + k * 11;
+            drawn(area.draw(&PathElement::new(
+                vec![(x0, y + 7), (x0 + 6, y + 7)],
+                BLACK.stroke_width(2),
+            )))?;
+        }
+        drawn(area.draw(&Text::new("train", (x + 36, y - 2), label)))?;
+        Ok(())
+    }
+}
+
+impl Picture for Curves {
+    fn size(&self) -> (u32, u32) {
+        (1800, 620)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        let body = drawn(root.titled(&self.title, (FONT, 28).into_font().style(FontStyle::Bold)))?;
+        let (w, _) = body.dim_in_pixel();
+        let (plots, bar) = body.split_horizontally(w.saturating_sub(COLORBAR_WIDTH));
+        let panels = plots.split_evenly((1, 3));
+        for (area, metric) in
+            panels
+                .iter()
+                .zip([CurveMetric::Recon, CurveMetric::Kl, CurveMetric::Loss])
+        {
+            self.panel(area, metric)?;
+        }
+        self.colorbar(&bar)
+    }
+}

@@ -1,0 +1,312 @@
+//! `vaelab plot`: every picture of a sweep (into `sweeps/<name>/plots/`) or of a run (into
+//! `runs/<id>/plots/`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+
+use super::charts::{Curves, RunData, Tradeoff};
+use super::figures::{showcase_indices, Inspector, LatentScatter, Sheet, SAMPLE_SEED};
+use super::style::save;
+use crate::data::{Mnist, Split};
+use crate::model::ModelKind;
+use crate::store::{read_metrics, Store};
+use crate::sweep::{Manifest, ManifestRun};
+
+/// What to plot.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PlotTarget {
+    /// A sweep by name.
+    Sweep(String),
+    /// A run by id.
+    Run(String),
+}
+
+impl PlotTarget {
+    /// A sweep name, or a run id or unique prefix of one, under `store`.
+    pub fn resolve(store: &Store, name: &str) -> Result<Self> {
+        if Manifest::path(store, name).is_file() {
+            return Ok(Self::Sweep(name.to_string()));
+        }
+        let runs = store.run_ids()?;
+        let matches: Vec<&String> = runs.iter().filter(|id| id.starts_with(name)).collect();
+        match matches.as_slice() {
+            [one] if !name.is_empty() => Ok(Self::Run(one.to_string())),
+            [] | [_] => {
+                let sweeps = store.sweep_names()?;
+                bail!(
+                    "no sweep or run named {name:?} under {}; sweeps: {}; runs: {}",
+                    store.root().display(),
+                    if sweeps.is_empty() {
+                        "none".to_string()
+                    } else {
+                        sweeps.join(", ")
+                    },
+                    nearby(&runs)
+                )
+            }
+            many => bail!(
+                "{name:?} matches {} runs ({}); give more of the id",
+                many.len(),
+                nearby(&many.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            ),
+        }
+    }
+}
+
+fn nearby(ids: &[String]) -> String {
+    match ids.len() {
+        0 => "none".to_string(),
+        n if n <= 5 => ids.join(", "),
+        n => format!("{}, ... ({n} in all)", ids[..5].join(", ")),
+    }
+}
+
+/// Renders every picture of `target`; returns the files written.
+pub fn plot(store: &Store, data_dir: &Path, target: &PlotTarget) -> Result<Vec<PathBuf>> {
+    let test = Mnist::load(data_dir, Split::Test, None)?;
+    match target {
+        PlotTarget::Sweep(name) => {
+            let manifest = Manifest::read(&Manifest::path(store, name))?;
+            plot_sweep(store, &test, &manifest)
+        }
+        PlotTarget::Run(id) => {
+            let run = ManifestRun {
+                id: id.clone(),
+                spec: store.run(id).read_spec()?,
+            };
+            plot_run(store, &test, &load(store, &run)?)
+        }
+    }
+}
+
+fn load(store: &Store, run: &ManifestRun) -> Result<RunData> {
+    Ok(RunData {
+        run: run.clone(),
+        rows: read_metrics(&store.run(&run.id).metrics_path())?,
+    })
+}
+
+/// Short row label of a run in a sheet: `AE`, `β=3`, plus what else tells runs apart.
+fn run_label(run: &ManifestRun) -> String {
+    match run.spec.model {
+        ModelKind::Ae => "AE".to_string(),
+        ModelKind::Vae => format!("VAE β={}", run.spec.beta),
+    }
+}
+
+fn has_model(store: &Store, run: &ManifestRun) -> bool {
+    store.run(&run.id).file("model.bpk").is_file()
+}
+
+/// The runs a sweep's comparison sheets show: the first variant of the manifest at its lowest
+/// seed, AE first, then VAEs by β (at most 12).
+fn representatives<'a>(store: &Store, runs: &'a [RunData]) -> Vec<&'a RunData> {
+    let trained: Vec<&RunData> = runs.iter().filter(|r| has_model(store, &r.run)).collect();
+    let Some(first) = trained.first() else {
+        return Vec::new();
+    };
+    let same_variant = |r: &RunData| {
+        let (a, b) = (&r.run.spec, &first.run.spec);
+        (a.latent, &a.hidden, a.epochs, a.batch_size, a.lr, a.limit)
+            == (b.latent, &b.hidden, b.epochs, b.batch_size, b.lr, b.limit)
+    };
+    let seed = trained
+        .iter()
+        .filter(|r| same_variant(r))
+        .map(|r| r.run.spec.seed)
+        .min()
+        .unwrap_or(0);
+    let mut picked: Vec<&RunData> = trained
+        .into_iter()
+        .filter(|r| same_variant(r) && r.run.spec.seed == seed)
+        .collect();
+    picked.sort_by(|a, b| {
+        let key = |r: &RunData| (r.run.spec.model == ModelKind::Vae, r.run.spec.beta);
+        let (ka, kb) = (key(a), key(b));
+        ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1))
+    });
+    picked.truncate(12);
+    picked
+}
+
+fn plot_sweep(store: &Store, test: &Mnist, manifest: &Manifest) -> Result<Vec<PathBuf>> {
+    let out = store.sweep_dir(&manifest.name).join("plots");
+    let runs: Vec<RunData> = manifest
+        .runs
+        .iter()
+        .map(|r| load(store, r))
+        .collect::<Result<_>>()?;
+    if runs.iter().all(|r| r.rows.is_empty()) {
+        bail!(
+            "sweep {} has no finished epoch yet; run `vaelab sweep {}` first",
+            manifest.name,
+            manifest.source
+        );
+    }
+    let name = &manifest.name;
+    let mut written = Vec::new();
+    if runs
+        .iter()
+        .any(|r| r.run.spec.model == ModelKind::Vae && r.final_test().is_some())
+    {
+        let title = format!("sweep {name}: reconstruction vs KL across β (final test epoch)");
+        written.extend(save(
+            &Tradeoff::new(&title, &runs)?,
+            &out.join("tradeoff"),
+            true,
+        )?);
+    }
+    let curves = Curves {
+        title: format!("sweep {name}: per-epoch metrics (test solid, train dashed)"),
+        runs: runs.clone(),
+    };
+    written.extend(save(&curves, &out.join("curves"), true)?);
+
+    let shown = representatives(store, &runs);
+    if !shown.is_empty() {
+        let digits = showcase_indices(test, 1);
+        let mut recon = Sheet {
+            title: format!("sweep {name}: reconstructions of the same test digits"),
+            subtitle: format!(
+                "top row: input; below: one run each (seed {}, decoded from the posterior mean)",
+                shown[0].run.spec.seed
+            ),
+            columns: Vec::new(),
+            rows: vec![(
+                "input".to_string(),
+                digits.iter().map(|&i| test.image(i).to_vec()).collect(),
+            )],
+        };
+        let mut samples = Sheet {
+            title: format!("sweep {name}: samples from the prior z ~ N(0, I)"),
+            subtitle: format!("the same draws (seed {SAMPLE_SEED}) decoded by each VAE"),
+            ..Sheet::default()
+        };
+        for run in &shown {
+            let model = Inspector::load(&store.run(&run.run.id), &run.run)?;
+            recon
+                .rows
+                .push((run_label(&run.run), model.reconstruct(test, &digits)));
+            if model.is_variational() {
+                samples
+                    .rows
+                    .push((run_label(&run.run), model.sample(12, SAMPLE_SEED)));
+            }
+        }
+        written.extend(save(&recon, &out.join("reconstructions"), false)?);
+        if !samples.rows.is_empty() {
+            written.extend(save(&samples, &out.join("samples"), false)?);
+        }
+    }
+    for run in runs.iter().filter(|r| has_model(store, &r.run)) {
+        written.extend(plot_run(store, test, run)?);
+    }
+    Ok(written)
+}
+
+/// Per-run pictures: curves, reconstructions, and for a VAE prior samples and a latent
+/// traversal; for 2-D latents the latent scatter and the decoded manifold.
+fn plot_run(store: &Store, test: &Mnist, run: &RunData) -> Result<Vec<PathBuf>> {
+    let dir = store.run(&run.run.id);
+    let out = dir.path.join("plots");
+    let id = &run.run.id;
+    let what = format!("{} {}", id, run_label(&run.run));
+    let mut written = Vec::new();
+    if !run.rows.is_empty() {
+        let curves = Curves {
+            title: format!("{what}: per-epoch metrics (test solid, train dashed)"),
+            runs: vec![run.clone()],
+        };
+        written.extend(save(&curves, &out.join("curves"), true)?);
+    }
+    if !has_model(store, &run.run) {
+        return Ok(written);
+    }
+    let model = Inspector::load(&dir, &run.run)?;
+    let digits = showcase_indices(test, 2);
+    let (first, second): (Vec<usize>, Vec<usize>) = (
+        digits.iter().step_by(2).copied().collect(),
+        digits.iter().skip(1).step_by(2).copied().collect(),
+    );
+    let mut recon = Sheet {
+        title: format!("{what}: test digits and their reconstructions"),
+        subtitle: "rows: input, reconstruction (decoded from the posterior mean), twice".into(),
+        ..Sheet::default()
+    };
+    for set in [&first, &second] {
+        let inputs = set.iter().map(|&i| test.image(i).to_vec()).collect();
+        recon.rows.push(("input".into(), inputs));
+        recon
+            .rows
+            .push(("output".into(), model.reconstruct(test, set)));
+    }
+    written.extend(save(&recon, &out.join("reconstructions"), false)?);
+    if !model.is_variational() {
+        return Ok(written);
+    }
+
+    let draws = model.sample(64, SAMPLE_SEED);
+    let samples = Sheet {
+        title: format!("{what}: samples from the prior"),
+        subtitle: format!("64 draws of z ~ N(0, I), seed {SAMPLE_SEED}"),
+        columns: Vec::new(),
+        rows: draws
+            .chunks(8)
+            .map(|c| (String::new(), c.to_vec()))
+            .collect(),
+    };
+    written.extend(save(&samples, &out.join("samples"), false)?);
+
+    // Latent traversal from the first test "8" (the article morphs an 8 into a 3).
+    let probe: Vec<usize> = (0..test.len().min(2000)).collect();
+    let kl = model.kl_per_dim(test, &probe).unwrap_or_default();
+    let mut dims: Vec<usize> = (0..model.latent()).collect();
+    dims.sort_by(|a, b| kl[*b].total_cmp(&kl[*a]));
+    dims.truncate(10);
+    let eight = showcase_indices(test, 1)[8];
+    let (start, _) = model.encode(test, &[eight]);
+    let values: Vec<f32> = (0..11).map(|k| -3.0 + 0.6 * k as f32).collect();
+    let traversal = Sheet {
+        title: format!("{what}: latent traversal"),
+        subtitle: "from the first test 8; rows: latent components, most active (mean KL, nats) first; columns: the value set".into(),
+        columns: values.iter().map(|v| format!("{v:+.1}")).collect(),
+        rows: model
+            .traverse(&start[0], &dims, &values)
+            .into_iter()
+            .zip(&dims)
+            .map(|(images, &d)| (format!("z{} KL {:.2}", d + 1, kl[d]), images))
+            .collect(),
+    };
+    written.extend(save(&traversal, &out.join("traversal"), false)?);
+
+    if model.latent() == 2 {
+        let all: Vec<usize> = (0..test.len().min(5000)).collect();
+        let (mu, _) = model.encode(test, &all);
+        let scatter = LatentScatter {
+            title: format!("{what}: test-set latent means by digit"),
+            points: mu
+                .iter()
+                .zip(all.iter())
+                .map(|(z, &i)| (z[0], z[1], test.labels[i]))
+                .collect(),
+        };
+        written.extend(save(&scatter, &out.join("latent"), true)?);
+        let grid: Vec<f32> = (0..15).map(|k| -3.0 + 6.0 * k as f32 / 14.0).collect();
+        let manifold = Sheet {
+            title: format!("{what}: decoded latent manifold"),
+            subtitle: "z₁ from -3 (left) to +3 (right), z₂ from +3 (top) to -3 (bottom)".into(),
+            columns: Vec::new(),
+            rows: grid
+                .iter()
+                .rev()
+                .map(|&z2| {
+                    let zs: Vec<Vec<f32>> = grid.iter().map(|&z1| vec![z1, z2]).collect();
+                    (String::new(), model.decode(&zs))
+                })
+                .collect(),
+        };
+        written.extend(save(&manifold, &out.join("manifold"), false)?);
+    }
+    Ok(written)
+}

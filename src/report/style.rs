@@ -1,0 +1,103 @@
+//! Shared look of every picture: the bundled font, colours, and PNG + SVG output.
+//!
+//! The font ships in the repository (`assets/fonts`, DejaVu Sans) and is compiled in, so text
+//! renders the same on a fresh headless machine as on a desktop: plotters' `ab_glyph` backend
+//! finds no system fonts by itself.
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use anyhow::{anyhow, Context, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+/// The family name every text style uses.
+pub const FONT: &str = "sans-serif";
+
+static REGULAR: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+static BOLD: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-Bold.ttf");
+
+/// Registers the bundled font with plotters (once per process).
+pub fn register_fonts() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        for (style, bytes) in [(FontStyle::Normal, REGULAR), (FontStyle::Bold, BOLD)] {
+            if plotters::style::register_font(FONT, style, bytes).is_err() {
+                panic!("the bundled font assets/fonts is not a valid TrueType file");
+            }
+        }
+    });
+}
+
+/// Colour of a VAE at `beta` on a viridis scale over `[0, max_beta]` (the yellow end is cut
+/// off: it is unreadable on white).
+pub fn beta_color(beta: f64, max_beta: f64) -> RGBColor {
+    let t = if max_beta > 0.0 { beta / max_beta } else { 0.0 };
+    ViridisRGB::get_color(0.9 * t.clamp(0.0, 1.0))
+}
+
+/// The AE has no β: it is drawn in a neutral colour.
+pub const AE_COLOR: RGBColor = RGBColor(230, 85, 13);
+
+/// Ten well-separated colours (Tableau 10) for categories: latent groups, digit labels.
+pub const CATEGORY: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+/// Turns a plotters error (generic over the backend) into ours.
+pub fn drawn<T, E: std::fmt::Display>(r: std::result::Result<T, E>) -> Result<T> {
+    r.map_err(|e| anyhow!("drawing failed: {e}"))
+}
+
+/// A picture that can draw itself on any plotters backend.
+pub trait Picture {
+    /// Size in pixels.
+    fn size(&self) -> (u32, u32);
+    /// Draws onto `root` (already cleared to white).
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>;
+}
+
+/// Writes `picture` as `<stem>.png` and, when `svg`, `<stem>.svg`; each file appears whole
+/// (rendered under a temporary name, then renamed). Returns the files written.
+pub fn save(picture: &impl Picture, stem: &Path, svg: bool) -> Result<Vec<PathBuf>> {
+    register_fonts();
+    let dir = stem.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let name = stem.file_name().unwrap_or_default().to_string_lossy();
+    let pid = std::process::id();
+    let mut written = Vec::new();
+    // The extension picks the encoder, so the temporary name keeps it.
+    let png = stem.with_extension("png");
+    let tmp = dir.join(format!(".{name}.{pid}.png"));
+    {
+        let root = BitMapBackend::new(&tmp, picture.size()).into_drawing_area();
+        drawn(root.fill(&WHITE))?;
+        picture.draw(&root)?;
+        drawn(root.present())?;
+    }
+    std::fs::rename(&tmp, &png).with_context(|| format!("cannot write {}", png.display()))?;
+    written.push(png);
+    if svg {
+        let out = stem.with_extension("svg");
+        let tmp = dir.join(format!(".{name}.{pid}.svg"));
+        {
+            let root = SVGBackend::new(&tmp, picture.size()).into_drawing_area();
+            drawn(root.fill(&WHITE))?;
+            picture.draw(&root)?;
+            drawn(root.present())?;
+        }
+        std::fs::rename(&tmp, &out).with_context(|| format!("cannot write {}", out.display()))?;
+        written.push(out);
+    }
+    Ok(written)
+}
