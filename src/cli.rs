@@ -54,6 +54,30 @@ pub enum Command {
         #[arg(long, short, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
         jobs: u16,
     },
+    /// Reproduce published loss tables: train the matrix's runs (or reuse finished ones), then
+    /// print and write <RESULTS>/sweeps/<NAME>/repro.md with, per table, epoch | article | ours
+    /// | difference | difference % and a verdict against the matrix's [repro] tolerance, the
+    /// identification sweep's ranking, and the article's figures for these runs.
+    Repro {
+        /// A matrix with a [repro] table, e.g. experiments/article.toml.
+        file: PathBuf,
+        /// Train seeds 0..N of every run (mean ± sd per epoch) instead of the matrix's seeds.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100))]
+        seeds: Option<u64>,
+        /// Override the epochs of every run (e.g. 2 for a quick check).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        epochs: Option<u32>,
+        /// Train and test on the first N images of each split only.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: Option<u32>,
+        /// Add a column with plain PyTorch on the same setup (scripts/reference/article.py; needs
+        /// ./scripts/setup-reference).
+        #[arg(long)]
+        with_reference: bool,
+        /// Runs trained at once.
+        #[arg(long, short, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+        jobs: u16,
+    },
     /// Train entry INDEX (0-based) of a frozen sweep manifest: one self-contained job, e.g. one
     /// task of a Slurm array (`--array=0-N` with INDEX=$SLURM_ARRAY_TASK_ID).
     Entry {
@@ -192,39 +216,44 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 print!("{}", report::plan_listing(&plan));
                 return Ok(ExitCode::SUCCESS);
             }
-            let manifest = Manifest::from_plan(&plan);
-            let path = manifest.freeze(&store)?;
-            println!(
-                "sweep {}: {} runs, manifest {}",
-                manifest.name,
-                manifest.runs.len(),
-                path.display()
-            );
             let opts = SweepOptions {
                 train: train_opts(install_ctrl_c()),
                 jobs: usize::from(*jobs),
             };
-            let outcome = sweep::run_sweep(&manifest, &opts)?;
-            sweep::write_tables(&store, &manifest, &outcome)?;
-            print!("{}", report::sweep_table(&outcome, &store));
-            let dir = store.sweep_dir(&manifest.name);
-            println!(
-                "tables: {} and {}",
-                dir.join("summary.parquet").display(),
-                dir.join("epochs.parquet").display()
+            Ok(run_plan(&plan, &opts, &format!("vaelab sweep {}", file.display()))?.1)
+        }
+        Command::Repro {
+            file,
+            seeds,
+            epochs,
+            limit,
+            with_reference,
+            jobs,
+        } => {
+            let plan = matrix::load(file)?.with_overrides(
+                *seeds,
+                epochs.map(|e| e as usize),
+                limit.map(|l| l as usize),
             );
-            if outcome.interrupted {
-                eprintln!(
-                    "interrupted: rerun `vaelab sweep {}` to resume",
+            let Some(spec) = plan.repro.clone() else {
+                bail!(
+                    "{}: no [repro] table, so nothing to compare with (see experiments/article.toml)",
                     file.display()
                 );
-                return Ok(ExitCode::from(130));
+            };
+            let opts = SweepOptions {
+                train: train_opts(install_ctrl_c()),
+                jobs: usize::from(*jobs),
+            };
+            let relaunch = format!("vaelab repro {}", file.display());
+            let (manifest, code) = run_plan(&plan, &opts, &relaunch)?;
+            if code != ExitCode::SUCCESS {
+                return Ok(code);
             }
-            let failed = outcome.failed();
-            if failed > 0 {
-                eprintln!("{failed} run(s) failed; see the table above");
-                return Ok(ExitCode::FAILURE);
-            }
+            let path =
+                report::repro::write(&store, &data_dir, &manifest, &spec, *with_reference, file)?;
+            print!("{}", std::fs::read_to_string(&path)?);
+            println!("report: {}", path.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Entry { manifest, index } => {
@@ -281,6 +310,43 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(outcome_code(&report))
         }
     }
+}
+
+/// Freezes and trains `plan`, prints its summary; the manifest and the exit code a script can
+/// act on (130 interrupted, 1 when a run failed).
+fn run_plan(
+    plan: &matrix::SweepPlan,
+    opts: &SweepOptions,
+    relaunch: &str,
+) -> Result<(Manifest, ExitCode)> {
+    let store = &opts.train.store;
+    let manifest = Manifest::from_plan(plan);
+    let path = manifest.freeze(store)?;
+    println!(
+        "sweep {}: {} runs, manifest {}",
+        manifest.name,
+        manifest.runs.len(),
+        path.display()
+    );
+    let outcome = sweep::run_sweep(&manifest, opts)?;
+    sweep::write_tables(store, &manifest, &outcome)?;
+    print!("{}", report::sweep_table(&outcome, store));
+    let dir = store.sweep_dir(&manifest.name);
+    println!(
+        "tables: {} and {}",
+        dir.join("summary.parquet").display(),
+        dir.join("epochs.parquet").display()
+    );
+    if outcome.interrupted {
+        eprintln!("interrupted: rerun `{relaunch}` to resume");
+        return Ok((manifest, ExitCode::from(130)));
+    }
+    let failed = outcome.failed();
+    if failed > 0 {
+        eprintln!("{failed} run(s) failed; see the table above");
+        return Ok((manifest, ExitCode::FAILURE));
+    }
+    Ok((manifest, ExitCode::SUCCESS))
 }
 
 /// Prints a run's table and fate; the exit code a script can act on.

@@ -93,6 +93,45 @@ struct RawMatrix {
     include: Vec<Table>,
     #[serde(default)]
     exclude: Vec<Table>,
+    #[serde(default)]
+    repro: Option<ReproSpec>,
+}
+
+/// `[repro]`: published per-epoch numbers that the sweep reproduces (`vaelab repro`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReproSpec {
+    /// Where the numbers were published.
+    #[serde(default)]
+    pub source: String,
+    /// Allowed |ours − published| / published on the judged epochs.
+    pub tolerance: f64,
+    /// First judged epoch (epoch 1's running average mostly measures the initialisation).
+    #[serde(default = "default_from_epoch")]
+    pub from_epoch: usize,
+    /// Sweep that identified the setup (fitted on the β = 0 table), shown in the report.
+    #[serde(default)]
+    pub identify: Option<String>,
+    /// The published tables, one per β.
+    pub table: Vec<PublishedTable>,
+}
+
+fn default_from_epoch() -> usize {
+    2
+}
+
+/// One published loss table: the article's printed number per epoch for one β.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishedTable {
+    /// Short name (`recon_only`).
+    pub name: String,
+    /// What the run was.
+    pub title: String,
+    /// KL weight of the run.
+    pub beta: f64,
+    /// Printed loss, epoch 1 first.
+    pub loss: Vec<f64>,
 }
 
 #[derive(Deserialize)]
@@ -125,6 +164,8 @@ pub struct SweepPlan {
     pub duplicates: usize,
     /// Grid points removed by `[[exclude]]`.
     pub excluded: usize,
+    /// Published numbers to compare with, when the matrix has a `[repro]` table.
+    pub repro: Option<ReproSpec>,
 }
 
 struct Ctx<'a> {
@@ -268,6 +309,7 @@ pub fn parse(file: &Path, text: &str) -> Result<SweepPlan, MatrixError> {
         runs,
         duplicates,
         excluded,
+        repro: raw.repro,
     })
 }
 
@@ -425,6 +467,35 @@ fn same_param(a: &RunSpec, b: &RunSpec, key: &str) -> bool {
 }
 
 impl SweepPlan {
+    /// The same plan with some parameters forced on every run: `seeds` replaces the seed axis
+    /// by `0..seeds`, `epochs` and `limit` override those keys (`vaelab repro` on a slice).
+    pub fn with_overrides(
+        mut self,
+        seeds: Option<u64>,
+        epochs: Option<usize>,
+        limit: Option<usize>,
+    ) -> Self {
+        let mut runs: Vec<PlannedRun> = Vec::new();
+        for run in &self.runs {
+            let seed_list: Vec<u64> = match seeds {
+                Some(n) => (0..n.max(1)).collect(),
+                None => vec![run.spec.seed],
+            };
+            for seed in seed_list {
+                let mut spec = run.spec.clone();
+                spec.seed = seed;
+                spec.epochs = epochs.unwrap_or(spec.epochs);
+                spec.limit = limit.or(spec.limit);
+                let spec = spec.canonical();
+                if !runs.iter().any(|r| r.spec == spec) {
+                    runs.push(PlannedRun { spec });
+                }
+            }
+        }
+        self.runs = runs;
+        self
+    }
+
     /// The parameters that differ between runs, in axis order (what a listing should show).
     pub fn varying_keys(&self) -> Vec<&'static str> {
         let tables: Vec<toml::Table> = self.runs.iter().map(|r| spec_table(&r.spec)).collect();

@@ -5,6 +5,7 @@
 pub mod charts;
 pub mod figures;
 mod plot;
+pub mod repro;
 mod style;
 pub mod tables;
 
