@@ -96,8 +96,52 @@ pub enum Command {
     /// traversal, and with a 2-D latent the latent scatter and the decoded manifold.
     Plot {
         /// Sweep names, run ids or unique prefixes of run ids.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "diff")]
         targets: Vec<String>,
+        /// Overlay the trade-off curves of two sides of a diff (git revisions, sweeps or runs)
+        /// into <RESULTS>/diffs/<A>..<B>/.
+        #[arg(long, num_args = 2, value_names = ["A", "B"])]
+        diff: Option<Vec<String>>,
+    },
+    /// List runs, newest first: id, sweeps, commit, model, β, latent, epochs, state, final test
+    /// loss.
+    Ls {
+        /// Only the runs of this sweep.
+        #[arg(long)]
+        sweep: Option<String>,
+        /// Only runs built from this git revision (anything `git rev-parse` accepts).
+        #[arg(long)]
+        commit: Option<String>,
+        /// Only runs whose parameter KEY equals VALUE (repeatable), e.g. --where beta=3.
+        #[arg(long = "where", value_name = "KEY=VALUE")]
+        filters: Vec<String>,
+    },
+    /// Show one run: resolved config, provenance and per-epoch table.
+    Show {
+        /// Run id or unique prefix.
+        run: String,
+    },
+    /// Compare two sets of runs: git revisions (HEAD~1, a tag, a branch), sweep names or run ids.
+    ///
+    /// Runs are paired by their parameters. Shows the commits between A and B, files changed,
+    /// Cargo.lock dependency changes, unpaired runs and how they differ from the closest run,
+    /// and per pair the final test recon / KL / loss with delta, delta % and a verdict (noise =
+    /// 2 seed standard deviations where seeds exist, else --tolerance). Exit code 0 when no
+    /// metric changed beyond noise, 1 otherwise (a CI gate).
+    Diff {
+        /// Side A.
+        a: String,
+        /// Side B.
+        b: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: DiffFormat,
+        /// Hide pairs whose metrics are all within noise.
+        #[arg(long)]
+        only_changed: bool,
+        /// Relative change counted as noise when a pair has no seed spread.
+        #[arg(long, default_value_t = 0.01)]
+        tolerance: f64,
     },
     /// Show queued / running / done / failed / interrupted runs of a sweep (or of all sweeps),
     /// each run's epoch and last test loss, and an ETA from measured epoch times.
@@ -143,6 +187,17 @@ pub struct TrainArgs {
     /// Device (cuda needs the tch backend and a GPU).
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceKind,
+}
+
+/// `vaelab diff --format` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DiffFormat {
+    /// Fixed-width text.
+    Table,
+    /// Markdown.
+    Md,
+    /// JSON (the same content, machine-readable).
+    Json,
 }
 
 /// `--model` values.
@@ -289,7 +344,110 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Plot { targets } => {
+        Command::Ls {
+            sweep,
+            commit,
+            filters,
+        } => {
+            let mut records = store.records()?;
+            if let Some(name) = sweep {
+                let path = Manifest::path(&store, name);
+                if !path.is_file() {
+                    bail!(
+                        "no sweep named {name:?}; sweeps: {}",
+                        store.sweep_names()?.join(", ")
+                    );
+                }
+                let manifest = Manifest::read(&path)?;
+                records.retain(|r| manifest.runs.iter().any(|m| m.id == r.id));
+            }
+            if let Some(rev) = commit {
+                let Some(hash) = report::diff::rev_parse(rev) else {
+                    bail!("--commit {rev}: not a git revision here");
+                };
+                records.retain(|r| r.provenance.as_ref().is_some_and(|p| p.git_commit == hash));
+            }
+            for filter in filters {
+                let Some((key, value)) = filter.split_once('=') else {
+                    bail!("--where {filter}: expected KEY=VALUE, e.g. beta=3");
+                };
+                let mut kept = Vec::new();
+                for r in records {
+                    if matrix::param_equals(&r.spec, key.trim(), value.trim())
+                        .map_err(|e| anyhow!("--where {e}"))?
+                    {
+                        kept.push(r);
+                    }
+                }
+                records = kept;
+            }
+            records.sort_by(|a, b| {
+                let started = |r: &crate::store::RunRecord| {
+                    r.provenance
+                        .as_ref()
+                        .map(|p| p.started.clone())
+                        .unwrap_or_default()
+                };
+                started(b).cmp(&started(a)).then(a.id.cmp(&b.id))
+            });
+            print!("{}", report::run_listing(&store, &records)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Show { run } => {
+            let id = match PlotTarget::resolve(&store, run)? {
+                PlotTarget::Run(id) => id,
+                PlotTarget::Sweep(_) => bail!("{run:?} is a sweep; `vaelab status {run}` shows it"),
+            };
+            let dir = store.run(&id);
+            println!(
+                "run {id} ({})
+",
+                dir.path.display()
+            );
+            println!("[config]\n{}", std::fs::read_to_string(dir.config_path())?);
+            match std::fs::read_to_string(dir.file("provenance.toml")) {
+                Ok(text) => println!("[provenance]\n{text}"),
+                Err(_) => println!("[provenance]\n(not written yet)\n"),
+            }
+            print!("{}", report::epoch_table(&store.record(&id)?.rows));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Diff {
+            a,
+            b,
+            format,
+            only_changed,
+            tolerance,
+        } => {
+            let records = store.records()?;
+            let (sa, sb) = (
+                report::diff::select(&store, &records, a)?,
+                report::diff::select(&store, &records, b)?,
+            );
+            let diff = report::diff::diff(&sa, &sb, *tolerance)?;
+            match format {
+                DiffFormat::Json => println!("{}", serde_json::to_string_pretty(&diff)?),
+                DiffFormat::Md => print!("{}", diff.render(true, *only_changed)),
+                DiffFormat::Table => print!("{}", diff.render(false, *only_changed)),
+            }
+            Ok(if diff.changed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Plot { targets, diff } => {
+            if let Some(sides) = diff {
+                let records = store.records()?;
+                let (sa, sb) = (
+                    report::diff::select(&store, &records, &sides[0])?,
+                    report::diff::select(&store, &records, &sides[1])?,
+                );
+                let names = (sides[0].as_str(), sides[1].as_str());
+                for file in report::plot_diff(&store, &sa, &sb, names)? {
+                    println!("{}", file.display());
+                }
+            }
             let targets: Vec<PlotTarget> = targets
                 .iter()
                 .map(|t| PlotTarget::resolve(&store, t))

@@ -507,6 +507,65 @@ impl Provenance {
     }
 }
 
+/// Everything on disk about one run, for listings and comparisons.
+#[derive(Clone, Debug)]
+pub struct RunRecord {
+    /// The run id.
+    pub id: String,
+    /// Its parameters (`config.toml`).
+    pub spec: RunSpec,
+    /// Where it came from (`provenance.toml`), if written yet.
+    pub provenance: Option<Provenance>,
+    /// Where it stands (`status.toml`), if written yet.
+    pub status: Option<RunStatus>,
+    /// Its per-epoch rows.
+    pub rows: Vec<EpochRow>,
+}
+
+impl RunRecord {
+    /// The last row of `split`.
+    pub fn last(&self, split: &str) -> Option<&EpochRow> {
+        self.rows
+            .iter()
+            .filter(|r| r.split == split)
+            .max_by_key(|r| r.epoch)
+    }
+
+    /// `done`, `failed`, ... or `queued` before a status exists.
+    pub fn state(&self) -> &'static str {
+        match self.status.as_ref().map(|s| s.state) {
+            None => "queued",
+            Some(RunState::Running) => "running",
+            Some(RunState::Done) => "done",
+            Some(RunState::Failed) => "failed",
+            Some(RunState::Interrupted) => "interrupted",
+        }
+    }
+}
+
+impl Store {
+    /// Reads run `id`.
+    pub fn record(&self, id: &str) -> Result<RunRecord> {
+        let run = self.run(id);
+        Ok(RunRecord {
+            id: id.to_string(),
+            spec: run.read_spec()?,
+            provenance: Provenance::read(&run).ok(),
+            status: run.read_status()?,
+            rows: read_metrics(&run.metrics_path())?,
+        })
+    }
+
+    /// Reads every run (those without a readable `config.toml` are skipped).
+    pub fn records(&self) -> Result<Vec<RunRecord>> {
+        Ok(self
+            .run_ids()?
+            .iter()
+            .filter_map(|id| self.record(id).ok())
+            .collect())
+    }
+}
+
 /// Now, as RFC 3339 UTC with seconds.
 pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)

@@ -155,11 +155,23 @@ fn a_dry_run_lists_the_deduplicated_runs_and_writes_nothing() {
         "4 runs in sweep quick, 2 duplicate points merged (same run, e.g. an AE under several beta)"
     );
     assert!(!results.exists());
-    // Every shipped matrix expands.
-    for name in ["quick", "beta", "latent"] {
+    // Every shipped matrix expands to the number of runs the README gives.
+    for (name, runs) in [
+        ("quick", 4),
+        ("beta", 72),
+        ("latent", 6),
+        ("article", 2),
+        ("article-identify", 18),
+    ] {
         let m = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("experiments/{name}.toml"));
         let out = common::vaelab(&results, &["sweep", path(&m), "--dry-run"]);
         assert!(out.status.success(), "{name}: {}", common::text(&out));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let last = text.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with(&format!("{runs} runs in sweep {name}")),
+            "{last}"
+        );
     }
 }
 

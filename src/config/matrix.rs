@@ -459,6 +459,29 @@ fn spec_table(spec: &RunSpec) -> toml::Table {
     }
 }
 
+/// Whether `spec`'s `key` equals `value` written as in a matrix (`beta=3`, `model=vae`,
+/// `hidden=[128]`); an error names an unknown key or a value of the wrong type.
+pub fn param_equals(spec: &RunSpec, key: &str, value: &str) -> Result<bool, String> {
+    if !PARAM_KEYS.contains(&key) {
+        return Err(format!(
+            "unknown key `{key}`; allowed: {}",
+            PARAM_KEYS.join(", ")
+        ));
+    }
+    // Bare words (`vae`) are strings; anything TOML can read keeps its type.
+    let parsed = format!("{key} = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|t| t.get(key).cloned())
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    let mut table = spec_table(spec);
+    table.insert(key.to_string(), parsed);
+    let probe: RunSpec = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| format!("{key}={value}: {}", e.message().trim()))?;
+    Ok(same_param(spec, &probe, key))
+}
+
 /// Whether `a` and `b` agree on parameter `key`.
 fn same_param(a: &RunSpec, b: &RunSpec, key: &str) -> bool {
     let ta = spec_table(a);

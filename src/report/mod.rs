@@ -3,11 +3,12 @@
 //! every picture of a sweep or a run.
 
 pub mod charts;
+pub mod diff;
 pub mod figures;
 mod plot;
 pub mod repro;
 mod style;
 pub mod tables;
 
-pub use plot::{plot, PlotTarget};
+pub use plot::{plot, plot_diff, PlotTarget};
 pub use tables::*;

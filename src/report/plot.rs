@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 
 use super::charts::{Curves, RunData, Tradeoff};
+use super::diff::Selection;
 use super::figures::{showcase_indices, Inspector, LatentScatter, Sheet, SAMPLE_SEED};
 use super::style::save;
 use crate::data::{Mnist, Split};
@@ -309,4 +310,62 @@ fn plot_run(store: &Store, test: &Mnist, run: &RunData) -> Result<Vec<PathBuf>> 
         written.extend(save(&manifold, &out.join("manifold"), false)?);
     }
     Ok(written)
+}
+
+/// Overlays the trade-off curves of two sides of a diff (`vaelab plot --diff A B`) into
+/// `<results>/diffs/<A>..<B>/tradeoff.png` and `.svg`.
+pub fn plot_diff(
+    store: &Store,
+    a: &Selection,
+    b: &Selection,
+    names: (&str, &str),
+) -> Result<Vec<PathBuf>> {
+    let side = |sel: &Selection| -> Vec<RunData> {
+        sel.runs
+            .iter()
+            .map(|r| RunData {
+                run: ManifestRun {
+                    id: r.id.clone(),
+                    spec: r.spec.clone(),
+                },
+                rows: r.rows.clone(),
+            })
+            .collect()
+    };
+    let title = format!(
+        "reconstruction vs KL: {} (A) against {} (B)",
+        a.label, b.label
+    );
+    let mut chart = Tradeoff::new(&title, &side(a))?;
+    let other = Tradeoff::new(&title, &side(b))?;
+    for line in &mut chart.lines {
+        line.label = format!("A: {}", line.label);
+    }
+    for ae in &mut chart.ae {
+        ae.label = format!("A: {}", ae.label);
+    }
+    chart.lines.extend(other.lines.into_iter().map(|mut l| {
+        l.label = format!("B: {}", l.label);
+        l
+    }));
+    chart.ae.extend(other.ae.into_iter().map(|mut l| {
+        l.label = format!("B: {}", l.label);
+        l
+    }));
+    let safe = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let dir = store
+        .root()
+        .join("diffs")
+        .join(format!("{}..{}", safe(names.0), safe(names.1)));
+    save(&chart, &dir.join("tradeoff"), true)
 }

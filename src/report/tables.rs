@@ -2,7 +2,7 @@
 
 use crate::config::matrix::{describe, SweepPlan};
 use crate::model::ModelKind;
-use crate::store::{build_info, read_metrics, EpochRow, Store};
+use crate::store::{build_info, read_metrics, EpochRow, RunRecord, Store};
 use crate::sweep::{eta_seconds, Manifest, RunProgress, SweepReport};
 
 /// A fixed-width table of per-epoch rows: epoch, split, recon, KL, β·KL, loss, article loss.
@@ -139,4 +139,56 @@ pub fn plan_listing(plan: &SweepPlan) -> String {
     }
     out.push('\n');
     out
+}
+
+/// `vaelab ls`: one line per run (id, sweeps listing it, commit, parameters, state, final test
+/// loss), in the order given.
+pub fn run_listing(store: &Store, records: &[RunRecord]) -> anyhow::Result<String> {
+    let mut sweeps_of: Vec<(String, Vec<String>)> = Vec::new();
+    for name in store.sweep_names()? {
+        let manifest = Manifest::read(&Manifest::path(store, &name))?;
+        sweeps_of.push((name, manifest.runs.into_iter().map(|r| r.id).collect()));
+    }
+    let mut out = format!(
+        "{:<16} {:<16} {:<12} {:<5} {:>6} {:>6} {:>6} {:<11} {:>10}\n",
+        "run", "sweep", "commit", "model", "beta", "latent", "epochs", "state", "test_loss"
+    );
+    for r in records {
+        let sweeps: Vec<&str> = sweeps_of
+            .iter()
+            .filter(|(_, ids)| ids.contains(&r.id))
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let commit = r.provenance.as_ref().map_or("-".to_string(), |p| {
+            let short = &p.git_commit[..p.git_commit.len().min(8)];
+            if p.git_dirty {
+                format!("{short}+dirty")
+            } else {
+                short.to_string()
+            }
+        });
+        let s = &r.spec;
+        out.push_str(&format!(
+            "{:<16} {:<16} {:<12} {:<5} {:>6} {:>6} {:>6} {:<11} {:>10}\n",
+            r.id,
+            if sweeps.is_empty() {
+                "-".to_string()
+            } else {
+                sweeps.join(",")
+            },
+            commit,
+            s.model.as_str(),
+            if s.model == ModelKind::Ae {
+                "-".to_string()
+            } else {
+                format!("{}", s.beta)
+            },
+            s.latent,
+            format!("{}/{}", r.last("train").map_or(0, |t| t.epoch), s.epochs),
+            r.state(),
+            r.last("test")
+                .map_or_else(|| "-".into(), |t| format!("{:.3}", t.loss)),
+        ));
+    }
+    Ok(out)
 }

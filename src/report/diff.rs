@@ -1,0 +1,627 @@
+//! `vaelab diff A B`: what changed between two sets of runs, and whether their results moved
+//! beyond noise. A and B are git revisions, sweep names or run ids.
+//!
+//! Runs are paired by their parameters (the code is not a parameter), so the same experiment at
+//! two commits lines up. Noise comes from the seed spread where a pair's experiment has several
+//! seeds on both sides; otherwise a relative tolerance stands in for it, and the output says so.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use crate::config::matrix::{describe, PARAM_KEYS};
+use crate::config::RunSpec;
+use crate::store::{RunRecord, Store};
+use crate::sweep::Manifest;
+
+/// Runs `git args` in the current directory; its stdout.
+pub fn git(args: &[&str]) -> Result<String> {
+    let out = Command::new("git")
+        .args(args)
+        .output()
+        .context("cannot run git")?;
+    if !out.status.success() {
+        bail!(
+            "git {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The full commit hash `rev` names, if it names one.
+pub fn rev_parse(rev: &str) -> Option<String> {
+    git(&[
+        "rev-parse",
+        "--verify",
+        "--quiet",
+        &format!("{rev}^{{commit}}"),
+    ])
+    .ok()
+    .map(|s| s.trim().to_string())
+    .filter(|s| !s.is_empty())
+}
+
+/// One side of a comparison.
+#[derive(Clone, Debug)]
+pub struct Selection {
+    /// How the user named it, with what it resolved to.
+    pub label: String,
+    /// The commit its runs were built from, when they share one.
+    pub commit: Option<String>,
+    /// The runs.
+    pub runs: Vec<RunRecord>,
+}
+
+/// Resolves `name`: a sweep, a run id (or unique prefix), or a git revision (its clean runs:
+/// a run built from a dirty tree is never attributed to the commit).
+pub fn select(store: &Store, records: &[RunRecord], name: &str) -> Result<Selection> {
+    let common_commit = |runs: &[RunRecord]| {
+        let commits: Vec<&str> = runs
+            .iter()
+            .filter_map(|r| r.provenance.as_ref())
+            .map(|p| p.git_commit.as_str())
+            .collect();
+        commits
+            .first()
+            .filter(|c| commits.iter().all(|d| d == *c))
+            .map(|c| c.to_string())
+    };
+    if Manifest::path(store, name).is_file() {
+        let manifest = Manifest::read(&Manifest::path(store, name))?;
+        let runs: Vec<RunRecord> = records
+            .iter()
+            .filter(|r| manifest.runs.iter().any(|m| m.id == r.id))
+            .cloned()
+            .collect();
+        return Ok(Selection {
+            label: format!("sweep {name}"),
+            commit: common_commit(&runs),
+            runs,
+        });
+    }
+    let by_id: Vec<&RunRecord> = records.iter().filter(|r| r.id.starts_with(name)).collect();
+    if by_id.len() == 1 {
+        let runs = vec![by_id[0].clone()];
+        return Ok(Selection {
+            label: format!("run {}", by_id[0].id),
+            commit: common_commit(&runs),
+            runs,
+        });
+    }
+    if let Some(hash) = rev_parse(name) {
+        let runs: Vec<RunRecord> = records
+            .iter()
+            .filter(|r| {
+                r.provenance
+                    .as_ref()
+                    .is_some_and(|p| p.git_commit == hash && !p.git_dirty)
+            })
+            .cloned()
+            .collect();
+        return Ok(Selection {
+            label: format!("{name} ({})", &hash[..hash.len().min(10)]),
+            commit: Some(hash),
+            runs,
+        });
+    }
+    let sweeps = store.sweep_names()?;
+    let mut ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+    ids.truncate(5);
+    bail!(
+        "{name:?} is neither a sweep, a run id nor a git revision; sweeps: {}; runs: {}{}",
+        if sweeps.is_empty() {
+            "none".to_string()
+        } else {
+            sweeps.join(", ")
+        },
+        if ids.is_empty() {
+            "none".to_string()
+        } else {
+            ids.join(", ")
+        },
+        if by_id.len() > 1 {
+            format!(" ({} runs start with {name:?})", by_id.len())
+        } else {
+            String::new()
+        }
+    )
+}
+
+/// One final metric of a pair.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct MetricDelta {
+    /// `test_recon`, `test_kl` or `test_loss`.
+    pub metric: &'static str,
+    /// Value in A.
+    pub a: Option<f64>,
+    /// Value in B.
+    pub b: Option<f64>,
+    /// B − A.
+    pub delta: Option<f64>,
+    /// (B − A) / A in percent.
+    pub delta_pct: Option<f64>,
+    /// Largest |delta| still counted as noise.
+    pub noise: f64,
+    /// Where `noise` comes from: `2 sd over N seeds` or `tolerance x%`.
+    pub noise_from: String,
+    /// |delta| > noise.
+    pub changed: bool,
+}
+
+/// Two runs with the same parameters.
+#[derive(Clone, Debug, Serialize)]
+pub struct Pair {
+    /// The parameters that tell pairs apart, `key=value` separated by spaces.
+    pub params: String,
+    /// Run in A.
+    pub a: String,
+    /// Run in B.
+    pub b: String,
+    /// Final test metrics.
+    pub metrics: Vec<MetricDelta>,
+    /// Epoch and B − A of the largest per-epoch test-loss difference.
+    pub largest_epoch_delta: Option<(u32, f64)>,
+}
+
+/// A run with no partner on the other side, and how it differs from the closest one there.
+#[derive(Clone, Debug, Serialize)]
+pub struct Unpaired {
+    /// `A` or `B`.
+    pub side: &'static str,
+    /// The run.
+    pub id: String,
+    /// Its parameters.
+    pub params: String,
+    /// The closest run on the other side and the keys that differ (`key: this -> that`).
+    pub closest: Option<(String, Vec<String>)>,
+}
+
+/// A dependency whose version differs between the two commits' `Cargo.lock`.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct DependencyChange {
+    /// Crate name.
+    pub name: String,
+    /// Version(s) at A.
+    pub a: String,
+    /// Version(s) at B.
+    pub b: String,
+}
+
+/// The whole comparison.
+#[derive(Clone, Debug, Serialize)]
+pub struct Diff {
+    /// Side A.
+    pub a: String,
+    /// Side B.
+    pub b: String,
+    /// Runs on side A.
+    pub a_runs: usize,
+    /// Runs on side B.
+    pub b_runs: usize,
+    /// `git log --oneline A..B`, when both sides have a commit.
+    pub commits: Vec<String>,
+    /// `git diff --stat A B` lines.
+    pub files: Vec<String>,
+    /// Cargo.lock changes.
+    pub dependencies: Vec<DependencyChange>,
+    /// Paired runs.
+    pub pairs: Vec<Pair>,
+    /// Runs without a partner.
+    pub unpaired: Vec<Unpaired>,
+    /// True when some paired metric changed beyond noise.
+    pub changed: bool,
+}
+
+fn final_metrics(run: &RunRecord) -> [Option<f64>; 3] {
+    let t = run.last("test");
+    [t.map(|r| r.recon), t.and_then(|r| r.kl), t.map(|r| r.loss)]
+}
+
+const METRICS: [&str; 3] = ["test_recon", "test_kl", "test_loss"];
+
+fn sd(values: &[f64]) -> Option<f64> {
+    if values.len() < 2 {
+        return None;
+    }
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    Some((values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt())
+}
+
+fn without_seed(spec: &RunSpec) -> RunSpec {
+    RunSpec {
+        seed: 0,
+        ..spec.clone()
+    }
+}
+
+/// Parameter keys whose values differ between `a` and `b`, as `key: a -> b`.
+fn differing(a: &RunSpec, b: &RunSpec) -> Vec<String> {
+    PARAM_KEYS
+        .iter()
+        .filter_map(|k| {
+            let (x, y) = (describe(a, &[k]), describe(b, &[k]));
+            (x != y).then(|| {
+                let strip = |s: String| s.split_once('=').map(|(_, v)| v.to_string()).unwrap_or(s);
+                format!("{k}: {} -> {}", strip(x), strip(y))
+            })
+        })
+        .collect()
+}
+
+/// How far apart two specs are: the number of differing keys, then the size of the numeric
+/// gaps (so β = 3 is closer to 2.5 than to 1).
+fn distance(a: &RunSpec, b: &RunSpec) -> (usize, f64) {
+    let rel = |x: f64, y: f64| (x - y).abs() / x.abs().max(y.abs()).max(1e-12);
+    let gap = (a.beta - b.beta).abs()
+        + rel(a.latent as f64, b.latent as f64)
+        + rel(a.epochs as f64, b.epochs as f64)
+        + rel(a.batch_size as f64, b.batch_size as f64)
+        + rel(a.lr, b.lr);
+    (differing(a, b).len(), gap)
+}
+
+/// The run of `others` closest to `spec`, and the keys that differ.
+fn closest(spec: &RunSpec, others: &[RunRecord]) -> Option<(String, Vec<String>)> {
+    others
+        .iter()
+        .min_by(|x, y| {
+            let (dx, dy) = (distance(spec, &x.spec), distance(spec, &y.spec));
+            dx.0.cmp(&dy.0).then(dx.1.total_cmp(&dy.1))
+        })
+        .map(|r| (r.id.clone(), differing(spec, &r.spec)))
+}
+
+/// `name -> versions` of a `Cargo.lock` text.
+fn lock_versions(text: &str) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if let Ok(doc) = text.parse::<toml::Table>() {
+        for package in doc
+            .get("package")
+            .and_then(|p| p.as_array())
+            .into_iter()
+            .flatten()
+        {
+            if let (Some(name), Some(version)) = (
+                package.get("name").and_then(|v| v.as_str()),
+                package.get("version").and_then(|v| v.as_str()),
+            ) {
+                out.entry(name.to_string())
+                    .or_default()
+                    .push(version.to_string());
+            }
+        }
+    }
+    out.into_iter().map(|(k, v)| (k, v.join(", "))).collect()
+}
+
+/// Compares two selections; `tolerance` (relative) stands in for noise without seed spread.
+pub fn diff(a: &Selection, b: &Selection, tolerance: f64) -> Result<Diff> {
+    let (mut commits, mut files, mut dependencies) = (Vec::new(), Vec::new(), Vec::new());
+    if let (Some(ca), Some(cb)) = (&a.commit, &b.commit) {
+        if ca != cb {
+            let range = format!("{ca}..{cb}");
+            commits = git(&["log", "--oneline", &range])
+                .unwrap_or_default()
+                .lines()
+                .map(String::from)
+                .collect();
+            files = git(&["diff", "--stat", ca, cb])
+                .unwrap_or_default()
+                .lines()
+                .map(|l| l.trim().to_string())
+                .collect();
+            let lock = |c: &str| git(&["show", &format!("{c}:Cargo.lock")]).unwrap_or_default();
+            let (la, lb) = (lock_versions(&lock(ca)), lock_versions(&lock(cb)));
+            for name in la
+                .keys()
+                .chain(lb.keys())
+                .collect::<std::collections::BTreeSet<_>>()
+            {
+                let (va, vb) = (la.get(name), lb.get(name));
+                if va != vb {
+                    dependencies.push(DependencyChange {
+                        name: name.clone(),
+                        a: va.cloned().unwrap_or_else(|| "-".into()),
+                        b: vb.cloned().unwrap_or_else(|| "-".into()),
+                    });
+                }
+            }
+        }
+    }
+
+    // Seed spread per experiment (parameters but the seed), per side and metric.
+    let spread = |runs: &[RunRecord], spec: &RunSpec, m: usize| -> (Option<f64>, usize) {
+        let values: Vec<f64> = runs
+            .iter()
+            .filter(|r| without_seed(&r.spec) == without_seed(spec))
+            .filter_map(|r| final_metrics(r)[m])
+            .collect();
+        (sd(&values), values.len())
+    };
+    let all_specs: Vec<RunSpec> = a
+        .runs
+        .iter()
+        .chain(&b.runs)
+        .map(|r| r.spec.clone())
+        .collect();
+    let shown_keys: Vec<&str> = PARAM_KEYS
+        .iter()
+        .copied()
+        .filter(|k| {
+            all_specs
+                .iter()
+                .any(|s| describe(s, &[k]) != describe(&all_specs[0], &[k]))
+        })
+        .collect();
+    let shown_keys = if shown_keys.is_empty() {
+        vec!["model", "beta"]
+    } else {
+        shown_keys
+    };
+
+    let mut pairs = Vec::new();
+    let mut unpaired = Vec::new();
+    let mut b_used = vec![false; b.runs.len()];
+    for ra in &a.runs {
+        let Some(k) = b.runs.iter().position(|rb| rb.spec == ra.spec) else {
+            unpaired.push(Unpaired {
+                side: "A",
+                id: ra.id.clone(),
+                params: describe(&ra.spec, &shown_keys),
+                closest: closest(&ra.spec, &b.runs),
+            });
+            continue;
+        };
+        b_used[k] = true;
+        let rb = &b.runs[k];
+        let (fa, fb) = (final_metrics(ra), final_metrics(rb));
+        let metrics = (0..3)
+            .filter(|&m| fa[m].is_some() || fb[m].is_some())
+            .map(|m| {
+                let (sa, na) = spread(&a.runs, &ra.spec, m);
+                let (sb, nb) = spread(&b.runs, &rb.spec, m);
+                let (noise, noise_from) = match (sa, sb) {
+                    (Some(x), Some(y)) => (
+                        2.0 * ((x * x + y * y) / 2.0).sqrt(),
+                        format!("2 sd over {}+{} seeds", na, nb),
+                    ),
+                    _ => (
+                        tolerance * fa[m].unwrap_or(0.0).abs(),
+                        format!("tolerance {}%", tolerance * 100.0),
+                    ),
+                };
+                let delta = fa[m].zip(fb[m]).map(|(x, y)| y - x);
+                MetricDelta {
+                    metric: METRICS[m],
+                    a: fa[m],
+                    b: fb[m],
+                    delta,
+                    delta_pct: fa[m].zip(delta).map(|(x, d)| 100.0 * d / x),
+                    noise,
+                    noise_from,
+                    changed: delta.is_none_or(|d| d.abs() > noise),
+                }
+            })
+            .collect();
+        let largest_epoch_delta = ra
+            .rows
+            .iter()
+            .filter(|r| r.split == "test")
+            .filter_map(|r| {
+                rb.rows
+                    .iter()
+                    .find(|s| s.split == "test" && s.epoch == r.epoch)
+                    .map(|s| (r.epoch, s.loss - r.loss))
+            })
+            .max_by(|x, y| x.1.abs().total_cmp(&y.1.abs()));
+        pairs.push(Pair {
+            params: describe(&ra.spec, &shown_keys),
+            a: ra.id.clone(),
+            b: rb.id.clone(),
+            metrics,
+            largest_epoch_delta,
+        });
+    }
+    for (rb, used) in b.runs.iter().zip(&b_used) {
+        if !used {
+            unpaired.push(Unpaired {
+                side: "B",
+                id: rb.id.clone(),
+                params: describe(&rb.spec, &shown_keys),
+                closest: closest(&rb.spec, &a.runs),
+            });
+        }
+    }
+    let changed = pairs.iter().any(|p| p.metrics.iter().any(|m| m.changed));
+    Ok(Diff {
+        a: a.label.clone(),
+        b: b.label.clone(),
+        a_runs: a.runs.len(),
+        b_runs: b.runs.len(),
+        commits,
+        files,
+        dependencies,
+        pairs,
+        unpaired,
+        changed,
+    })
+}
+
+fn num(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"))
+}
+
+impl Diff {
+    /// Plain text (`md = false`) or Markdown; `only_changed` hides pairs within noise.
+    pub fn render(&self, md: bool, only_changed: bool) -> String {
+        let mut out = String::new();
+        let h = |out: &mut String, title: &str| {
+            if md {
+                let _ = writeln!(out, "\n## {title}\n");
+            } else {
+                let _ = writeln!(out, "\n{title}");
+            }
+        };
+        if md {
+            let _ = writeln!(out, "# vaelab diff: {} → {}", self.a, self.b);
+        } else {
+            let _ = writeln!(out, "A: {}\nB: {}", self.a, self.b);
+        }
+        for (side, label, n) in [("A", &self.a, self.a_runs), ("B", &self.b, self.b_runs)] {
+            if n == 0 {
+                let _ = writeln!(
+                    out,
+                    "{}note: side {side} ({label}) has no run{}",
+                    if md { "\n> " } else { "" },
+                    if label.contains('(') {
+                        " built from that commit with a clean tree"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+        h(&mut out, &format!("commits A..B ({})", self.commits.len()));
+        for c in &self.commits {
+            let _ = writeln!(out, "{}{c}", if md { "- " } else { "  " });
+        }
+        if !self.files.is_empty() {
+            h(&mut out, "files changed");
+            for f in &self.files {
+                let _ = writeln!(out, "{}{f}", if md { "    " } else { "  " });
+            }
+        }
+        h(
+            &mut out,
+            &format!(
+                "dependency changes in Cargo.lock ({})",
+                self.dependencies.len()
+            ),
+        );
+        for d in &self.dependencies {
+            let _ = writeln!(
+                out,
+                "{}{}: {} -> {}",
+                if md { "- " } else { "  " },
+                d.name,
+                d.a,
+                d.b
+            );
+        }
+        h(
+            &mut out,
+            &format!("unpaired runs ({})", self.unpaired.len()),
+        );
+        for u in &self.unpaired {
+            let closest = match &u.closest {
+                Some((id, keys)) => format!("; closest {id} differs in {}", keys.join(", ")),
+                None => "; the other side has no run".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "{}only in {}: {} {}{closest}",
+                if md { "- " } else { "  " },
+                u.side,
+                u.id,
+                u.params
+            );
+        }
+        let shown: Vec<&Pair> = self
+            .pairs
+            .iter()
+            .filter(|p| !only_changed || p.metrics.iter().any(|m| m.changed))
+            .collect();
+        h(
+            &mut out,
+            &format!(
+                "paired runs ({} of {} shown)",
+                shown.len(),
+                self.pairs.len()
+            ),
+        );
+        if md {
+            let _ = writeln!(
+                out,
+                "| params | metric | A | B | delta | delta % | noise | verdict |"
+            );
+            let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---|---|");
+        } else {
+            let _ = writeln!(
+                out,
+                "  {:<28} {:<10} {:>10} {:>10} {:>10} {:>8}  verdict",
+                "params", "metric", "A", "B", "delta", "delta%"
+            );
+        }
+        for p in shown {
+            for m in &p.metrics {
+                let verdict = if m.changed { "CHANGED" } else { "within noise" };
+                let pct = m.delta_pct.map_or("-".into(), |v| format!("{v:+.2}%"));
+                if md {
+                    let _ = writeln!(
+                        out,
+                        "| {} | {} | {} | {} | {} | {pct} | ±{:.4} ({}) | {verdict} |",
+                        p.params,
+                        m.metric,
+                        num(m.a),
+                        num(m.b),
+                        m.delta.map_or("-".into(), |d| format!("{d:+.4}")),
+                        m.noise,
+                        m.noise_from
+                    );
+                } else {
+                    let _ = writeln!(
+                        out,
+                        "  {:<28} {:<10} {:>10} {:>10} {:>10} {:>8}  {verdict} (noise ±{:.4}, {})",
+                        p.params,
+                        m.metric,
+                        num(m.a),
+                        num(m.b),
+                        m.delta.map_or("-".into(), |d| format!("{d:+.4}")),
+                        pct,
+                        m.noise,
+                        m.noise_from
+                    );
+                }
+            }
+            if let (false, Some((epoch, d))) = (md, p.largest_epoch_delta) {
+                let _ = writeln!(
+                    out,
+                    "  largest per-epoch test-loss delta: {d:+.4} at epoch {epoch} ({} vs {})",
+                    p.a, p.b
+                );
+            }
+        }
+        if md {
+            let _ = writeln!(out);
+            for p in self
+                .pairs
+                .iter()
+                .filter(|p| !only_changed || p.metrics.iter().any(|m| m.changed))
+            {
+                if let Some((epoch, d)) = p.largest_epoch_delta {
+                    let _ = writeln!(
+                        out,
+                        "- {}: largest per-epoch test-loss delta {d:+.4} at epoch {epoch} (`{}` vs `{}`)",
+                        p.params, p.a, p.b
+                    );
+                }
+            }
+        }
+        let _ = writeln!(
+            out,
+            "\n{}",
+            match (self.changed, self.pairs.is_empty()) {
+                (true, _) => "verdict: some metric changed beyond noise",
+                (false, true) => "verdict: no paired runs to compare",
+                (false, false) => "verdict: no metric changed beyond noise",
+            }
+        );
+        out
+    }
+}
