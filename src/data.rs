@@ -187,6 +187,19 @@ pub fn epoch_seed(seed: u64, epoch: usize) -> u64 {
     z ^ (z >> 31)
 }
 
+/// The indices `range` in the order of `epoch` of a run seeded with `seed`: Fisher–Yates with
+/// a splitmix64 stream, small, dependency-free and stable forever.
+pub fn epoch_order(range: std::ops::Range<usize>, seed: u64, epoch: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = range.collect();
+    let mut state = epoch_seed(seed, epoch);
+    for i in (1..order.len()).rev() {
+        state = epoch_seed(state, i);
+        let j = (state % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    order
+}
+
 /// A Burn [`DataLoader`] over an in-memory MNIST split whose order depends only on (seed, epoch).
 ///
 /// Burn's own loader advances one RNG across epochs, so a run resumed at epoch k would see
@@ -223,17 +236,10 @@ impl MnistLoader {
     }
 
     fn order(&self, epoch: usize) -> Vec<usize> {
-        let mut order: Vec<usize> = (self.range.0..self.range.1).collect();
-        if let Some(seed) = self.shuffle_seed {
-            // Fisher–Yates with a splitmix64 stream: small, dependency-free and stable forever.
-            let mut state = epoch_seed(seed, epoch);
-            for i in (1..order.len()).rev() {
-                state = epoch_seed(state, i);
-                let j = (state % (i as u64 + 1)) as usize;
-                order.swap(i, j);
-            }
+        match self.shuffle_seed {
+            Some(seed) => epoch_order(self.range.0..self.range.1, seed, epoch),
+            None => (self.range.0..self.range.1).collect(),
         }
-        order
     }
 }
 

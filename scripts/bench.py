@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""Benchmark driver for ./scripts/bench: PyTorch eager vs vaelab (harness, bare loop, flex),
+plus the arithmetic floor, start-up, no-op relaunch, evaluation time and peak memory.
+
+Every contender trains the same model on the same 60,000 MNIST images with the same batch
+size, Adam and 2 threads. Each repetition runs all contenders, in an order that rotates between
+repetitions; the figure per contender is the median (and min-max spread) over repetitions of the
+seconds of a training epoch (the second epoch of each process, so start-up and first-touch costs
+are excluded). Writes BENCHMARKS.md and benchmarks.json at the repository root.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("VAELAB_CACHE", Path.home() / ".cache/vaelab"))
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", CACHE / "target"))
+VAELAB = TARGET / "release/vaelab"
+BARE = TARGET / "release/examples/bare_loop"
+TORCH_PY = Path(os.environ.get("VAELAB_TORCH_PYTHON", CACHE / "torch-ref/bin/python"))
+REFERENCE = REPO / "scripts/reference/article.py"
+IMAGES = 60_000
+
+WORKLOADS = {
+    "article": {"hidden": [128], "latent": 4, "batch": 32, "what": "784-128-4 VAE, batch 32 (the article's setup)"},
+    "large": {"hidden": [512, 256], "latent": 16, "batch": 128, "what": "784-512-256-16 VAE, batch 128"},
+}
+
+
+def env(threads: int = 2) -> dict:
+    e = dict(os.environ)
+    e.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), RAYON_NUM_THREADS=str(threads))
+    return e
+
+
+def run(cmd: list, **kw) -> subprocess.CompletedProcess:
+    out = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env(), **kw)
+    if out.returncode != 0:
+        sys.exit(f"bench: {' '.join(map(str, cmd))} failed:\n{out.stderr[-2000:]}")
+    return out
+
+
+def epoch_seconds_json(stdout: str) -> list:
+    return [json.loads(l)["seconds"] for l in stdout.splitlines() if l.startswith("{")]
+
+
+def pytorch(w: dict, epochs: int) -> list:
+    out = run([TORCH_PY, REFERENCE, "--beta", "3", "--latent", w["latent"], "--hidden",
+               ",".join(map(str, w["hidden"])), "--batch-size", w["batch"], "--epochs", epochs, "--threads", 2])
+    return epoch_seconds_json(out.stdout)
+
+
+def harness(w: dict, epochs: int, backend: str = "tch") -> tuple:
+    """Training and test seconds per epoch of `vaelab train` (the full harness)."""
+    with tempfile.TemporaryDirectory() as results:
+        run([VAELAB, "--results", results, "--quiet", "train", "--model", "vae", "--beta", "3",
+             "--latent", w["latent"], "--hidden", ",".join(map(str, w["hidden"])),
+             "--batch-size", w["batch"], "--epochs", epochs, "--backend", backend])
+        listing = run([VAELAB, "--results", results, "ls"]).stdout
+        run_id = listing.splitlines()[1].split()[0]
+        # Seconds per split from the run's per-epoch table (last column).
+        show = run([VAELAB, "--results", results, "show", run_id]).stdout
+        train = [float(l.split()[-1]) for l in show.splitlines() if re.match(r"\s+\d+\s+train\s", l)]
+        test = [float(l.split()[-1]) for l in show.splitlines() if re.match(r"\s+\d+\s+test\s", l)]
+        return train, test
+
+
+def bare(w: dict, epochs: int, backend: str = "tch") -> list:
+    out = run([BARE, backend, ",".join(map(str, w["hidden"])), w["latent"], w["batch"], epochs])
+    return epoch_seconds_json(out.stdout)
+
+
+def gemm_gflops() -> float:
+    code = (
+        "import torch, time\n"
+        "torch.set_num_threads(2)\n"
+        "a = torch.randn(2048, 2048); b = torch.randn(2048, 2048)\n"
+        "for _ in range(3): a @ b\n"
+        "best = 1e9\n"
+        "for _ in range(10):\n"
+        "    t = time.perf_counter(); a @ b; best = min(best, time.perf_counter() - t)\n"
+        "print(2 * 2048**3 / best / 1e9)\n"
+    )
+    return float(run([TORCH_PY, "-c", code]).stdout.strip())
+
+
+def train_flops_per_epoch(w: dict) -> float:
+    enc = [784, *w["hidden"], w["latent"]]
+    weights = sum(a * b for a, b in zip(enc, enc[1:])) * 2  # encoder + mirrored decoder
+    weights += 2 * w["latent"] * w["latent"]  # mu and log_var heads
+    # Forward 2 FLOPs per weight per image; backward twice that.
+    return 6.0 * weights * IMAGES
+
+
+def median_spread(xs: list) -> dict:
+    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "n": len(xs)}
+
+
+def timed(cmd: list, reps: int) -> dict:
+    xs = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        subprocess.run([str(c) for c in cmd], capture_output=True, env=env())
+        xs.append(time.perf_counter() - t)
+    return median_spread(xs)
+
+
+def peak_rss_mb(cmd: list) -> float:
+    out = subprocess.run(["/usr/bin/time", "-v", *map(str, cmd)], capture_output=True, text=True, env=env())
+    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", out.stderr)
+    return int(m.group(1)) / 1024 if m else float("nan")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description="vaelab benchmarks")
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--workloads", default="article,large")
+    args = p.parse_args()
+    for path in (VAELAB, BARE, TORCH_PY):
+        if not Path(path).exists():
+            sys.exit(f"bench: {path} is missing (./scripts/bench builds and installs it)")
+
+    report = {"machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "threads": 2, "python": platform.python_version()},
+              "reps": args.reps, "workloads": {}}
+    gflops = gemm_gflops()
+    report["gemm_gflops"] = gflops
+    for name in args.workloads.split(","):
+        w = WORKLOADS[name]
+        contenders = {
+            "pytorch": lambda: pytorch(w, 2)[1],
+            "vaelab_tch": lambda: harness(w, 2)[0][1],
+            "bare_tch": lambda: bare(w, 2)[1],
+            "vaelab_flex": lambda: harness(w, 2, "flex")[0][1],
+        }
+        times = {k: [] for k in contenders}
+        keys = list(contenders)
+        for rep in range(args.reps):
+            order = keys[rep % len(keys):] + keys[:rep % len(keys)]
+            for k in order:
+                s = contenders[k]()
+                times[k].append(s)
+                print(f"bench: {name} rep {rep + 1}/{args.reps} {k}: {s:.2f} s/epoch", file=sys.stderr)
+        floor = train_flops_per_epoch(w) / (gflops * 1e9)
+        report["workloads"][name] = {
+            "what": w["what"],
+            "seconds_per_epoch": {k: median_spread(v) for k, v in times.items()},
+            "floor_seconds": floor,
+            "train_gflop_per_epoch": train_flops_per_epoch(w) / 1e9,
+        }
+
+    # Start-up, no-op relaunch of a finished 30-run sweep, evaluation time, peak memory.
+    report["help_seconds"] = timed([VAELAB, "--help"], 10)
+    with tempfile.TemporaryDirectory() as tmp:
+        matrix = Path(tmp) / "noop.toml"
+        matrix.write_text('[sweep]\nname = "noop"\n[base]\nmodel = "vae"\nepochs = 1\nlimit = 64\n[grid]\nseed = [%s]\n'
+                          % ", ".join(str(s) for s in range(30)))
+        results = Path(tmp) / "results"
+        run([VAELAB, "--results", results, "--quiet", "sweep", matrix])
+        report["noop_relaunch_30_runs_seconds"] = timed([VAELAB, "--results", results, "--quiet", "sweep", matrix], 5)
+    _, test = harness(WORKLOADS["article"], 1)
+    report["eval_10k_seconds"] = test[0]
+    with tempfile.TemporaryDirectory() as results:
+        report["train_peak_rss_mb"] = peak_rss_mb([VAELAB, "--results", results, "--quiet", "train", "--epochs", "1"])
+
+    (REPO / "benchmarks.json").write_text(json.dumps(report, indent=2) + "\n")
+    (REPO / "BENCHMARKS.md").write_text(markdown(report))
+    print((REPO / "BENCHMARKS.md").read_text())
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def markdown(r: dict) -> str:
+    names = {"pytorch": "PyTorch 2.9 eager (`scripts/reference/article.py`)",
+             "vaelab_tch": "vaelab, full harness, tch (Learner, metrics, Parquet, checkpoints)",
+             "bare_tch": "vaelab model, bare loop, tch (`examples/bare_loop.rs`)",
+             "vaelab_flex": "vaelab, full harness, flex (pure Rust)"}
+    out = ["# Benchmarks", "",
+           f"Produced by `./scripts/bench --reps {r['reps']}` on {r['machine']['cpu']} "
+           f"({r['machine']['cores']} cores), 2 threads everywhere. Seconds per training epoch on all 60,000 "
+           "MNIST training images (the second epoch of each process), median over repetitions with the min–max spread; "
+           "the contenders alternate order between repetitions. Machine-readable: `benchmarks.json`.", ""]
+    for name, w in r["workloads"].items():
+        spe = w["seconds_per_epoch"]
+        base = spe["pytorch"]["median"]
+        out += [f"## {w['what']}", "",
+                "| contender | s/epoch (median) | spread | images/s | × PyTorch |",
+                "|---|---:|---:|---:|---:|"]
+        for k, v in spe.items():
+            out.append(f"| {names[k]} | {v['median']:.2f} | {v['min']:.2f}–{v['max']:.2f} | "
+                       f"{IMAGES / v['median']:,.0f} | {v['median'] / base:.2f} |")
+        out.append(f"| arithmetic floor ({w['train_gflop_per_epoch']:.1f} GFLOP at {r['gemm_gflops']:.0f} GFLOP/s, "
+                   f"2048² GEMM) | {w['floor_seconds']:.2f} | | {IMAGES / w['floor_seconds']:,.0f} | "
+                   f"{w['floor_seconds'] / base:.2f} |")
+        overhead = spe["vaelab_tch"]["median"] / spe["bare_tch"]["median"] - 1
+        out += ["", f"Harness overhead over the bare loop: {100 * overhead:+.1f}%. "
+                f"Full harness vs PyTorch: {spe['vaelab_tch']['median'] / base:.2f}×.", ""]
+    h, n = r["help_seconds"], r["noop_relaunch_30_runs_seconds"]
+    out += ["## Start-up, relaunch, evaluation, memory", "",
+            "| what | seconds / MB | target |", "|---|---:|---|",
+            f"| `vaelab --help` (median of 10) | {h['median']:.3f} s | < 0.1 s |",
+            f"| no-op relaunch of a finished 30-run sweep (median of 5) | {n['median']:.3f} s | < 1 s |",
+            f"| evaluation of the 10,000 test images (article model) | {r['eval_10k_seconds']:.2f} s | |",
+            f"| peak RSS of `vaelab train --epochs 1` (article setup) | {r['train_peak_rss_mb']:.0f} MB | |", ""]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    main()
