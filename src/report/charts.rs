@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::style::{beta_color, drawn, Picture, AE_COLOR, CATEGORY, FONT};
+use super::style::{beta_color, drawn, legend, Picture, AE_COLOR, CATEGORY, FONT};
 use crate::config::matrix::{describe, PARAM_KEYS};
 use crate::config::RunSpec;
 use crate::model::ModelKind;
@@ -305,16 +305,7 @@ impl Picture for Tradeoff {
                 (FONT, 15).into_font().color(&RGBColor(90, 90, 90)),
             )))?;
         }
-        drawn(
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.9))
-                .border_style(RGBColor(160, 160, 160))
-                .label_font((FONT, 17))
-                .draw(),
-        )?;
-        Ok(())
+        legend(&mut chart, 17)
     }
 }
 

@@ -11,7 +11,7 @@ use burn::tensor::TensorData;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::style::{drawn, Picture, CATEGORY, FONT};
+use super::style::{drawn, legend, Picture, CATEGORY, FONT};
 use crate::data::{Mnist, PIXELS};
 use crate::model::{kl_divergence, Autoencoder};
 use crate::store::RunDir;
@@ -311,15 +311,6 @@ impl Picture for LatentScatter {
             .label(format!("digit {digit}"))
             .legend(move |(x, y)| Circle::new((x + 8, y), 5, color.filled()));
         }
-        drawn(
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.9))
-                .border_style(RGBColor(160, 160, 160))
-                .label_font((FONT, 15))
-                .draw(),
-        )?;
-        Ok(())
+        legend(&mut chart, 15)
     }
 }

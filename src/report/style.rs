@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use anyhow::{anyhow, Context, Result};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
@@ -67,6 +68,30 @@ pub trait Picture {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>;
 }
 
+/// Draws `picture` on a white `backend` and flushes it to its file.
+fn render<DB: DrawingBackend>(backend: DB, picture: &impl Picture) -> Result<()> {
+    let root = backend.into_drawing_area();
+    drawn(root.fill(&WHITE))?;
+    picture.draw(&root)?;
+    drawn(root.present())
+}
+
+/// Draws the series legend of `chart` in the upper right corner, in the common style.
+pub fn legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    font_size: u32,
+) -> Result<()> {
+    drawn(
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(RGBColor(160, 160, 160))
+            .label_font((FONT, font_size))
+            .draw(),
+    )
+}
+
 /// Writes `picture` as `<stem>.png` and, when `svg`, `<stem>.svg`; each file appears whole
 /// (rendered under a temporary name, then renamed). Returns the files written.
 pub fn save(picture: &impl Picture, stem: &Path, svg: bool) -> Result<Vec<PathBuf>> {
@@ -77,24 +102,13 @@ pub fn save(picture: &impl Picture, stem: &Path, svg: bool) -> Result<Vec<PathBu
     let pid = std::process::id();
     let mut written = Vec::new();
     // The extension picks the encoder, so the temporary name keeps it.
-    let png = stem.with_extension("png");
-    let tmp = dir.join(format!(".{name}.{pid}.png"));
-    {
-        let root = BitMapBackend::new(&tmp, picture.size()).into_drawing_area();
-        drawn(root.fill(&WHITE))?;
-        picture.draw(&root)?;
-        drawn(root.present())?;
-    }
-    std::fs::rename(&tmp, &png).with_context(|| format!("cannot write {}", png.display()))?;
-    written.push(png);
-    if svg {
-        let out = stem.with_extension("svg");
-        let tmp = dir.join(format!(".{name}.{pid}.svg"));
-        {
-            let root = SVGBackend::new(&tmp, picture.size()).into_drawing_area();
-            drawn(root.fill(&WHITE))?;
-            picture.draw(&root)?;
-            drawn(root.present())?;
+    for ext in ["png", "svg"].into_iter().take(if svg { 2 } else { 1 }) {
+        let out = stem.with_extension(ext);
+        let tmp = dir.join(format!(".{name}.{pid}.{ext}"));
+        if ext == "png" {
+            render(BitMapBackend::new(&tmp, picture.size()), picture)?;
+        } else {
+            render(SVGBackend::new(&tmp, picture.size()), picture)?;
         }
         std::fs::rename(&tmp, &out).with_context(|| format!("cannot write {}", out.display()))?;
         written.push(out);

@@ -28,6 +28,14 @@ pub fn epoch_table(rows: &[EpochRow]) -> String {
     out
 }
 
+/// β as a table cell: `-` for the AE, which has no KL term.
+pub fn beta_cell(spec: &crate::config::RunSpec) -> String {
+    match spec.model {
+        ModelKind::Ae => "-".to_string(),
+        ModelKind::Vae => format!("{}", spec.beta),
+    }
+}
+
 /// `3h02m`, `4m10s`, `12s`.
 pub fn duration(seconds: f64) -> String {
     let s = seconds.max(0.0).round() as u64;
@@ -56,11 +64,7 @@ pub fn sweep_table(report: &SweepReport, store: &Store) -> String {
             "{:<16} {:<5} {:>6} {:>6} {:>5} {:<11} {:>10} {:>9} {:>10}{}\n",
             run.id,
             s.model.as_str(),
-            if s.model == ModelKind::Ae {
-                "-".to_string()
-            } else {
-                format!("{}", s.beta)
-            },
+            beta_cell(s),
             s.latent,
             s.seed,
             format!("{state:?}").to_lowercase(),
@@ -100,11 +104,7 @@ pub fn status_table(manifest: &Manifest, runs: &[RunProgress]) -> String {
             "{:<16} {:<5} {:>6} {:>6} {:>5} {:<11} {:>7} {:>10}\n",
             r.run.id,
             s.model.as_str(),
-            if s.model == ModelKind::Ae {
-                "-".to_string()
-            } else {
-                format!("{}", s.beta)
-            },
+            beta_cell(s),
             s.latent,
             s.seed,
             r.state,
@@ -178,11 +178,7 @@ pub fn run_listing(store: &Store, records: &[RunRecord]) -> anyhow::Result<Strin
             },
             commit,
             s.model.as_str(),
-            if s.model == ModelKind::Ae {
-                "-".to_string()
-            } else {
-                format!("{}", s.beta)
-            },
+            beta_cell(s),
             s.latent,
             format!("{}/{}", r.last("train").map_or(0, |t| t.epoch), s.epochs),
             r.state(),
