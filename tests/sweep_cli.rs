@@ -182,19 +182,27 @@ fn a_sweep_killed_again_and_again_resumes_to_the_uninterrupted_numbers() {
     let matrix = tiny_matrix(scratch.path());
     let results = scratch.path().join("results");
     let (mut kills_mid_sweep, mut resumes_mid_run) = (0, 0);
-    // Later launches get longer before the kill, so each one gets further into the sweep and
-    // the kills land at different points: start-up, mid-epoch, between runs.
-    for (launch, delay_ms) in (0..16u64).map(|k| 500 + 250 * k).enumerate() {
+    // Each launch is killed a different time after it has finished one more epoch (so every
+    // launch makes progress however slow the machine is): right at the epoch boundary, early or
+    // late in the next epoch, during a run's start-up.
+    let total = |r: &Path| epochs_on_disk(r).iter().map(|(_, d)| d).sum::<usize>();
+    for (launch, delay_ms) in [0u64, 150, 320, 60, 230, 10, 400, 100]
+        .into_iter()
+        .enumerate()
+    {
         let before = epochs_on_disk(&results);
+        let done_before = total(&results);
         let log = scratch.path().join(format!("launch-{launch}.log"));
         let mut child = sweep_child(&results, &matrix, &log);
         let started = Instant::now();
-        while started.elapsed() < Duration::from_millis(delay_ms) {
-            if child.try_wait().unwrap().is_some() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        while child.try_wait().unwrap().is_none() && total(&results) <= done_before {
+            assert!(
+                started.elapsed() < Duration::from_secs(600),
+                "launch {launch} is stuck"
+            );
+            std::thread::sleep(Duration::from_millis(10));
         }
+        std::thread::sleep(Duration::from_millis(delay_ms));
         let finished = child.try_wait().unwrap().is_some();
         if !finished {
             child.kill().unwrap(); // SIGKILL: no chance to clean up
@@ -202,7 +210,7 @@ fn a_sweep_killed_again_and_again_resumes_to_the_uninterrupted_numbers() {
         }
         child.wait().unwrap();
         eprintln!(
-            "launch {launch}: {} after {delay_ms} ms; epochs on disk {:?}",
+            "launch {launch}: {} {delay_ms} ms after an epoch; epochs on disk {:?}",
             if finished { "finished" } else { "killed" },
             epochs_on_disk(&results)
         );
