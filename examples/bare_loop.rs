@@ -3,7 +3,7 @@
 //! what the harness costs. Prints one JSON line per epoch with its training seconds.
 //!
 //! `cargo run --release --example bare_loop -- BACKEND HIDDEN LATENT BATCH EPOCHS [LIMIT]`,
-//! e.g. `tch 128 4 32 2` (HIDDEN is comma-separated).
+//! e.g. `tch 256 4 32 2` (HIDDEN is comma-separated).
 
 use std::time::Instant;
 
@@ -22,7 +22,7 @@ fn main() -> anyhow::Result<()> {
             "flex" => BackendKind::Flex,
             _ => BackendKind::Tch,
         },
-        hidden: arg(1, "128")
+        hidden: arg(1, "256")
             .split(',')
             .map(|h| h.parse())
             .collect::<Result<_, _>>()?,

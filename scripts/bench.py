@@ -31,7 +31,7 @@ REFERENCE = REPO / "scripts/reference/article.py"
 IMAGES = 60_000
 
 WORKLOADS = {
-    "article": {"hidden": [128], "latent": 4, "batch": 32, "what": "784-128-4 VAE, batch 32 (the article's setup)"},
+    "article": {"hidden": [256], "latent": 4, "batch": 32, "what": "784-256-4 VAE, batch 32 (the article's setup)"},
     "large": {"hidden": [512, 256], "latent": 16, "batch": 128, "what": "784-512-256-16 VAE, batch 128"},
 }
 

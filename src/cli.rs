@@ -164,7 +164,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 4)]
     pub latent: usize,
     /// Encoder hidden widths, comma-separated (the decoder mirrors them).
-    #[arg(long, value_delimiter = ',', default_value = "128")]
+    #[arg(long, value_delimiter = ',', default_value = "256")]
     pub hidden: Vec<usize>,
     /// Epochs.
     #[arg(long, default_value_t = 10)]

@@ -64,7 +64,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--beta", type=float, default=3.0)
     p.add_argument("--latent", type=int, default=4)
-    p.add_argument("--hidden", default="128", help="comma-separated encoder widths")
+    p.add_argument("--hidden", default="256", help="comma-separated encoder widths")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)

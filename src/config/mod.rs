@@ -69,13 +69,14 @@ pub struct RunSpec {
 
 impl Default for RunSpec {
     /// Our best reconstruction of the article's setup (`../shared/notes/article-setup.md`):
-    /// 784-128-4 MLP with a plain-linear code, batch 32, Adam 1e-3, β = 3.
+    /// 784-256-4 MLP with a plain-linear code (widths and latent size fitted on the article's
+    /// table 1 by experiments/article-identify.toml), batch 32, Adam 1e-3, β = 3.
     fn default() -> Self {
         Self {
             model: ModelKind::Vae,
             beta: 3.0,
             latent: 4,
-            hidden: vec![128],
+            hidden: vec![256],
             epochs: 10,
             batch_size: 32,
             lr: 1e-3,
