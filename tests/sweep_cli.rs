@@ -218,27 +218,27 @@ fn a_sweep_killed_again_and_again_resumes_to_the_uninterrupted_numbers() {
         // was in flight when the previous launch died.
         let output = std::fs::read_to_string(&log).unwrap();
         for (id, done) in before.iter().filter(|(_, d)| *d > 0 && *d < 3) {
-            if let Some(line) = output
+            // "resuming after epoch N", or no such line when it restarted from scratch.
+            let after = match output
                 .lines()
                 .find(|l| l.starts_with(&format!("{id}: resuming")))
             {
-                let after: usize = line
-                    .split("after epoch ")
-                    .nth(1)
-                    .and_then(|s| s.split('/').next())
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or_else(|| panic!("unparsable: {line}"));
-                assert!(
-                    after + 1 >= *done,
-                    "{id} had {done} epochs, resumed after {after}"
-                );
-                resumes_mid_run += 1;
-            } else {
-                assert!(
-                    !output.contains(&format!("{id} epoch")),
-                    "{id} trained again from scratch:\n{output}"
-                );
-            }
+                Some(line) => {
+                    resumes_mid_run += 1;
+                    line.split("after epoch ")
+                        .nth(1)
+                        .and_then(|s| s.split('/').next())
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or_else(|| panic!("unparsable: {line}"))
+                }
+                None => 0,
+            };
+            // At most the epoch in flight is lost (its metrics may be on disk before its
+            // checkpoint is).
+            assert!(
+                after + 1 >= *done,
+                "{id} had {done} epochs on disk, resumed after {after}:\n{output}"
+            );
         }
         if finished {
             break;
