@@ -275,7 +275,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 train: train_opts(install_ctrl_c()),
                 jobs: usize::from(*jobs),
             };
-            Ok(run_plan(&plan, &opts, &format!("vaelab sweep {}", file.display()))?.1)
+            Ok(run_plan(&plan, &opts)?.1)
         }
         Command::Repro {
             file,
@@ -300,8 +300,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 train: train_opts(install_ctrl_c()),
                 jobs: usize::from(*jobs),
             };
-            let relaunch = format!("vaelab repro {}", file.display());
-            let (manifest, code) = run_plan(&plan, &opts, &relaunch)?;
+            let (manifest, code) = run_plan(&plan, &opts)?;
             if code != ExitCode::SUCCESS {
                 return Ok(code);
             }
@@ -349,47 +348,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             commit,
             filters,
         } => {
-            let mut records = store.records()?;
-            if let Some(name) = sweep {
-                let path = Manifest::path(&store, name);
-                if !path.is_file() {
-                    bail!(
-                        "no sweep named {name:?}; sweeps: {}",
-                        store.sweep_names()?.join(", ")
-                    );
-                }
-                let manifest = Manifest::read(&path)?;
-                records.retain(|r| manifest.runs.iter().any(|m| m.id == r.id));
-            }
-            if let Some(rev) = commit {
-                let Some(hash) = report::diff::rev_parse(rev) else {
-                    bail!("--commit {rev}: not a git revision here");
-                };
-                records.retain(|r| r.provenance.as_ref().is_some_and(|p| p.git_commit == hash));
-            }
-            for filter in filters {
-                let Some((key, value)) = filter.split_once('=') else {
-                    bail!("--where {filter}: expected KEY=VALUE, e.g. beta=3");
-                };
-                let mut kept = Vec::new();
-                for r in records {
-                    if matrix::param_equals(&r.spec, key.trim(), value.trim())
-                        .map_err(|e| anyhow!("--where {e}"))?
-                    {
-                        kept.push(r);
-                    }
-                }
-                records = kept;
-            }
-            records.sort_by(|a, b| {
-                let started = |r: &crate::store::RunRecord| {
-                    r.provenance
-                        .as_ref()
-                        .map(|p| p.started.clone())
-                        .unwrap_or_default()
-                };
-                started(b).cmp(&started(a)).then(a.id.cmp(&b.id))
-            });
+            let records =
+                report::diff::query(&store, sweep.as_deref(), commit.as_deref(), filters)?;
             print!("{}", report::run_listing(&store, &records)?);
             Ok(ExitCode::SUCCESS)
         }
@@ -472,11 +432,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 
 /// Freezes and trains `plan`, prints its summary; the manifest and the exit code a script can
 /// act on (130 interrupted, 1 when a run failed).
-fn run_plan(
-    plan: &matrix::SweepPlan,
-    opts: &SweepOptions,
-    relaunch: &str,
-) -> Result<(Manifest, ExitCode)> {
+fn run_plan(plan: &matrix::SweepPlan, opts: &SweepOptions) -> Result<(Manifest, ExitCode)> {
     let store = &opts.train.store;
     let manifest = Manifest::from_plan(plan);
     let path = manifest.freeze(store)?;
@@ -496,7 +452,8 @@ fn run_plan(
         dir.join("epochs.parquet").display()
     );
     if outcome.interrupted {
-        eprintln!("interrupted: rerun `{relaunch}` to resume");
+        let relaunch: Vec<String> = std::env::args().collect();
+        eprintln!("interrupted: rerun `{}` to resume", relaunch.join(" "));
         return Ok((manifest, ExitCode::from(130)));
     }
     let failed = outcome.failed();

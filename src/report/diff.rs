@@ -1,5 +1,6 @@
-//! `vaelab diff A B`: what changed between two sets of runs, and whether their results moved
-//! beyond noise. A and B are git revisions, sweep names or run ids.
+//! Finding runs (`vaelab ls`, [`query`]) and comparing two sets of them (`vaelab diff A B`,
+//! [`diff`]): what changed between them and whether their results moved beyond noise. A and B
+//! are git revisions, sweep names or run ids.
 //!
 //! Runs are paired by their parameters (the code is not a parameter), so the same experiment at
 //! two commits lines up. Noise comes from the seed spread where a pair's experiment has several
@@ -12,7 +13,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::config::matrix::{describe, PARAM_KEYS};
+use crate::config::matrix::{describe, param_equals, PARAM_KEYS};
 use crate::config::RunSpec;
 use crate::store::{RunRecord, Store};
 use crate::sweep::Manifest;
@@ -44,6 +45,56 @@ pub fn rev_parse(rev: &str) -> Option<String> {
     .ok()
     .map(|s| s.trim().to_string())
     .filter(|s| !s.is_empty())
+}
+
+/// `vaelab ls`: the runs of `sweep` (all when None) built from `commit` (any revision git
+/// accepts), whose parameters match every `key=value` filter, newest first.
+pub fn query(
+    store: &Store,
+    sweep: Option<&str>,
+    commit: Option<&str>,
+    filters: &[String],
+) -> Result<Vec<RunRecord>> {
+    let mut records = store.records()?;
+    if let Some(name) = sweep {
+        let path = Manifest::path(store, name);
+        if !path.is_file() {
+            bail!(
+                "no sweep named {name:?}; sweeps: {}",
+                store.sweep_names()?.join(", ")
+            );
+        }
+        let manifest = Manifest::read(&path)?;
+        records.retain(|r| manifest.runs.iter().any(|m| m.id == r.id));
+    }
+    if let Some(rev) = commit {
+        let Some(hash) = rev_parse(rev) else {
+            bail!("--commit {rev}: not a git revision here");
+        };
+        records.retain(|r| r.provenance.as_ref().is_some_and(|p| p.git_commit == hash));
+    }
+    for filter in filters {
+        let Some((key, value)) = filter.split_once('=') else {
+            bail!("--where {filter}: expected KEY=VALUE, e.g. beta=3");
+        };
+        let mut kept = Vec::new();
+        for r in records {
+            if param_equals(&r.spec, key.trim(), value.trim())
+                .map_err(|e| anyhow::anyhow!("--where {e}"))?
+            {
+                kept.push(r);
+            }
+        }
+        records = kept;
+    }
+    let started = |r: &RunRecord| {
+        r.provenance
+            .as_ref()
+            .map(|p| p.started.clone())
+            .unwrap_or_default()
+    };
+    records.sort_by(|a, b| started(b).cmp(&started(a)).then(a.id.cmp(&b.id)));
+    Ok(records)
 }
 
 /// One side of a comparison.
