@@ -7,6 +7,7 @@ use anyhow::{bail, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use super::mean_sd;
 use super::style::{beta_color, drawn, legend, Picture, AE_COLOR, CATEGORY, FONT};
 use crate::config::matrix::{describe, PARAM_KEYS};
 use crate::config::RunSpec;
@@ -31,17 +32,6 @@ impl RunData {
             .filter(|r| r.split == "test")
             .max_by_key(|r| r.epoch)
     }
-}
-
-/// Mean and sample standard deviation (0 for a single value).
-fn mean_sd(values: &[f64]) -> (f64, f64) {
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    if values.len() < 2 {
-        return (mean, 0.0);
-    }
-    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    (mean, var.sqrt())
 }
 
 /// One β of one trade-off line: means and spreads over seeds.

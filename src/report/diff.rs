@@ -13,6 +13,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
+use super::mean_sd;
 use crate::config::matrix::{describe, param_equals, PARAM_KEYS};
 use crate::config::RunSpec;
 use crate::store::{RunRecord, Store};
@@ -275,13 +276,9 @@ fn final_metrics(run: &RunRecord) -> [Option<f64>; 3] {
 
 const METRICS: [&str; 3] = ["test_recon", "test_kl", "test_loss"];
 
+/// Sample standard deviation; `None` below two values (no spread to speak of).
 fn sd(values: &[f64]) -> Option<f64> {
-    if values.len() < 2 {
-        return None;
-    }
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    Some((values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt())
+    (values.len() > 1).then(|| mean_sd(values).1)
 }
 
 fn without_seed(spec: &RunSpec) -> RunSpec {

@@ -12,23 +12,12 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
+use super::mean_sd;
 use crate::config::matrix::{PublishedTable, ReproSpec};
 use crate::config::RunSpec;
 use crate::model::ModelKind;
 use crate::store::{read_metrics, write_atomic, Store};
 use crate::sweep::{Manifest, ManifestRun};
-
-/// Mean and sample standard deviation (0 for one value).
-fn mean_sd(values: &[f64]) -> (f64, f64) {
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let sd = if values.len() > 1 {
-        (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
-    } else {
-        0.0
-    };
-    (mean, sd)
-}
 
 /// Per-epoch values of one setup over several seeds: `values[seed][epoch - 1]`.
 #[derive(Clone, Debug, Default, PartialEq)]
