@@ -507,6 +507,13 @@ impl Provenance {
     }
 }
 
+/// The latest epoch's row of `split` among `rows` (a run's final result so far).
+pub fn last_row<'a>(rows: &'a [EpochRow], split: &str) -> Option<&'a EpochRow> {
+    rows.iter()
+        .filter(|r| r.split == split)
+        .max_by_key(|r| r.epoch)
+}
+
 /// Everything on disk about one run, for listings and comparisons.
 #[derive(Clone, Debug)]
 pub struct RunRecord {
@@ -525,10 +532,7 @@ pub struct RunRecord {
 impl RunRecord {
     /// The last row of `split`.
     pub fn last(&self, split: &str) -> Option<&EpochRow> {
-        self.rows
-            .iter()
-            .filter(|r| r.split == split)
-            .max_by_key(|r| r.epoch)
+        last_row(&self.rows, split)
     }
 
     /// `done`, `failed`, ... or `queued` before a status exists.

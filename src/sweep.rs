@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::matrix::SweepPlan;
 use crate::config::RunSpec;
 use crate::store::{
-    build_info, metrics_frame, now_rfc3339, read_metrics, write_atomic, write_parquet, EpochRow,
-    Lock, RunState, Store,
+    build_info, last_row, metrics_frame, now_rfc3339, read_metrics, write_atomic, write_parquet,
+    EpochRow, Lock, RunState, Store,
 };
 use crate::train::{self, stderr_is_terminal, Outcome, TrainOptions};
 
@@ -303,13 +303,6 @@ fn reap(
 /// A run's last train and test rows (None before its first epoch).
 type FinalRows = (Option<EpochRow>, Option<EpochRow>);
 
-/// The final epoch's row of `split` among `rows`.
-fn last<'a>(rows: &'a [EpochRow], split: &str) -> Option<&'a EpochRow> {
-    rows.iter()
-        .filter(|r| r.split == split)
-        .max_by_key(|r| r.epoch)
-}
-
 /// Writes `summary.parquet` (one row per run: parameters, state, final metrics) and
 /// `epochs.parquet` (every run's per-epoch rows joined with its parameters) into the sweep's
 /// folder; returns the summary frame.
@@ -319,7 +312,10 @@ pub fn write_tables(store: &Store, manifest: &Manifest, report: &SweepReport) ->
     let mut finals = Vec::new();
     for (k, (run, _, _)) in report.runs.iter().enumerate() {
         let rows = read_metrics(&store.run(&run.id).metrics_path())?;
-        finals.push((last(&rows, "train").cloned(), last(&rows, "test").cloned()));
+        finals.push((
+            last_row(&rows, "train").cloned(),
+            last_row(&rows, "test").cloned(),
+        ));
         all_rows.extend(rows.into_iter().map(|r| (k, r)));
     }
     let runs: Vec<&ManifestRun> = report.runs.iter().map(|(r, _, _)| r).collect();
@@ -458,7 +454,7 @@ pub fn progress(store: &Store, manifest: &Manifest) -> Result<Vec<RunProgress>> 
                 run: run.clone(),
                 state,
                 epochs_done,
-                test_loss: last(&rows, "test").map(|r| r.loss),
+                test_loss: last_row(&rows, "test").map(|r| r.loss),
                 epoch_seconds,
             })
         })

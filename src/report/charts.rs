@@ -12,7 +12,7 @@ use super::style::{beta_color, drawn, legend, Picture, AE_COLOR, CATEGORY, FONT}
 use crate::config::matrix::{describe, PARAM_KEYS};
 use crate::config::RunSpec;
 use crate::model::ModelKind;
-use crate::store::EpochRow;
+use crate::store::{last_row, EpochRow};
 use crate::sweep::ManifestRun;
 
 /// One run and its per-epoch rows, as the charts need them.
@@ -27,10 +27,7 @@ pub struct RunData {
 impl RunData {
     /// The last test row (the run's final result so far).
     pub fn final_test(&self) -> Option<&EpochRow> {
-        self.rows
-            .iter()
-            .filter(|r| r.split == "test")
-            .max_by_key(|r| r.epoch)
+        last_row(&self.rows, "test")
     }
 }
 

@@ -2,7 +2,7 @@
 
 use crate::config::matrix::{describe, SweepPlan};
 use crate::model::ModelKind;
-use crate::store::{build_info, read_metrics, EpochRow, RunRecord, Store};
+use crate::store::{build_info, last_row, read_metrics, EpochRow, RunRecord, Store};
 use crate::sweep::{eta_seconds, Manifest, RunProgress, SweepReport};
 
 /// A fixed-width table of per-epoch rows: epoch, split, recon, KL, β·KL, loss, article loss.
@@ -54,10 +54,7 @@ pub fn sweep_table(report: &SweepReport, store: &Store) -> String {
     );
     for (run, state, message) in &report.runs {
         let rows = read_metrics(&store.run(&run.id).metrics_path()).unwrap_or_default();
-        let test = rows
-            .iter()
-            .filter(|r| r.split == "test")
-            .max_by_key(|r| r.epoch);
+        let test = last_row(&rows, "test");
         let num = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.3}"));
         let s = &run.spec;
         out.push_str(&format!(
