@@ -1,6 +1,7 @@
 //! `vaelab plot`: every picture of a sweep (into `sweeps/<name>/plots/`) or of a run (into
 //! `runs/<id>/plots/`).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
@@ -76,7 +77,12 @@ pub fn plot(store: &Store, data_dir: &Path, target: &PlotTarget) -> Result<Vec<P
                 id: id.clone(),
                 spec: store.run(id).read_spec()?,
             };
-            plot_run(store, &test, &load(store, &run)?)
+            let model = if has_model(store, &run) {
+                Some(Inspector::load(&store.run(id), &run)?)
+            } else {
+                None
+            };
+            plot_run(store, &test, &load(store, &run)?, model.as_ref())
         }
     }
 }
@@ -164,6 +170,8 @@ fn plot_sweep(store: &Store, test: &Mnist, manifest: &Manifest) -> Result<Vec<Pa
     };
     written.extend(save(&curves, &out.join("curves"), true)?);
 
+    // Models loaded for the sheets are reused for the per-run figures.
+    let mut models: HashMap<String, Inspector> = HashMap::new();
     let shown = representatives(store, &runs);
     if !shown.is_empty() {
         let digits = showcase_indices(test, 1);
@@ -186,6 +194,7 @@ fn plot_sweep(store: &Store, test: &Mnist, manifest: &Manifest) -> Result<Vec<Pa
         };
         for run in &shown {
             let model = Inspector::load(&store.run(&run.run.id), &run.run)?;
+            let model = models.entry(run.run.id.clone()).or_insert(model);
             recon
                 .rows
                 .push((run_label(&run.run), model.reconstruct(test, &digits)));
@@ -201,14 +210,24 @@ fn plot_sweep(store: &Store, test: &Mnist, manifest: &Manifest) -> Result<Vec<Pa
         }
     }
     for run in runs.iter().filter(|r| has_model(store, &r.run)) {
-        written.extend(plot_run(store, test, run)?);
+        let model = match models.remove(&run.run.id) {
+            Some(model) => model,
+            None => Inspector::load(&store.run(&run.run.id), &run.run)?,
+        };
+        written.extend(plot_run(store, test, run, Some(&model))?);
     }
     Ok(written)
 }
 
-/// Per-run pictures: curves, reconstructions, and for a VAE prior samples and a latent
-/// traversal; for 2-D latents the latent scatter and the decoded manifold.
-fn plot_run(store: &Store, test: &Mnist, run: &RunData) -> Result<Vec<PathBuf>> {
+/// Per-run pictures: curves, and with the run's trained `model` reconstructions, and for a VAE
+/// prior samples and a latent traversal; for 2-D latents the latent scatter and the decoded
+/// manifold.
+fn plot_run(
+    store: &Store,
+    test: &Mnist,
+    run: &RunData,
+    model: Option<&Inspector>,
+) -> Result<Vec<PathBuf>> {
     let dir = store.run(&run.run.id);
     let out = dir.path.join("plots");
     let id = &run.run.id;
@@ -221,10 +240,9 @@ fn plot_run(store: &Store, test: &Mnist, run: &RunData) -> Result<Vec<PathBuf>> 
         };
         written.extend(save(&curves, &out.join("curves"), true)?);
     }
-    if !has_model(store, &run.run) {
-        return Ok(written);
-    }
-    let model = Inspector::load(&dir, &run.run)?;
+    let Some(model) = model else {
+        return Ok(written); // not trained yet: curves only
+    };
     let digits = showcase_indices(test, 2);
     let (first, second): (Vec<usize>, Vec<usize>) = (
         digits.iter().step_by(2).copied().collect(),
