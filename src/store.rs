@@ -187,6 +187,18 @@ impl RunDir {
         ))
     }
 
+    /// `queued` (no status yet), `running`, `done`, `failed` or `interrupted`: a `running` run
+    /// whose process is gone (its lock is free) was killed, so it counts as interrupted.
+    pub fn state_name(&self, status: Option<&RunStatus>) -> &'static str {
+        match status.map(|s| s.state) {
+            None => "queued",
+            Some(RunState::Running) if Lock::is_held(&self.lock_path()) => "running",
+            Some(RunState::Running) | Some(RunState::Interrupted) => "interrupted",
+            Some(RunState::Done) => "done",
+            Some(RunState::Failed) => "failed",
+        }
+    }
+
     /// Writes `status.toml`.
     pub fn write_status(&self, status: &RunStatus) -> Result<()> {
         let text = toml::to_string(status)?;
@@ -523,8 +535,8 @@ pub struct RunRecord {
     pub spec: RunSpec,
     /// Where it came from (`provenance.toml`), if written yet.
     pub provenance: Option<Provenance>,
-    /// Where it stands (`status.toml`), if written yet.
-    pub status: Option<RunStatus>,
+    /// Where it stands now: see [`RunDir::state_name`].
+    pub state: &'static str,
     /// Its per-epoch rows.
     pub rows: Vec<EpochRow>,
 }
@@ -533,17 +545,6 @@ impl RunRecord {
     /// The last row of `split`.
     pub fn last(&self, split: &str) -> Option<&EpochRow> {
         last_row(&self.rows, split)
-    }
-
-    /// `done`, `failed`, ... or `queued` before a status exists.
-    pub fn state(&self) -> &'static str {
-        match self.status.as_ref().map(|s| s.state) {
-            None => "queued",
-            Some(RunState::Running) => "running",
-            Some(RunState::Done) => "done",
-            Some(RunState::Failed) => "failed",
-            Some(RunState::Interrupted) => "interrupted",
-        }
     }
 }
 
@@ -555,7 +556,7 @@ impl Store {
             id: id.to_string(),
             spec: run.read_spec()?,
             provenance: Provenance::read(&run).ok(),
-            status: run.read_status()?,
+            state: run.state_name(run.read_status()?.as_ref()),
             rows: read_metrics(&run.metrics_path())?,
         })
     }

@@ -434,13 +434,7 @@ pub fn progress(store: &Store, manifest: &Manifest) -> Result<Vec<RunProgress>> 
             let dir = store.run(&run.id);
             let status = dir.read_status()?;
             let rows = read_metrics(&dir.metrics_path())?;
-            let state = match status.as_ref().map(|s| s.state) {
-                None => "queued",
-                Some(RunState::Running) if Lock::is_held(&dir.lock_path()) => "running",
-                Some(RunState::Running) | Some(RunState::Interrupted) => "interrupted",
-                Some(RunState::Done) => "done",
-                Some(RunState::Failed) => "failed",
-            };
+            let state = dir.state_name(status.as_ref());
             let epochs_done = status.map_or(0, |s| s.epochs_done);
             let epoch_seconds = (1..=epochs_done as u32)
                 .map(|e| {

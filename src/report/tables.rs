@@ -178,7 +178,7 @@ pub fn run_listing(store: &Store, records: &[RunRecord]) -> anyhow::Result<Strin
             beta_cell(s),
             s.latent,
             format!("{}/{}", r.last("train").map_or(0, |t| t.epoch), s.epochs),
-            r.state(),
+            r.state,
             r.last("test")
                 .map_or_else(|| "-".into(), |t| format!("{:.3}", t.loss)),
         ));
