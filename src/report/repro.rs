@@ -172,28 +172,30 @@ pub struct TableComparison {
 }
 
 impl TableComparison {
-    /// Worst relative difference to the article over the judged epochs, and its epoch.
-    pub fn worst(&self, from_epoch: usize) -> Option<(usize, f64)> {
+    /// (epoch, (ours − article) / article) for every judged epoch that has a result.
+    pub fn relative(&self, from_epoch: usize) -> Vec<(usize, f64)> {
         (from_epoch..=self.table.loss.len())
             .filter_map(|e| {
                 let (mean, _) = self.ours.at(e)?;
                 let article = self.table.loss[e - 1];
                 Some((e, (mean - article) / article))
             })
+            .collect()
+    }
+
+    /// Worst relative difference to the article over the judged epochs, and its epoch.
+    pub fn worst(&self, from_epoch: usize) -> Option<(usize, f64)> {
+        self.relative(from_epoch)
+            .into_iter()
             .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
     }
 
     /// Root-mean-square relative difference over the judged epochs (the identification's fit
     /// error).
     pub fn rms(&self, from_epoch: usize) -> Option<f64> {
-        let rel: Vec<f64> = (from_epoch..=self.table.loss.len())
-            .filter_map(|e| {
-                let (mean, _) = self.ours.at(e)?;
-                Some((mean - self.table.loss[e - 1]) / self.table.loss[e - 1])
-            })
-            .collect();
+        let rel = self.relative(from_epoch);
         (!rel.is_empty())
-            .then(|| (rel.iter().map(|r| r * r).sum::<f64>() / rel.len() as f64).sqrt())
+            .then(|| (rel.iter().map(|(_, r)| r * r).sum::<f64>() / rel.len() as f64).sqrt())
     }
 }
 
@@ -418,13 +420,11 @@ impl ReproReport<'_> {
                 );
             }
             Some((epoch, rel)) => {
-                let outside: Vec<String> = (spec.from_epoch..=t.table.loss.len())
-                    .filter(|&e| {
-                        t.ours.at(e).is_some_and(|(m, _)| {
-                            ((m - t.table.loss[e - 1]) / t.table.loss[e - 1]).abs() > spec.tolerance
-                        })
-                    })
-                    .map(|e| e.to_string())
+                let outside: Vec<String> = t
+                    .relative(spec.from_epoch)
+                    .into_iter()
+                    .filter(|(_, r)| r.abs() > spec.tolerance)
+                    .map(|(e, _)| e.to_string())
                     .collect();
                 let _ = writeln!(
                     md,
