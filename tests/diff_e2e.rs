@@ -1,0 +1,176 @@
+//! `vaelab diff HEAD~1 HEAD` end to end: a clone of this repository is built at its HEAD, trains
+//! tiny runs on real MNIST, gets a committed change to its test fixture, is rebuilt, trains the
+//! same runs again, and the second build's `diff` pairs the runs of the two commits.
+//!
+//! A run's commit is the commit its *binary* was built from (see `build.rs`), so nothing short
+//! of two real builds makes runs at two commits. The clone builds into a target directory of
+//! its own (`$VAELAB_CACHE/e2e-target`, kept between test runs), seeded from this build's
+//! dependencies the first time, so only the vaelab crate itself is compiled twice.
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("command starts");
+    assert!(out.status.success(), "{cmd:?} failed:\n{}", common::text(&out));
+    out
+}
+
+fn git(repo: &Path, args: &[&str]) -> String {
+    let out = run(Command::new("git")
+        .args([
+            "-c",
+            "user.name=vaelab tests",
+            "-c",
+            "user.email=tests@vaelab",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .current_dir(repo));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// The target directory this test binary was built in (`…/release/deps/diff_e2e-…`).
+fn own_target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.ancestors().nth(3).unwrap().to_path_buf()
+}
+
+/// The clone's target directory; on first use a copy of this build's, so that Burn, polars and
+/// libtorch's wrapper are not compiled again (cargo's fingerprints survive the copy).
+fn e2e_target_dir() -> PathBuf {
+    let dir = match std::env::var_os("VAELAB_E2E_TARGET") {
+        Some(dir) => PathBuf::from(dir),
+        None => vaelab::data::cache_dir().join("e2e-target"),
+    };
+    if !dir.join("release").is_dir() {
+        let partial = dir.with_extension("partial");
+        let _ = std::fs::remove_dir_all(&partial);
+        std::fs::create_dir_all(&partial).unwrap();
+        run(Command::new("cp")
+            .arg("-a")
+            .arg(own_target_dir().join("release"))
+            .arg(&partial));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::rename(&partial, &dir).unwrap();
+    }
+    dir
+}
+
+/// Builds the clone at its current commit and keeps a copy of the binary under `name`.
+fn build(repo: &Path, target: &Path, name: &str) -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--release", "--quiet", "--bin", "vaelab"])
+        .current_dir(repo)
+        .env("CARGO_TARGET_DIR", target);
+    // The clone has no `.libtorch` link: give it the libtorch this build used.
+    if let Some(libtorch) = option_env!("LIBTORCH") {
+        cmd.env("LIBTORCH", libtorch);
+    }
+    run(&mut cmd);
+    let bin = repo.parent().unwrap().join(name);
+    std::fs::copy(target.join("release/vaelab"), &bin).unwrap();
+    bin
+}
+
+/// Trains the same two tiny runs (an AE and a VAE) with `bin`.
+fn train(bin: &Path, results: &Path) {
+    for model in ["ae", "vae"] {
+        run(Command::new(bin)
+            .arg("--results")
+            .arg(results)
+            .arg("--data")
+            .arg(common::mnist_dir())
+            .args(["--quiet", "train", "--model", model, "--beta", "1"])
+            .args(["--epochs", "2", "--limit", "600", "--batch-size", "64"]));
+    }
+}
+
+#[test]
+fn diff_pairs_runs_trained_by_builds_at_two_commits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let results = tmp.path().join("results");
+    run(Command::new("git")
+        .args(["clone", "--quiet", "--no-hardlinks"])
+        .arg(env!("CARGO_MANIFEST_DIR"))
+        .arg(&repo));
+    let target = e2e_target_dir();
+
+    let first = build(&repo, &target, "vaelab-first");
+    train(&first, &results);
+    let c1 = git(&repo, &["rev-parse", "HEAD"]);
+
+    let fixture = repo.join("tests/fixtures/revision.txt");
+    let mut text = std::fs::read_to_string(&fixture).unwrap();
+    text.push_str("changed by tests/diff_e2e.rs\n");
+    std::fs::write(&fixture, text).unwrap();
+    git(&repo, &["commit", "-q", "-am", "change the test fixture"]);
+    let c2 = git(&repo, &["rev-parse", "HEAD"]);
+
+    let second = build(&repo, &target, "vaelab-second");
+    train(&second, &results);
+
+    let vaelab = |args: &[&str]| {
+        Command::new(&second)
+            .arg("--results")
+            .arg(&results)
+            .args(args)
+            .current_dir(&repo)
+            .output()
+            .unwrap()
+    };
+    // Each commit has its own two runs.
+    for rev in ["HEAD~1", "HEAD"] {
+        let ls = vaelab(&["ls", "--commit", rev]);
+        assert!(ls.status.success(), "{}", common::text(&ls));
+        let rows = String::from_utf8_lossy(&ls.stdout).lines().count() - 1;
+        assert_eq!(rows, 2, "{}", common::text(&ls));
+    }
+
+    let out = vaelab(&["diff", "HEAD~1", "HEAD", "--format", "json"]);
+    // Same parameters, seed and backend, and a change that is not code: the numbers are equal,
+    // so nothing changed and the exit code is 0.
+    assert_eq!(out.status.code(), Some(0), "{}", common::text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(json["a"].as_str().unwrap().contains(&c1[..10]), "{json}");
+    assert!(json["b"].as_str().unwrap().contains(&c2[..10]), "{json}");
+    let commits = json["commits"].as_array().unwrap();
+    assert_eq!(commits.len(), 1, "{json}");
+    assert!(commits[0]
+        .as_str()
+        .unwrap()
+        .ends_with("change the test fixture"));
+    assert!(json["files"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("tests/fixtures/revision.txt"));
+    assert!(json["unpaired"].as_array().unwrap().is_empty(), "{json}");
+    let pairs = json["pairs"].as_array().unwrap();
+    assert_eq!(pairs.len(), 2, "the AE and the VAE pair up: {json}");
+    for pair in pairs {
+        let (a, b) = (pair["a"].as_str().unwrap(), pair["b"].as_str().unwrap());
+        assert_ne!(a, b, "a new commit makes new run ids");
+        assert_eq!(a.split('-').next(), b.split('-').next(), "{json}");
+        for m in pair["metrics"].as_array().unwrap() {
+            if m["a"].is_null() {
+                continue; // the AE has no KL
+            }
+            assert!(m["a"].as_f64().unwrap() > 0.0, "{m}");
+            assert_eq!(m["delta"], 0.0, "same seed, same backend: {m}");
+            assert_eq!(m["changed"], false, "{m}");
+        }
+    }
+    assert_eq!(json["changed"], false);
+
+    // The table names both runs of each pair.
+    let table = vaelab(&["diff", "HEAD~1", "HEAD"]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    for pair in pairs {
+        assert!(text.contains(pair["a"].as_str().unwrap()), "{text}");
+        assert!(text.contains(pair["b"].as_str().unwrap()), "{text}");
+    }
+}
