@@ -13,7 +13,11 @@ use std::process::{Command, Output};
 
 fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("command starts");
-    assert!(out.status.success(), "{cmd:?} failed:\n{}", common::text(&out));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}",
+        common::text(&out)
+    );
     out
 }
 
@@ -66,6 +70,16 @@ fn build(repo: &Path, target: &Path, name: &str) -> PathBuf {
     cmd.args(["build", "--release", "--quiet", "--bin", "vaelab"])
         .current_dir(repo)
         .env("CARGO_TARGET_DIR", target);
+    // `cargo test` gives this process the variables of *our* package (OUT_DIR,
+    // CARGO_MANIFEST_DIR, CARGO_PKG_*); some dependencies' build scripts track them, and a
+    // changed value would rebuild Burn and libtorch's wrapper from scratch.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let keep = ["CARGO_HOME", "CARGO_BUILD_JOBS", "CARGO_TARGET_DIR"];
+        if key == "OUT_DIR" || (key.starts_with("CARGO_") && !keep.contains(&key.as_ref())) {
+            cmd.env_remove(key.as_ref());
+        }
+    }
     // The clone has no `.libtorch` link: give it the libtorch this build used.
     if let Some(libtorch) = option_env!("LIBTORCH") {
         cmd.env("LIBTORCH", libtorch);
