@@ -188,8 +188,9 @@ fn diff_pairs_runs_across_commits_with_exact_deltas_and_verdicts() {
             assert!(text.contains(&cells), "missing {cells:?} in\n{text}");
         }
     }
-    assert_eq!(text.matches("CHANGED").count(), 2, "{text}"); // β = 0 recon and loss
-                                                              // --only-changed hides the β = 1 pairs; without the β = 0 runs nothing changed: exit 0.
+    // β = 0 recon and loss.
+    assert_eq!(text.matches("CHANGED").count(), 2, "{text}");
+    // --only-changed hides the β = 1 pairs.
     let only = vaelab_in(repo, &["diff", "HEAD~1", "HEAD", "--only-changed"]);
     assert!(String::from_utf8_lossy(&only.stdout).contains("paired runs (1 of 3 shown)"));
     // Two single runs have no seed spread: +1.25% is a change at the default 1% tolerance,
