@@ -6,6 +6,8 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // Before any thread exists, so that all of them inherit it.
+    vaelab::train::flush_denormals();
     let cli = match vaelab::cli::parse() {
         Ok(cli) => cli,
         Err(code) => return code,

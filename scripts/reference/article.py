@@ -71,11 +71,15 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=None, help="first N training images only")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--flush-denormal", action="store_true",
+                   help="torch.set_flush_denormal(True), as vaelab does (for the benchmarks)")
     default_data = Path(os.environ.get("VAELAB_CACHE", Path.home() / ".cache/vaelab")) / "mnist"
     p.add_argument("--data", type=Path, default=Path(os.environ.get("VAELAB_MNIST", default_data)))
     args = p.parse_args()
 
     torch.set_num_threads(args.threads)
+    if args.flush_denormal:
+        torch.set_flush_denormal(True)
     torch.manual_seed(args.seed)
     images = read_idx_images(args.data / "train-images-idx3-ubyte", args.limit)
     loader = torch.utils.data.DataLoader(

@@ -1,0 +1,182 @@
+//! Adam, with PyTorch's own in-place update kernels on libtorch.
+//!
+//! At the article's batch size (32) the optimiser step is over half of a training step, and it is
+//! memory-bound: Burn's backend-generic Adam makes 13 elementwise passes per parameter, most of
+//! them allocating. On libtorch this optimiser runs the update as `torch.optim.Adam` does
+//! (`lerp_` for both moments, one `sqrt`, in-place `addcdiv_`): 7 passes, one allocation. Other
+//! backends run Burn's Adam unchanged. The state is Burn's [`AdamState`], so checkpoints are the
+//! same either way. See BENCHMARKS.md for what it buys.
+
+use burn::optim::{Adam as BurnAdam, AdamConfig, AdamState, LearningRate, Optimizer};
+use burn::prelude::*;
+
+/// Adam with β₁ = 0.9, β₂ = 0.999 and a given ε (no weight decay, no AMSGrad).
+#[derive(Clone)]
+pub struct Adam {
+    generic: BurnAdam,
+    beta_1: f64,
+    beta_2: f64,
+    epsilon: f64,
+    in_place: bool,
+}
+
+impl Adam {
+    /// `in_place`: take the libtorch path (every parameter must then live on libtorch).
+    pub fn new(epsilon: f64, in_place: bool) -> Self {
+        let (beta_1, beta_2) = (0.9, 0.999);
+        let generic = AdamConfig::new()
+            .with_beta_1(beta_1 as f32)
+            .with_beta_2(beta_2 as f32)
+            .with_epsilon(epsilon as f32)
+            .build();
+        Self {
+            generic,
+            beta_1,
+            beta_2,
+            epsilon,
+            in_place: in_place && cfg!(feature = "tch"),
+        }
+    }
+}
+
+impl Optimizer for Adam {
+    type State<const D: usize> = AdamState<D>;
+
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<AdamState<D>>,
+    ) -> (Tensor<D>, Option<AdamState<D>>) {
+        #[cfg(feature = "tch")]
+        if self.in_place {
+            let (tensor, state) = libtorch::step(self, lr, tensor, grad, state);
+            return (tensor, Some(state));
+        }
+        self.generic.step(lr, tensor, grad, state)
+    }
+
+    fn to_device<const D: usize>(state: AdamState<D>, device: &Device) -> AdamState<D> {
+        <BurnAdam as Optimizer>::to_device(state, device)
+    }
+}
+
+// Burn marks its libtorch backend deprecated; it is still our main backend (see ../shared/notes).
+#[cfg(feature = "tch")]
+#[allow(deprecated)]
+mod libtorch {
+    use burn::backend::libtorch::TchTensor;
+    use burn::backend::LibTorch;
+    use burn::optim::{AdamState, AdaptiveMomentumState, LearningRate};
+    use burn::prelude::*;
+
+    use super::Adam;
+
+    /// The libtorch primitive of `t`, copied first if its storage is shared (an in-place update
+    /// must not reach another tensor).
+    fn owned<const D: usize>(t: Tensor<D>) -> TchTensor {
+        let t = t
+            .try_into_primitive::<LibTorch>()
+            .expect("the in-place Adam is only used on libtorch");
+        if t.can_mut() {
+            t
+        } else {
+            TchTensor::new(t.tensor.copy())
+        }
+    }
+
+    /// An in-place libtorch op on CPU float tensors of one shape cannot fail but for a bug.
+    fn done<T, E: std::fmt::Debug>(result: Result<T, E>) {
+        result.expect("libtorch Adam step");
+    }
+
+    fn wrap<const D: usize>(t: TchTensor) -> Tensor<D> {
+        Tensor::from_primitive::<LibTorch>(t)
+    }
+
+    /// One step of `torch.optim.Adam` (`foreach=False`), in place.
+    pub(super) fn step<const D: usize>(
+        adam: &Adam,
+        lr: LearningRate,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<AdamState<D>>,
+    ) -> (Tensor<D>, AdamState<D>) {
+        let (mut param, mut grad) = (owned(tensor), owned(grad));
+        let (time, mut m, mut v) = match state {
+            Some(s) => (
+                s.momentum.time + 1,
+                owned(s.momentum.moment_1),
+                owned(s.momentum.moment_2),
+            ),
+            None => {
+                let zeros = || TchTensor::new(grad.tensor.zeros_like());
+                (1, zeros(), zeros())
+            }
+        };
+        let t = time as i32;
+        let bias_1 = 1.0 - adam.beta_1.powi(t);
+        let bias_2_sqrt = (1.0 - adam.beta_2.powi(t)).sqrt();
+        let step_size = lr / bias_1;
+        // m ← m + (1 − β₁)(g − m); v ← v + (1 − β₂)(g² − v).
+        done(m.tensor.f_lerp_(&grad.tensor, 1.0 - adam.beta_1));
+        done(grad.tensor.f_square_());
+        done(v.tensor.f_lerp_(&grad.tensor, 1.0 - adam.beta_2));
+        // p ← p − step · m / (√v / √(1 − β₂ᵗ) + ε), with the scale folded into the divisor.
+        let mut denom = v.tensor.sqrt();
+        done(denom.f_add_scalar_(adam.epsilon * bias_2_sqrt));
+        done(denom.f_mul_scalar_(-1.0 / (step_size * bias_2_sqrt)));
+        done(param.tensor.f_addcdiv_(&m.tensor, &denom));
+        let momentum = AdaptiveMomentumState {
+            time,
+            moment_1: wrap(m),
+            moment_2: wrap(v),
+            max_moment_2: None,
+        };
+        (wrap(param), AdamState::new(momentum))
+    }
+}
+
+#[cfg(all(test, feature = "tch"))]
+mod tests {
+    use super::*;
+    use burn::module::{Module, Param};
+    use burn::optim::{GradientsParams, ModuleOptimizer};
+
+    #[derive(Module, Debug)]
+    struct Weights {
+        w: Param<Tensor<2>>,
+    }
+
+    /// Three steps of both paths on the same parameters and gradients agree to float rounding,
+    /// and the in-place path leaves the gradient's source tensor alone.
+    #[test]
+    fn in_place_adam_matches_burns_adam() {
+        let device = crate::train::test_device().autodiff();
+        device.seed(7);
+        let init = Tensor::<2>::random([64, 33], burn::tensor::Distribution::Default, &device);
+        let run = |in_place: bool| {
+            let mut model = Weights {
+                w: Param::from_tensor(init.clone().detach().require_grad()),
+            };
+            let mut optim = ModuleOptimizer::from(Adam::new(1e-8, in_place));
+            for k in 0..3 {
+                let target = init.clone().detach().mul_scalar(k as f64 * 0.5 - 1.0);
+                let loss = (model.w.val() - target).square().sum();
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                model = optim.step(1e-2, model, grads);
+            }
+            model.w.val().to_data().try_to_vec::<f32>().unwrap()
+        };
+        let (fast, generic) = (run(true), run(false));
+        let start = init.to_data().try_to_vec::<f32>().unwrap();
+        let mut moved = 0.0f32;
+        for ((a, b), s) in fast.iter().zip(&generic).zip(&start) {
+            assert!((a - b).abs() <= 1e-6 * (1.0 + b.abs()), "{a} vs {b}");
+            moved = moved.max((a - s).abs());
+        }
+        // Three steps of lr 0.01 move each weight by about 0.03.
+        assert!(moved > 0.02, "the parameters did not move ({moved})");
+    }
+}
