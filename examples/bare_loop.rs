@@ -33,7 +33,7 @@ fn main() -> anyhow::Result<()> {
         limit: args.get(5).map(|l| l.parse()).transpose()?,
         ..RunSpec::default()
     };
-    vaelab::train::flush_denormals();
+    vaelab::train::configure_process();
     let device = device_for(&spec)?.autodiff();
     device.seed(spec.seed);
     let data = Mnist::load(&default_dir(), Split::Train, spec.limit)?;

@@ -7,7 +7,7 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     // Before any thread exists, so that all of them inherit it.
-    vaelab::train::flush_denormals();
+    vaelab::train::configure_process();
     let cli = match vaelab::cli::parse() {
         Ok(cli) => cli,
         Err(code) => return code,

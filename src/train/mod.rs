@@ -96,14 +96,18 @@ pub fn device_for(spec: &RunSpec) -> Result<Device> {
     }
 }
 
-/// Makes this thread, and every thread it starts from now on (libtorch's OpenMP workers, the
-/// Learner's, a sweep's), flush denormal floats to zero, as `torch.set_flush_denormal(True)` does.
+/// Sets up the process for training; call it first thing in `main`, before any thread exists,
+/// since both settings are inherited or process-wide.
 ///
-/// Adam's second moment decays into the denormal range for weights whose inputs are nearly
-/// always zero (MNIST's border pixels), and arithmetic on denormals takes a slow microcode path:
-/// on the article's setup the optimiser step ran about 1.5× slower without this (BENCHMARKS.md).
-/// Only magnitudes below 1.2e-38 change (to 0).
-pub fn flush_denormals() {
+/// - Denormal floats flush to zero, as `torch.set_flush_denormal(True)` does. Adam's second
+///   moment decays into the denormal range for weights whose inputs are nearly always zero
+///   (MNIST's border pixels), and arithmetic on denormals takes a slow microcode path: without
+///   this the article's optimiser step ran about 1.5× slower. Only magnitudes below 1.2e-38
+///   change (to 0).
+/// - glibc keeps freed memory instead of returning it to the kernel at once: every step frees
+///   and reallocates the same few-hundred-kilobyte buffers, and with the default thresholds
+///   each reallocation page-faults on fresh zeroed pages (a quarter of the bare loop's time).
+pub fn configure_process() {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: sets the FTZ (bit 15) and DAZ (bit 6) flags of MXCSR and nothing else.
     // std's MXCSR intrinsics are deprecated in favour of inline assembly; they still work.
@@ -111,6 +115,13 @@ pub fn flush_denormals() {
     unsafe {
         use std::arch::x86_64::{_mm_getcsr, _mm_setcsr};
         _mm_setcsr(_mm_getcsr() | 0x8040);
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator thresholds (32 MiB is the largest mmap threshold
+    // glibc accepts on 64-bit).
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
     }
 }
 
