@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Benchmark driver for ./scripts/bench: PyTorch eager vs vaelab (harness, bare loop, flex),
-plus the arithmetic floor, start-up, no-op relaunch, evaluation time and peak memory.
+"""Benchmark driver for ./scripts/bench: PyTorch eager (as written, and with flushed denormals) vs
+vaelab (harness, bare loop, flex), plus the arithmetic floor, start-up, no-op relaunch, evaluation
+time and peak memory.
 
 Every contender trains the same model on the same 60,000 MNIST images with the same batch
 size, Adam and 2 threads. Each repetition runs all contenders, in an order that rotates between
