@@ -5,27 +5,11 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use common::git;
+
 use vaelab::config::RunSpec;
 use vaelab::model::ModelKind;
 use vaelab::store::{write_metrics, EpochRow, Provenance, RunState, RunStatus, Store};
-
-fn git(repo: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "-c",
-            "commit.gpgsign=false",
-        ])
-        .args(args)
-        .current_dir(repo)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", common::text(&out));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 /// A finished run `id` of `spec` built from `commit`, whose final test epoch (2) has exactly
 /// `recon` and `kl` (epoch 1 is 10 worse).

@@ -11,6 +11,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::git;
+
 fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("command starts");
     assert!(
@@ -19,21 +21,6 @@ fn run(cmd: &mut Command) -> Output {
         common::text(&out)
     );
     out
-}
-
-fn git(repo: &Path, args: &[&str]) -> String {
-    let out = run(Command::new("git")
-        .args([
-            "-c",
-            "user.name=vaelab tests",
-            "-c",
-            "user.email=tests@vaelab",
-            "-c",
-            "commit.gpgsign=false",
-        ])
-        .args(args)
-        .current_dir(repo));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// The target directory this test binary was built in (`…/release/deps/diff_e2e-…`).

@@ -45,3 +45,22 @@ pub fn only_run(results: &Path) -> PathBuf {
     assert_eq!(runs.len(), 1, "expected one run, found {runs:?}");
     runs[0].clone()
 }
+
+/// Runs `git args` in `repo` as a throwaway identity (no signing) and returns its trimmed stdout.
+pub fn git(repo: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=vaelab tests",
+            "-c",
+            "user.email=tests@vaelab",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .current_dir(repo)
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {}", text(&out));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
