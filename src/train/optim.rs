@@ -1,11 +1,11 @@
 //! Adam, with PyTorch's own in-place update kernels on libtorch.
 //!
-//! At the article's batch size (32) the optimiser step is over half of a training step, and it is
-//! memory-bound: Burn's backend-generic Adam makes 13 elementwise passes per parameter, most of
-//! them allocating. On libtorch this optimiser runs the update as `torch.optim.Adam` does
-//! (`lerp_` for both moments, one `sqrt`, in-place `addcdiv_`): 7 passes, one allocation. Other
-//! backends run Burn's Adam unchanged. The state is Burn's [`AdamState`], so checkpoints are the
-//! same either way. See BENCHMARKS.md for what it buys.
+//! At the article's batch size (32) the step is memory-bound, and with Burn's backend-generic
+//! Adam (13 elementwise passes per parameter, most of them allocating) the optimiser was over
+//! half of a training step. On libtorch this optimiser runs `torch.optim.Adam`'s arithmetic
+//! with libtorch's in-place kernels (`lerp_` for both moments, one `sqrt`, `addcdiv_`): 7
+//! passes, one allocation. Other backends run Burn's Adam unchanged. The state is Burn's
+//! [`AdamState`], so checkpoints are the same either way. See BENCHMARKS.md for what it buys.
 
 use burn::optim::{Adam as BurnAdam, AdamConfig, AdamState, LearningRate, Optimizer};
 use burn::prelude::*;
@@ -95,7 +95,9 @@ mod libtorch {
         Tensor::from_primitive::<LibTorch>(t)
     }
 
-    /// One step of `torch.optim.Adam` (`foreach=False`), in place.
+    /// One step of `torch.optim.Adam` (`foreach=False`), in place. PyTorch updates v with
+    /// `mul_` + `addcmul_(value=1-β₂)`; tch's `addcmul_` takes no scale, so v uses `lerp_` too
+    /// (equal up to rounding).
     pub(super) fn step<const D: usize>(
         adam: &Adam,
         lr: LearningRate,
