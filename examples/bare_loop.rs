@@ -1,7 +1,7 @@
 //! The benchmark's "bare loop": the same model, data, batches and optimiser as `vaelab train`,
 //! without the Learner, metrics, Parquet or progress display, so `scripts/bench` can measure
 //! what the harness costs. Prints one JSON line per epoch with its training seconds and how they
-//! split into forward (with the loss), backward and optimiser step.
+//! split into forward (batch building, forward pass and loss), backward and optimiser step.
 //!
 //! `cargo run --release --example bare_loop -- BACKEND HIDDEN LATENT BATCH EPOCHS [LIMIT]`,
 //! e.g. `tch 256 4 32 2` (HIDDEN is comma-separated).
@@ -43,7 +43,7 @@ fn main() -> anyhow::Result<()> {
         let start = Instant::now();
         let order = epoch_order(0..data.len(), spec.seed, epoch);
         let mut total = 0.0;
-        // Where a step's time goes: forward + loss, backward, optimiser (wall seconds).
+        // Where a step's time goes: batch + forward + loss, backward, optimiser (wall seconds).
         let mut phases = [0.0f64; 3];
         for chunk in order.chunks(spec.batch_size) {
             let t0 = Instant::now();

@@ -226,7 +226,7 @@ def markdown(r: dict) -> str:
         ph = w["bare_tch_phases"]
         out += ["", f"Harness overhead over the bare loop: {100 * overhead:+.1f}% (target ≤ +5%). "
                 f"Full harness vs PyTorch: {spe['vaelab_tch']['median'] / base:.2f}× (target ≤ 1.00×). "
-                f"Where the bare loop's epoch goes (median): forward and loss {ph['forward']:.2f} s, "
+                f"Where the bare loop's epoch goes (median): batch, forward and loss {ph['forward']:.2f} s, "
                 f"backward {ph['backward']:.2f} s, optimiser step {ph['optimizer']:.2f} s.", ""]
     h, n = r["help_seconds"], r["noop_relaunch_30_runs_seconds"]
     out += ["## Start-up, relaunch, evaluation, memory", "",
