@@ -50,8 +50,13 @@ def run(cmd: list, **kw) -> subprocess.CompletedProcess:
     return out
 
 
+def epoch_json(stdout: str) -> list:
+    """The per-epoch JSON objects a contender prints, one a line."""
+    return [json.loads(l) for l in stdout.splitlines() if l.startswith("{")]
+
+
 def epoch_seconds_json(stdout: str) -> list:
-    return [json.loads(l)["seconds"] for l in stdout.splitlines() if l.startswith("{")]
+    return [e["seconds"] for e in epoch_json(stdout)]
 
 
 def pytorch(w: dict, epochs: int, flush_denormal: bool = False) -> list:
@@ -79,7 +84,7 @@ def harness(w: dict, epochs: int, backend: str = "tch") -> tuple:
 def bare(w: dict, epochs: int, backend: str = "tch") -> list:
     """Per-epoch JSON of the bare loop: seconds, and forward/backward/optimizer seconds."""
     out = run([BARE, backend, ",".join(map(str, w["hidden"])), w["latent"], w["batch"], epochs])
-    return [json.loads(l) for l in out.stdout.splitlines() if l.startswith("{")]
+    return epoch_json(out.stdout)
 
 
 def gemm_gflops() -> float:

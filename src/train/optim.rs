@@ -152,7 +152,8 @@ mod tests {
     }
 
     /// Three steps of both paths on the same parameters and gradients agree to float rounding,
-    /// and the in-place path leaves the gradient's source tensor alone.
+    /// and the in-place path leaves `init` alone although the parameter starts out sharing its
+    /// storage (else `start` would hold the trained values and nothing would seem to move).
     #[test]
     fn in_place_adam_matches_burns_adam() {
         let device = crate::train::test_device().autodiff();
