@@ -34,15 +34,16 @@ impl StepOutput {
     /// Reduces per-image terms to batch sums (`beta` weights the KL column).
     pub fn new(terms: &LossTerms, beta: f64) -> Self {
         let images = terms.recon.dims()[0];
-        let recon = terms.recon.clone().sum();
+        let recon = terms.recon.clone().without_autodiff().sum();
         let (kl, beta_kl) = match &terms.kl {
             Some(kl) => {
-                let kl = kl.clone().sum();
+                let kl = kl.clone().without_autodiff().sum();
                 (kl.clone(), kl.mul_scalar(beta))
             }
             None => (recon.zeros_like(), recon.zeros_like()),
         };
-        let sums = Tensor::cat(vec![recon, kl, beta_kl, terms.loss.clone().sum()], 0);
+        let loss = terms.loss.clone().without_autodiff().sum();
+        let sums = Tensor::cat(vec![recon, kl, beta_kl, loss], 0);
         Self {
             sums,
             images,

@@ -4,7 +4,9 @@
 //! Adam (13 elementwise passes per parameter, most of them allocating) the optimiser was over
 //! half of a training step. On libtorch this optimiser runs `torch.optim.Adam`'s arithmetic
 //! with libtorch's in-place kernels (`lerp_` for both moments, one `sqrt`, `addcdiv_`): 7
-//! passes, one allocation. Other backends run Burn's Adam unchanged. The state is Burn's
+//! passes, one allocation; a tensor whose storage something else holds (under the `Learner`,
+//! every parameter) gets the same pass out of place instead. Other backends run Burn's Adam
+//! unchanged. The state is Burn's
 //! [`AdamState`], so checkpoints are the same either way. See BENCHMARKS.md for what it buys.
 
 use burn::optim::{Adam as BurnAdam, AdamConfig, AdamState, LearningRate, Optimizer};
@@ -73,31 +75,37 @@ mod libtorch {
 
     use super::Adam;
 
-    /// The libtorch primitive of `t`, copied first if its storage is shared (an in-place update
-    /// must not reach another tensor).
-    fn owned<const D: usize>(t: Tensor<D>) -> TchTensor {
-        let t = t
-            .try_into_primitive::<LibTorch>()
-            .expect("the in-place Adam is only used on libtorch");
-        if t.can_mut() {
-            t
-        } else {
-            TchTensor::new(t.tensor.copy())
-        }
+    fn primitive<const D: usize>(t: Tensor<D>) -> TchTensor {
+        t.try_into_primitive::<LibTorch>()
+            .expect("the in-place Adam is only used on libtorch")
     }
 
-    /// An in-place libtorch op on CPU float tensors of one shape cannot fail but for a bug.
-    fn done<T, E: std::fmt::Debug>(result: Result<T, E>) {
-        result.expect("libtorch Adam step");
+    /// `t` updated by `in_place` when its storage is its own, else by `fresh` into a new tensor:
+    /// an update must not reach another holder. Burn's `Learner` clones the model before each
+    /// optimiser step, so there every parameter is shared and takes the `fresh` path (one pass
+    /// either way; copying first and then updating in place would be two).
+    fn update(
+        mut t: TchTensor,
+        in_place: impl FnOnce(&mut tch::Tensor) -> Result<tch::Tensor, tch::TchError>,
+        fresh: impl FnOnce(&tch::Tensor) -> Result<tch::Tensor, tch::TchError>,
+    ) -> TchTensor {
+        // An op on CPU float tensors of one shape cannot fail but for a bug.
+        if t.can_mut() {
+            // The returned handle shares `t`'s storage; dropping it frees nothing.
+            let _ = in_place(&mut t.tensor).expect("libtorch Adam step");
+            t
+        } else {
+            TchTensor::new(fresh(&t.tensor).expect("libtorch Adam step"))
+        }
     }
 
     fn wrap<const D: usize>(t: TchTensor) -> Tensor<D> {
         Tensor::from_primitive::<LibTorch>(t)
     }
 
-    /// One step of `torch.optim.Adam` (`foreach=False`), in place. PyTorch updates v with
-    /// `mul_` + `addcmul_(value=1-β₂)`; tch's `addcmul_` takes no scale, so v uses `lerp_` too
-    /// (equal up to rounding).
+    /// One step of `torch.optim.Adam` (`foreach=False`), in place where nothing shares the
+    /// storage. PyTorch updates v with `mul_` + `addcmul_(value=1-β₂)`; tch's `addcmul_` takes no
+    /// scale, so v uses `lerp_` too (equal up to rounding).
     pub(super) fn step<const D: usize>(
         adam: &Adam,
         lr: LearningRate,
@@ -105,12 +113,12 @@ mod libtorch {
         grad: Tensor<D>,
         state: Option<AdamState<D>>,
     ) -> (Tensor<D>, AdamState<D>) {
-        let (mut param, mut grad) = (owned(tensor), owned(grad));
-        let (time, mut m, mut v) = match state {
+        let grad = primitive(grad);
+        let (time, m, v) = match state {
             Some(s) => (
                 s.momentum.time + 1,
-                owned(s.momentum.moment_1),
-                owned(s.momentum.moment_2),
+                primitive(s.momentum.moment_1),
+                primitive(s.momentum.moment_2),
             ),
             None => {
                 let zeros = || TchTensor::new(grad.tensor.zeros_like());
@@ -121,15 +129,32 @@ mod libtorch {
         let bias_1 = 1.0 - adam.beta_1.powi(t);
         let bias_2_sqrt = (1.0 - adam.beta_2.powi(t)).sqrt();
         let step_size = lr / bias_1;
+        let (w1, w2) = (1.0 - adam.beta_1, 1.0 - adam.beta_2);
         // m ← m + (1 − β₁)(g − m); v ← v + (1 − β₂)(g² − v).
-        done(m.tensor.f_lerp_(&grad.tensor, 1.0 - adam.beta_1));
-        done(grad.tensor.f_square_());
-        done(v.tensor.f_lerp_(&grad.tensor, 1.0 - adam.beta_2));
+        let m = update(
+            m,
+            |m| m.f_lerp_(&grad.tensor, w1),
+            |m| m.f_lerp(&grad.tensor, w1),
+        );
+        let square = update(grad, |g| g.f_square_(), |g| g.f_square());
+        let v = update(
+            v,
+            |v| v.f_lerp_(&square.tensor, w2),
+            |v| v.f_lerp(&square.tensor, w2),
+        );
         // p ← p − step · m / (√v / √(1 − β₂ᵗ) + ε), with the scale folded into the divisor.
         let mut denom = v.tensor.sqrt();
-        done(denom.f_add_scalar_(adam.epsilon * bias_2_sqrt));
-        done(denom.f_mul_scalar_(-1.0 / (step_size * bias_2_sqrt)));
-        done(param.tensor.f_addcdiv_(&m.tensor, &denom));
+        let _ = denom
+            .f_add_scalar_(adam.epsilon * bias_2_sqrt)
+            .expect("libtorch Adam step");
+        let _ = denom
+            .f_mul_scalar_(-1.0 / (step_size * bias_2_sqrt))
+            .expect("libtorch Adam step");
+        let param = update(
+            primitive(tensor),
+            |p| p.f_addcdiv_(&m.tensor, &denom),
+            |p| p.f_addcdiv(&m.tensor, &denom),
+        );
         let momentum = AdaptiveMomentumState {
             time,
             moment_1: wrap(m),
@@ -152,14 +177,17 @@ mod tests {
     }
 
     /// Three steps of both paths on the same parameters and gradients agree to float rounding,
-    /// and the in-place path leaves `init` alone although the parameter starts out sharing its
-    /// storage (else `start` would hold the trained values and nothing would seem to move).
+    /// and the libtorch path never writes into storage another tensor holds: `init`, which the
+    /// parameter starts out sharing (else `start` would hold the trained values and nothing would
+    /// seem to move), and, when `keep` is set, a clone of the model taken before each step, as
+    /// Burn's `Learner` does.
     #[test]
     fn in_place_adam_matches_burns_adam() {
         let device = crate::train::test_device().autodiff();
         device.seed(7);
         let init = Tensor::<2>::random([64, 33], burn::tensor::Distribution::Default, &device);
-        let run = |in_place: bool| {
+        let values = |w: &Param<Tensor<2>>| w.val().to_data().try_to_vec::<f32>().unwrap();
+        let run = |in_place: bool, keep: bool| {
             let mut model = Weights {
                 w: Param::from_tensor(init.clone().detach().require_grad()),
             };
@@ -168,16 +196,22 @@ mod tests {
                 let target = init.clone().detach().mul_scalar(k as f64 * 0.5 - 1.0);
                 let loss = (model.w.val() - target).square().sum();
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
+                let kept = keep.then(|| (model.clone(), values(&model.w)));
                 model = optim.step(1e-2, model, grads);
+                if let Some((kept, before)) = kept {
+                    assert_eq!(values(&kept.w), before, "step {k} wrote into a clone");
+                }
             }
-            model.w.val().to_data().try_to_vec::<f32>().unwrap()
+            values(&model.w)
         };
-        let (fast, generic) = (run(true), run(false));
+        let generic = run(false, false);
         let start = init.to_data().try_to_vec::<f32>().unwrap();
         let mut moved = 0.0f32;
-        for ((a, b), s) in fast.iter().zip(&generic).zip(&start) {
-            assert!((a - b).abs() <= 1e-6 * (1.0 + b.abs()), "{a} vs {b}");
-            moved = moved.max((a - s).abs());
+        for fast in [run(true, false), run(true, true)] {
+            for ((a, b), s) in fast.iter().zip(&generic).zip(&start) {
+                assert!((a - b).abs() <= 1e-6 * (1.0 + b.abs()), "{a} vs {b}");
+                moved = moved.max((a - s).abs());
+            }
         }
         // Three steps of lr 0.01 move each weight by about 0.03.
         assert!(moved > 0.02, "the parameters did not move ({moved})");
