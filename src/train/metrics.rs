@@ -34,6 +34,9 @@ impl StepOutput {
     /// Reduces per-image terms to batch sums (`beta` weights the KL column).
     pub fn new(terms: &LossTerms, beta: f64) -> Self {
         let images = terms.recon.dims()[0];
+        // Off the autodiff graph: these sums are read, never differentiated, and tracked ones
+        // would add graph nodes to every step and keep them alive until the metrics thread
+        // drops the output.
         let recon = terms.recon.clone().without_autodiff().sum();
         let (kl, beta_kl) = match &terms.kl {
             Some(kl) => {
