@@ -1,22 +1,73 @@
+//! The `vaelab` executable: a launcher that starts in milliseconds.
+//!
+//! It answers `--help`, `--version` and usage errors itself, then loads `libvaelab.so`, where
+//! every command runs (see `src/cli/library.rs` for why). It must therefore not link the
+//! vaelab library or anything that links libtorch: it uses only the grammar file, included
+//! by path, `clap`, `libloading` and `anyhow`.
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::{Context, Result};
+
+// The library compiles the same file as `vaelab::cli::args`; here the parsed values are not
+// read, only checked.
+#[allow(dead_code)]
+#[path = "cli/args.rs"]
+mod args;
+
 fn main() -> ExitCode {
-    // Rust ignores SIGPIPE, which turns `vaelab ls | head` into a panic; die quietly instead.
+    // Rust ignores SIGPIPE, which turns `vaelab --help | head` into a panic; die quietly instead.
     // SAFETY: called before any other thread exists; SIG_DFL is a valid action for SIGPIPE.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    // Before any thread exists, so that all of them inherit it.
-    vaelab::train::configure_process();
-    let cli = match vaelab::cli::parse() {
-        Ok(cli) => cli,
-        Err(code) => return code,
-    };
-    match vaelab::cli::run(cli) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
+    if let Err(code) = args::parse() {
+        return ExitCode::from(code);
     }
+    let error = run_library().unwrap_err();
+    eprintln!("error: {error:#}");
+    ExitCode::from(args::exit::FAILED)
+}
+
+/// Where the library is: Cargo's `deps/` folder beside the executable, which it rewrites on
+/// every build of the library (a copy beside the executable is only refreshed by a plain
+/// `cargo build`), else beside the executable (an installed or copied pair).
+fn library_path() -> Result<PathBuf> {
+    let exe = std::env::current_exe()
+        .and_then(|p| p.canonicalize())
+        .context("cannot locate the vaelab executable")?;
+    let dir = exe
+        .parent()
+        .context("the vaelab executable has no folder")?;
+    let name = format!(
+        "{}vaelab{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    );
+    let built = dir.join("deps").join(&name);
+    Ok(if built.exists() {
+        built
+    } else {
+        dir.join(name)
+    })
+}
+
+/// Loads the library and runs the command line there; returns only on failure.
+fn run_library() -> Result<std::convert::Infallible> {
+    let path = library_path()?;
+    // SAFETY: the library is this crate built as a cdylib; loading it runs libtorch's and
+    // Rust's initialisers, nothing else.
+    let library = unsafe { libloading::Library::new(&path) }.with_context(|| {
+        format!(
+            "cannot load {}, where vaelab's commands run; `cargo build --release` builds it \
+             beside this executable",
+            path.display()
+        )
+    })?;
+    // SAFETY: `vaelab_main` is `extern "C" fn() -> c_int` (src/cli/library.rs).
+    let entry = unsafe { library.get::<extern "C" fn() -> std::ffi::c_int>(b"vaelab_main\0") }
+        .with_context(|| format!("{} has no entry point vaelab_main", path.display()))?;
+    entry();
+    unreachable!("vaelab_main exits the process")
 }

@@ -1,0 +1,255 @@
+//! The command line's grammar: every command, flag, default and help text.
+//!
+//! This file is compiled twice: into the library (as `cli::args`) and into the `vaelab`
+//! executable, which includes it by path to answer `--help`, `--version` and usage errors
+//! without loading libtorch (see `src/main.rs`). So it may use `std` and `clap` only.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// vaelab: autoencoder experiments on MNIST with Burn, Parquet metrics and plots.
+#[derive(Parser, Debug)]
+#[command(name = "vaelab", version, about, long_about = None)]
+pub struct Cli {
+    /// Results directory (run folders go under <RESULTS>/runs/).
+    #[arg(long, global = true, env = "VAELAB_RESULTS", default_value = "results")]
+    pub results: PathBuf,
+    /// Directory holding the four MNIST IDX files [default: ~/.cache/vaelab/mnist, where
+    /// ./scripts/setup installs them].
+    #[arg(long, global = true, env = "VAELAB_MNIST")]
+    pub data: Option<PathBuf>,
+    /// Plain per-epoch lines, no progress bar.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train one run (or resume it, or report it if it is already complete).
+    ///
+    /// The run id is a hash of every parameter and of the code, so the same command at the same
+    /// commit finds the same run: relaunching after Ctrl-C or a crash resumes it.
+    Train(TrainArgs),
+    /// Expand a TOML experiment matrix and train every run not done yet (resumable).
+    ///
+    /// The expansion is frozen in <RESULTS>/sweeps/<NAME>/manifest.toml. Relaunching skips
+    /// finished runs and resumes interrupted ones; at the end a summary table is printed and
+    /// summary.parquet and epochs.parquet are written beside the manifest.
+    Sweep {
+        /// The matrix, e.g. experiments/quick.toml.
+        file: PathBuf,
+        /// Print the expanded runs and their count; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Runs trained at once, each in its own process with its share of the cores.
+        #[arg(long, short, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+        jobs: u16,
+    },
+    /// Reproduce published loss tables: train the matrix's runs (or reuse finished ones), then
+    /// print and write <RESULTS>/sweeps/<NAME>/repro.md with, per table, epoch | article | ours
+    /// | difference | difference % and a verdict against the matrix's [repro] tolerance, the
+    /// identification sweep's ranking, and the article's figures for these runs.
+    Repro {
+        /// A matrix with a [repro] table, e.g. experiments/article.toml.
+        file: PathBuf,
+        /// Train seeds 0..N of every run (mean ± sd per epoch) instead of the matrix's seeds.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100))]
+        seeds: Option<u64>,
+        /// Override the epochs of every run (e.g. 2 for a quick check).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        epochs: Option<u32>,
+        /// Train and test on the first N images of each split only.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: Option<u32>,
+        /// Add a column with plain PyTorch on the same setup (scripts/reference/article.py; needs
+        /// ./scripts/setup-reference).
+        #[arg(long)]
+        with_reference: bool,
+        /// Runs trained at once.
+        #[arg(long, short, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+        jobs: u16,
+    },
+    /// Train entry INDEX (0-based) of a frozen sweep manifest: one self-contained job, e.g. one
+    /// task of a Slurm array (`--array=0-N` with INDEX=$SLURM_ARRAY_TASK_ID).
+    Entry {
+        /// A manifest.toml under <RESULTS>/sweeps/<NAME>/.
+        manifest: PathBuf,
+        /// Which run.
+        index: usize,
+    },
+    /// Render a sweep's or a run's pictures (PNG, charts also as SVG).
+    ///
+    /// A sweep gets, in <RESULTS>/sweeps/<NAME>/plots/: tradeoff (final test reconstruction
+    /// error against KL, one line per variant, one point per β, mean ± sd over seeds, AE as
+    /// dashed references), curves (per-epoch recon, KL and loss of every run, coloured by β),
+    /// reconstructions and samples (side-by-side sheets across β). Every trained run also gets,
+    /// in <RESULTS>/runs/<ID>/plots/: curves, reconstructions, and for a VAE samples, a latent
+    /// traversal, and with a 2-D latent the latent scatter and the decoded manifold.
+    Plot {
+        /// Sweep names, run ids or unique prefixes of run ids.
+        #[arg(required_unless_present = "diff")]
+        targets: Vec<String>,
+        /// Overlay the trade-off curves of two sides of a diff (git revisions, sweeps or runs)
+        /// into <RESULTS>/diffs/<A>..<B>/.
+        #[arg(long, num_args = 2, value_names = ["A", "B"])]
+        diff: Option<Vec<String>>,
+    },
+    /// List runs, newest first: id, sweeps, commit, model, β, latent, epochs, state, final test
+    /// loss.
+    Ls {
+        /// Only the runs of this sweep.
+        #[arg(long)]
+        sweep: Option<String>,
+        /// Only runs built from this git revision (anything `git rev-parse` accepts).
+        #[arg(long)]
+        commit: Option<String>,
+        /// Only runs whose parameter KEY equals VALUE (repeatable), e.g. --where beta=3.
+        #[arg(long = "where", value_name = "KEY=VALUE")]
+        filters: Vec<String>,
+    },
+    /// Show one run: resolved config, provenance and per-epoch table.
+    Show {
+        /// Run id or unique prefix.
+        run: String,
+    },
+    /// Compare two sets of runs: git revisions (HEAD~1, a tag, a branch), sweep names or run ids.
+    ///
+    /// Runs are paired by their parameters. Shows the commits between A and B, files changed,
+    /// Cargo.lock dependency changes, unpaired runs and how they differ from the closest run,
+    /// and per pair the final test recon / KL / loss with delta, delta % and a verdict (noise =
+    /// 2 seed standard deviations where seeds exist, else --tolerance). Exit code 0 when no
+    /// metric changed beyond noise, 1 otherwise (a CI gate).
+    Diff {
+        /// Side A.
+        a: String,
+        /// Side B.
+        b: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: DiffFormat,
+        /// Hide pairs whose metrics are all within noise.
+        #[arg(long)]
+        only_changed: bool,
+        /// Relative change counted as noise when a pair has no seed spread.
+        #[arg(long, default_value_t = 0.01)]
+        tolerance: f64,
+    },
+    /// Show queued / running / done / failed / interrupted runs of a sweep (or of all sweeps),
+    /// each run's epoch and last test loss, and an ETA from measured epoch times.
+    Status {
+        /// Sweep name (a folder under <RESULTS>/sweeps/); all sweeps when absent.
+        sweep: Option<String>,
+    },
+}
+
+/// `vaelab train` parameters; defaults are our reconstruction of the article's setup.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Model: plain autoencoder or VAE.
+    #[arg(long, value_enum, default_value = "vae")]
+    pub model: ModelArg,
+    /// KL weight β in loss = recon + β·KL (VAE only; 0 = the article's first table).
+    #[arg(long, default_value_t = 3.0, allow_negative_numbers = true)]
+    pub beta: f64,
+    /// Latent size.
+    #[arg(long, default_value_t = 4)]
+    pub latent: usize,
+    /// Encoder hidden widths, comma-separated (the decoder mirrors them).
+    #[arg(long, value_delimiter = ',', default_value = "256")]
+    pub hidden: Vec<usize>,
+    /// Epochs.
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
+    pub lr: f64,
+    /// Seed for weight init, shuffling and sampling noise.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Train and test on the first N images of each split only.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Backend: libtorch (tch) or Burn's pure-Rust CPU backend (flex).
+    #[arg(long, value_enum, default_value = "tch")]
+    pub backend: BackendArg,
+    /// Device (cuda needs the tch backend and a GPU).
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceArg,
+}
+
+/// `vaelab diff --format` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DiffFormat {
+    /// Fixed-width text.
+    Table,
+    /// Markdown.
+    Md,
+    /// JSON (the same content, machine-readable).
+    Json,
+}
+
+/// `--model` values.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ModelArg {
+    /// Plain autoencoder.
+    Ae,
+    /// Variational autoencoder.
+    Vae,
+}
+
+/// `--backend` values.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum BackendArg {
+    /// libtorch through burn-tch.
+    Tch,
+    /// Burn's pure-Rust CPU backend.
+    Flex,
+}
+
+/// `--device` values.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum DeviceArg {
+    /// The CPU.
+    Cpu,
+    /// The first CUDA GPU (libtorch backend only).
+    Cuda,
+}
+
+/// Exit codes, for scripts and job schedulers to act on.
+pub mod exit {
+    /// Done (or nothing to do).
+    pub const OK: u8 = 0;
+    /// An error, a failed run, or a diff with changed metrics.
+    pub const FAILED: u8 = 1;
+    /// A usage error.
+    pub const USAGE: u8 = 2;
+    /// Another process is training the run (EX_TEMPFAIL).
+    pub const BUSY: u8 = 75;
+    /// Stopped by Ctrl-C; relaunch to resume.
+    pub const INTERRUPTED: u8 = 130;
+}
+
+/// Parses the command line; a usage error is one line on stderr and exit code 2.
+pub fn parse() -> Result<Cli, u8> {
+    Cli::try_parse().map_err(|e| {
+        use clap::error::ErrorKind::*;
+        if matches!(
+            e.kind(),
+            DisplayHelp | DisplayVersion | DisplayHelpOnMissingArgumentOrSubcommand
+        ) {
+            let _ = e.print();
+            return exit::OK;
+        }
+        let text = e.render().to_string();
+        let first = text.lines().next().unwrap_or("error: invalid arguments");
+        eprintln!("{first} (see vaelab --help)");
+        exit::USAGE
+    })
+}

@@ -1,0 +1,318 @@
+//! The `vaelab` command line: parsing and dispatch only; the work lives in the library modules.
+
+use anyhow::{anyhow, bail, Result};
+
+use crate::config::{matrix, BackendKind, DeviceKind, RunSpec};
+use crate::model::ModelKind;
+use crate::report::{self, PlotTarget};
+use crate::store::Store;
+use crate::sweep::{self, Manifest, SweepOptions};
+use crate::train::{self, Outcome, TrainOptions};
+
+pub mod args;
+pub mod library;
+
+pub use args::*;
+
+impl TrainArgs {
+    /// The run spec these flags describe.
+    pub fn spec(&self) -> RunSpec {
+        RunSpec {
+            model: match self.model {
+                ModelArg::Ae => ModelKind::Ae,
+                ModelArg::Vae => ModelKind::Vae,
+            },
+            beta: self.beta,
+            latent: self.latent,
+            hidden: self.hidden.clone(),
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            seed: self.seed,
+            limit: self.limit,
+            backend: match self.backend {
+                BackendArg::Tch => BackendKind::Tch,
+                BackendArg::Flex => BackendKind::Flex,
+            },
+            device: match self.device {
+                DeviceArg::Cpu => DeviceKind::Cpu,
+                DeviceArg::Cuda => DeviceKind::Cuda,
+            },
+        }
+    }
+}
+
+/// What runs in `libvaelab.so` (see [`library`]): parses and runs the whole command line;
+/// the process's exit code.
+pub fn main() -> u8 {
+    // Before any thread exists, so that all of them inherit it.
+    train::configure_process();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    run(cli).unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        exit::FAILED
+    })
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<u8> {
+    let store = Store::new(&cli.results);
+    let data_dir = cli.data.clone().unwrap_or_else(crate::data::default_dir);
+    let train_opts = |interrupter| TrainOptions {
+        store: store.clone(),
+        data_dir: data_dir.clone(),
+        quiet: cli.quiet,
+        interrupter,
+        sweep_bars: None,
+    };
+    match &cli.command {
+        Command::Sweep {
+            file,
+            dry_run,
+            jobs,
+        } => {
+            let plan = matrix::load(file)?;
+            if *dry_run {
+                print!("{}", report::plan_listing(&plan));
+                return Ok(exit::OK);
+            }
+            let opts = SweepOptions {
+                train: train_opts(install_ctrl_c()),
+                jobs: usize::from(*jobs),
+            };
+            Ok(run_plan(&plan, &opts)?.1)
+        }
+        Command::Repro {
+            file,
+            seeds,
+            epochs,
+            limit,
+            with_reference,
+            jobs,
+        } => {
+            let plan = matrix::load(file)?.with_overrides(
+                *seeds,
+                epochs.map(|e| e as usize),
+                limit.map(|l| l as usize),
+            );
+            let Some(spec) = plan.repro.clone() else {
+                bail!(
+                    "{}: no [repro] table, so nothing to compare with (see experiments/article.toml)",
+                    file.display()
+                );
+            };
+            let opts = SweepOptions {
+                train: train_opts(install_ctrl_c()),
+                jobs: usize::from(*jobs),
+            };
+            let (manifest, code) = run_plan(&plan, &opts)?;
+            if code != exit::OK {
+                return Ok(code);
+            }
+            let path =
+                report::repro::write(&store, &data_dir, &manifest, &spec, *with_reference, file)?;
+            print!("{}", std::fs::read_to_string(&path)?);
+            println!("report: {}", path.display());
+            Ok(exit::OK)
+        }
+        Command::Entry { manifest, index } => {
+            let manifest = Manifest::read(manifest)?;
+            let report = sweep::run_entry(&manifest, *index, &train_opts(install_ctrl_c()))?;
+            Ok(outcome_code(&report))
+        }
+        Command::Status { sweep } => {
+            let names = match sweep {
+                Some(name) => vec![name.clone()],
+                None => store.sweep_names()?,
+            };
+            if names.is_empty() {
+                println!("no sweeps under {}", store.sweep_dir("").display());
+            }
+            for name in names {
+                let path = Manifest::path(&store, &name);
+                if !path.exists() {
+                    let known = store.sweep_names()?;
+                    bail!(
+                        "no sweep named {name:?} under {}; known: {}",
+                        store.sweep_dir("").display(),
+                        if known.is_empty() {
+                            "none".into()
+                        } else {
+                            known.join(", ")
+                        }
+                    );
+                }
+                let manifest = Manifest::read(&path)?;
+                let runs = sweep::progress(&store, &manifest)?;
+                print!("{}", report::status_table(&manifest, &runs));
+            }
+            Ok(exit::OK)
+        }
+        Command::Ls {
+            sweep,
+            commit,
+            filters,
+        } => {
+            let records =
+                report::diff::query(&store, sweep.as_deref(), commit.as_deref(), filters)?;
+            print!("{}", report::run_listing(&store, &records)?);
+            Ok(exit::OK)
+        }
+        Command::Show { run } => {
+            let id = match PlotTarget::resolve(&store, run)? {
+                PlotTarget::Run(id) => id,
+                PlotTarget::Sweep(_) => bail!("{run:?} is a sweep; `vaelab status {run}` shows it"),
+            };
+            let dir = store.run(&id);
+            println!(
+                "run {id} ({})
+",
+                dir.path.display()
+            );
+            println!("[config]\n{}", std::fs::read_to_string(dir.config_path())?);
+            match std::fs::read_to_string(dir.file("provenance.toml")) {
+                Ok(text) => println!("[provenance]\n{text}"),
+                Err(_) => println!("[provenance]\n(not written yet)\n"),
+            }
+            print!("{}", report::epoch_table(&store.record(&id)?.rows));
+            Ok(exit::OK)
+        }
+        Command::Diff {
+            a,
+            b,
+            format,
+            only_changed,
+            tolerance,
+        } => {
+            let records = store.records()?;
+            let (sa, sb) = (
+                report::diff::select(&store, &records, a)?,
+                report::diff::select(&store, &records, b)?,
+            );
+            let diff = report::diff::diff(&sa, &sb, *tolerance)?;
+            match format {
+                DiffFormat::Json => println!("{}", serde_json::to_string_pretty(&diff)?),
+                DiffFormat::Md => print!("{}", diff.render(true, *only_changed)),
+                DiffFormat::Table => print!("{}", diff.render(false, *only_changed)),
+            }
+            Ok(if diff.changed { exit::FAILED } else { exit::OK })
+        }
+        Command::Plot { targets, diff } => {
+            if let Some(sides) = diff {
+                let records = store.records()?;
+                let (sa, sb) = (
+                    report::diff::select(&store, &records, &sides[0])?,
+                    report::diff::select(&store, &records, &sides[1])?,
+                );
+                let names = (sides[0].as_str(), sides[1].as_str());
+                for file in report::plot_diff(&store, &sa, &sb, names)? {
+                    println!("{}", file.display());
+                }
+            }
+            let targets: Vec<PlotTarget> = targets
+                .iter()
+                .map(|t| PlotTarget::resolve(&store, t))
+                .collect::<Result<_>>()?;
+            for target in &targets {
+                for file in report::plot(&store, &data_dir, target)? {
+                    println!("{}", file.display());
+                }
+            }
+            Ok(exit::OK)
+        }
+        Command::Train(args) => {
+            let spec = args.spec();
+            spec.validate()
+                .map_err(|e| anyhow!("--{} {}: {}", e.key.replace('_', "-"), e.value, e.allowed))?;
+            let opts = train_opts(install_ctrl_c());
+            let report = train::train_run(&spec, &opts)?;
+            Ok(outcome_code(&report))
+        }
+    }
+}
+
+/// Freezes and trains `plan`, prints its summary; the manifest and the exit code a script can
+/// act on (130 interrupted, 1 when a run failed).
+fn run_plan(plan: &matrix::SweepPlan, opts: &SweepOptions) -> Result<(Manifest, u8)> {
+    let store = &opts.train.store;
+    let manifest = Manifest::from_plan(plan);
+    let path = manifest.freeze(store)?;
+    println!(
+        "sweep {}: {} runs, manifest {}",
+        manifest.name,
+        manifest.runs.len(),
+        path.display()
+    );
+    let outcome = sweep::run_sweep(&manifest, opts)?;
+    sweep::write_tables(store, &manifest, &outcome)?;
+    print!("{}", report::sweep_table(&outcome, store));
+    let dir = store.sweep_dir(&manifest.name);
+    println!(
+        "tables: {} and {}",
+        dir.join("summary.parquet").display(),
+        dir.join("epochs.parquet").display()
+    );
+    if outcome.interrupted {
+        let relaunch: Vec<String> = std::env::args().collect();
+        eprintln!("interrupted: rerun `{}` to resume", relaunch.join(" "));
+        return Ok((manifest, exit::INTERRUPTED));
+    }
+    let failed = outcome.failed();
+    if failed > 0 {
+        eprintln!("{failed} run(s) failed; see the table above");
+        return Ok((manifest, exit::FAILED));
+    }
+    Ok((manifest, exit::OK))
+}
+
+/// Prints a run's table and fate; the exit code a script can act on.
+fn outcome_code(report: &train::RunReport) -> u8 {
+    print!("{}", report::epoch_table(&report.rows));
+    let dir = report.dir.display();
+    match &report.outcome {
+        Outcome::Done => {
+            println!("done: {} -> {dir}", report.id);
+            exit::OK
+        }
+        Outcome::AlreadyDone => {
+            println!("already complete: {} -> {dir}", report.id);
+            exit::OK
+        }
+        Outcome::Busy { holder } => {
+            eprintln!(
+                "busy: {} is being trained by process {} on {}",
+                report.id, holder.pid, holder.host
+            );
+            exit::BUSY
+        }
+        Outcome::Interrupted { epochs_done } => {
+            eprintln!(
+                "interrupted: {} has {epochs_done} complete epoch(s) in {dir}; rerun the same command to resume",
+                report.id
+            );
+            exit::INTERRUPTED
+        }
+        Outcome::Failed { reason } => {
+            eprintln!("failed: {}: {reason} ({dir})", report.id);
+            exit::FAILED
+        }
+    }
+}
+
+/// First Ctrl-C: stop at the next batch boundary (the current epoch is lost, earlier ones are
+/// kept). Second Ctrl-C: exit at once.
+fn install_ctrl_c() -> burn::train::Interrupter {
+    let interrupter = burn::train::Interrupter::new();
+    let handle = interrupter.clone();
+    let _ = ctrlc::set_handler(move || {
+        if handle.should_stop() {
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping at the next batch boundary (Ctrl-C again to quit now)");
+        handle.stop(Some("Ctrl-C"));
+    });
+    interrupter
+}
