@@ -1,4 +1,5 @@
-//! The `vaelab` command line: parsing and dispatch only; the work lives in the library modules.
+//! The `vaelab` command line in the library: turning parsed arguments into work; the work
+//! itself lives in the stage modules. The grammar is in [`args`], the entry point in [`library`].
 
 use anyhow::{anyhow, bail, Result};
 

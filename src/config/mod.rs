@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use crate::model::{ModelConfig, ModelKind};
 
 /// Which Burn backend trains the run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     /// libtorch through burn-tch (the default).
@@ -29,7 +29,7 @@ impl BackendKind {
 }
 
 /// Where the backend computes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceKind {
     /// The CPU.
