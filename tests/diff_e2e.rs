@@ -50,7 +50,8 @@ fn e2e_target_dir() -> PathBuf {
     dir
 }
 
-/// Builds the clone at its current commit and keeps a copy of the binary under `name`.
+/// Builds the clone at its current commit and keeps a copy of the executable and the library
+/// it loads in a folder `name`; returns the executable.
 fn build(repo: &Path, target: &Path, name: &str) -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
@@ -72,8 +73,13 @@ fn build(repo: &Path, target: &Path, name: &str) -> PathBuf {
         cmd.env("LIBTORCH", libtorch);
     }
     run(&mut cmd);
-    let bin = repo.parent().unwrap().join(name);
+    let dir = repo.parent().unwrap().join(name);
+    std::fs::create_dir(&dir).unwrap();
+    let bin = dir.join("vaelab");
     std::fs::copy(target.join("release/vaelab"), &bin).unwrap();
+    // A build of the executable alone leaves the library in `deps/` only.
+    let library = target.join("release/deps/libvaelab.so");
+    std::fs::copy(library, dir.join("libvaelab.so")).unwrap();
     bin
 }
 
