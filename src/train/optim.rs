@@ -6,8 +6,8 @@
 //! with libtorch's in-place kernels (`lerp_` for both moments, one `sqrt`, `addcdiv_`): 7
 //! passes, one allocation; a tensor whose storage something else holds (under the `Learner`,
 //! every parameter) gets the same pass out of place instead. Other backends run Burn's Adam
-//! unchanged. The state is Burn's
-//! [`AdamState`], so checkpoints are the same either way. See BENCHMARKS.md for what it buys.
+//! unchanged. The state is Burn's [`AdamState`], so checkpoints are the same either way. See
+//! BENCHMARKS.md for what it buys.
 
 use burn::optim::{Adam as BurnAdam, AdamConfig, AdamState, LearningRate, Optimizer};
 use burn::prelude::*;
