@@ -77,8 +77,7 @@ fn build(repo: &Path, target: &Path, name: &str) -> PathBuf {
     std::fs::create_dir(&dir).unwrap();
     let bin = dir.join("vaelab");
     std::fs::copy(target.join("release/vaelab"), &bin).unwrap();
-    // A build of the executable alone leaves the library in `deps/` only.
-    let library = target.join("release/deps/libvaelab.so");
+    let library = common::built_library(&target.join("release"));
     std::fs::copy(library, dir.join("libvaelab.so")).unwrap();
     bin
 }

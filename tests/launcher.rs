@@ -1,6 +1,8 @@
 //! The `vaelab` executable is a launcher without libtorch: it answers `--help` and usage
 //! errors alone and runs every command in `libvaelab.so`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -8,9 +10,8 @@ fn executable() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_vaelab"))
 }
 
-/// The library the executable loads (Cargo's `deps/` copy, which every build rewrites).
 fn library() -> PathBuf {
-    executable().with_file_name("deps").join("libvaelab.so")
+    common::built_library(executable().parent().unwrap())
 }
 
 fn links_libtorch(file: &Path) -> bool {

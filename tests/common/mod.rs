@@ -64,3 +64,9 @@ pub fn git(repo: &Path, args: &[&str]) -> String {
     assert!(out.status.success(), "git {args:?}: {}", text(&out));
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
+
+/// The library a `vaelab` executable in `release_dir` loads: Cargo leaves the cdylib in `deps/`
+/// when it builds the executable alone, and rewrites it there on every build.
+pub fn built_library(release_dir: &Path) -> PathBuf {
+    release_dir.join("deps").join("libvaelab.so")
+}
