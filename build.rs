@@ -1,7 +1,9 @@
 //! Build-time facts for vaelab:
 //! - an rpath to libtorch so `vaelab` and its tests run without `LD_LIBRARY_PATH`;
-//! - the code's provenance (git commit, branch, uncommitted code diff, Cargo.lock hash,
-//!   dependency versions, rustc), which becomes part of every run id and `provenance.toml`.
+//! - the code's identity: a content hash of exactly the files that can change results
+//!   ([`CODE_PATHS`]), the same in and out of git, which becomes part of every run id;
+//! - provenance (git commit, branch, uncommitted code diff, Cargo.lock hash, dependency
+//!   versions, rustc, libtorch version) for `provenance.toml`, `ls` and `diff`.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -30,13 +32,52 @@ fn main() {
             println!("cargo:rerun-if-changed={p}");
         }
     }
-    link_libtorch();
+    let libtorch = link_libtorch();
+    println!("cargo:rustc-env=VAELAB_LIBTORCH={libtorch}");
     code_provenance();
 }
 
-fn link_libtorch() {
+/// sha256 over the code files (relative path, length and bytes of each, in path order): files
+/// under `src/` whether git tracks them or not, except hidden ones (editor swap files), and
+/// the top-level files of [`CODE_PATHS`]. Docs, experiments, tests and results do not count.
+fn code_hash() -> String {
+    fn walk(path: &Path, out: &mut Vec<PathBuf>) {
+        let hidden = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        if hidden {
+            return;
+        }
+        if path.is_dir() {
+            for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
+                walk(&entry.path(), out);
+            }
+        } else if path.is_file() {
+            out.push(path.to_path_buf());
+        }
+    }
+    let mut files = Vec::new();
+    for p in CODE_PATHS {
+        walk(Path::new(p), &mut files);
+    }
+    files.sort();
+    let mut h = Sha256::new();
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap_or_default();
+        let name = f.to_string_lossy().replace('\\', "/");
+        h.update(name.as_bytes());
+        h.update(b"\0");
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(&bytes);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Links libtorch (rpath) and returns its version and build, e.g. `2.9.0+cu128 (git 0fab…, cpu
+/// libraries)`, from the install's `torch/version.py`; empty without the tch feature.
+fn link_libtorch() -> String {
     if std::env::var_os("CARGO_FEATURE_TCH").is_none() {
-        return;
+        return String::new();
     }
     let hint = "run ./scripts/setup to install libtorch 2.9.0 \
                 (or set LIBTORCH to a libtorch 2.9.0 directory)";
@@ -51,6 +92,32 @@ fn link_libtorch() {
         panic!("{} has no libtorch_cpu.so; {hint}", lib.display());
     }
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+    libtorch_version(&lib)
+}
+
+fn libtorch_version(lib: &Path) -> String {
+    let libs = if lib.join("libtorch_cuda.so").exists() {
+        "cuda"
+    } else {
+        "cpu"
+    };
+    // The pip wheel's layout: torch/lib/libtorch_cpu.so beside torch/version.py.
+    let version_py = lib
+        .join("libtorch_cpu.so")
+        .canonicalize()
+        .ok()
+        .and_then(|so| Some(so.parent()?.parent()?.join("version.py")))
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default();
+    let field = |key: &str| {
+        version_py.lines().find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            (k.trim() == key).then(|| v.trim().trim_matches(['\'', '"']).to_string())
+        })
+    };
+    let version = field("__version__").unwrap_or_else(|| "unknown".into());
+    let git = field("git_version").unwrap_or_default();
+    format!("{version} (git {}, {libs} libraries)", &git[..git.len().min(10)])
 }
 
 fn git(args: &[&str]) -> Option<String> {
@@ -85,11 +152,7 @@ fn code_provenance() {
     }
     let dirty = commit.is_none() || !patch.is_empty();
     let commit = commit.unwrap_or_else(|| "unknown".into());
-    let fingerprint = if patch.is_empty() {
-        commit.clone()
-    } else {
-        format!("{commit}+{}", &sha256_hex(patch.as_bytes())[..12])
-    };
+    let fingerprint = format!("code-{}", &code_hash()[..16]);
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     std::fs::write(out.join("dirty.patch"), &patch).unwrap();
 

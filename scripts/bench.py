@@ -24,7 +24,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("VAELAB_CACHE", Path.home() / ".cache/vaelab"))
-TARGET = Path(os.environ.get("CARGO_TARGET_DIR", CACHE / "target"))
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", Path(__file__).resolve().parent.parent / "target"))
 VAELAB = TARGET / "release/vaelab"
 BARE = TARGET / "release/examples/bare_loop"
 TORCH_PY = Path(os.environ.get("VAELAB_TORCH_PYTHON", CACHE / "torch-ref/bin/python"))

@@ -1,11 +1,10 @@
 # Sourced by the scripts: one place for the cache and build locations.
-# VAELAB_CACHE: libtorch, MNIST and the cargo build cache (default ~/.cache/vaelab).
-# CARGO_TARGET_DIR: defaults to the cache too, so every clone shares one build of Burn and polars.
+# VAELAB_CACHE: libtorch and MNIST (default ~/.cache/vaelab).
+# The build goes where plain `cargo` puts it (./target, LIBTORCH from .cargo/config.toml), so
+# `cargo run --release -- …` after ./scripts/run reuses the scripts' build instead of starting a
+# second cold one. Both are left alone when the caller sets them.
 VAELAB_CACHE="${VAELAB_CACHE:-$HOME/.cache/vaelab}"
 export VAELAB_CACHE
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$VAELAB_CACHE/target}"
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Two cores: build with both, keep libtorch from oversubscribing when tests run in parallel.
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-$(nproc)}"
-# The same absolute libtorch path for every clone, so a shared build cache never rebuilds torch-sys.
-export LIBTORCH="${LIBTORCH:-$VAELAB_CACHE/torch-2.9.0/torchcpu}"

@@ -4,6 +4,7 @@
 //! here they are checked for structure (magic number, counts, shapes, length) so that a corrupt or
 //! truncated file is a clear error naming the file. There is no synthetic fallback.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use burn::data::dataloader::{DataLoader, DataLoaderIterator, Progress};
 use burn::data::dataset::DatasetError;
 use burn::prelude::*;
 use burn::tensor::TensorData;
+use sha2::{Digest, Sha256};
 
 /// Pixels per MNIST image (28 × 28).
 pub const PIXELS: usize = 28 * 28;
@@ -76,6 +78,8 @@ pub struct Mnist {
     pub images: Arc<Vec<f32>>,
     /// Digit labels, one per image.
     pub labels: Arc<Vec<u8>>,
+    /// sha256 of the two files read, by file name (provenance: the data a run saw).
+    pub sha256: BTreeMap<String, String>,
 }
 
 impl Mnist {
@@ -92,8 +96,9 @@ impl Mnist {
         }
         let n = split.expected_len();
         let keep = limit.map_or(n, |l| l.min(n));
-        let pixels = read_idx(&images_path, IMAGES_MAGIC, &[n as u32, 28, 28])?;
-        let labels = read_idx(&labels_path, LABELS_MAGIC, &[n as u32])?;
+        let mut sha256 = BTreeMap::new();
+        let pixels = read_idx(&images_path, IMAGES_MAGIC, &[n as u32, 28, 28], &mut sha256)?;
+        let labels = read_idx(&labels_path, LABELS_MAGIC, &[n as u32], &mut sha256)?;
         if let Some(bad) = labels.iter().find(|&&l| l > 9) {
             bail!("{}: label {bad} is not a digit", labels_path.display());
         }
@@ -104,6 +109,7 @@ impl Mnist {
         Ok(Self {
             images: Arc::new(images),
             labels: Arc::new(labels[..keep].to_vec()),
+            sha256,
         })
     }
 
@@ -132,9 +138,18 @@ impl Mnist {
     }
 }
 
-/// Reads an IDX file, checking its magic number, its dimensions and its length.
-fn read_idx(path: &Path, magic: u32, dims: &[u32]) -> Result<Vec<u8>> {
+/// Reads an IDX file, checking its magic number, its dimensions and its length; records the
+/// file's sha256 in `digests`.
+fn read_idx(
+    path: &Path,
+    magic: u32,
+    dims: &[u32],
+    digests: &mut BTreeMap<String, String>,
+) -> Result<Vec<u8>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let hex = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    digests.insert(name.into_owned(), hex);
     let header = 4 + 4 * dims.len();
     if bytes.len() < header {
         bail!(

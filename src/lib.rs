@@ -8,7 +8,9 @@
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod faults;
 pub mod model;
+pub mod panics;
 pub mod report;
 pub mod store;
 pub mod sweep;

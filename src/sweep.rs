@@ -19,7 +19,7 @@ use crate::config::matrix::SweepPlan;
 use crate::config::RunSpec;
 use crate::store::{
     build_info, last_row, metrics_frame, now_rfc3339, read_metrics, write_atomic, write_parquet,
-    EpochRow, Lock, RunState, Store,
+    EpochRow, Lock, RunState, RunStatus, Store,
 };
 use crate::train::{self, stderr_is_terminal, Outcome, TrainOptions};
 
@@ -154,12 +154,17 @@ pub fn run_entry(
     train::train_run(&entry.spec, opts)
 }
 
+/// Where run `id` stands ([`crate::store::RunDir::state`]) and why, when it failed or stopped.
 fn final_state(store: &Store, id: &str) -> (RunState, Option<String>) {
-    match store.run(id).read_status() {
-        Ok(Some(s)) => (s.state, s.message),
-        _ => (RunState::Running, None),
-    }
+    let run = store.run(id);
+    let status = run.read_status().ok().flatten();
+    let state = run.state(status.as_ref());
+    (state, status.and_then(|s| s.message))
 }
+
+/// How many times a `--jobs` worker that dies without recording an outcome (a crash, a kill,
+/// the OOM killer) is started again on the same run before the run is marked failed.
+pub const WORKER_RETRIES: usize = 2;
 
 /// Executes every run of `manifest` not yet done; returns where each ended.
 pub fn run_sweep(manifest: &Manifest, opts: &SweepOptions) -> Result<SweepReport> {
@@ -194,9 +199,9 @@ pub fn run_sweep(manifest: &Manifest, opts: &SweepOptions) -> Result<SweepReport
     let mut pending: Vec<usize> = (0..manifest.runs.len()).collect();
     let mut runs_done = 0;
     let interrupter = opts.train.interrupter.clone();
-    let mut children: Vec<(usize, Child)> = Vec::new();
+    let mut workers = Workers::default();
     let manifest_path = Manifest::path(store, &manifest.name);
-    while !pending.is_empty() || !children.is_empty() {
+    while !pending.is_empty() || !workers.children.is_empty() {
         if interrupter.should_stop() {
             break;
         }
@@ -209,8 +214,9 @@ pub fn run_sweep(manifest: &Manifest, opts: &SweepOptions) -> Result<SweepReport
             }
             let entry = &manifest.runs[index];
             let run = store.run(&entry.id);
-            if matches!(run.read_status()?, Some(s) if s.state != RunState::Running && s.state != RunState::Interrupted)
-            {
+            // Done runs are skipped; failed ones are tried again, once per launch (a killed
+            // worker, a full disk): a run that fails now is not queued again.
+            if run.current_state() == RunState::Done {
                 runs_done += 1;
                 continue;
             }
@@ -228,22 +234,23 @@ pub fn run_sweep(manifest: &Manifest, opts: &SweepOptions) -> Result<SweepReport
                     _ => runs_done += 1,
                 }
             } else {
-                while children.len() >= opts.jobs {
-                    reap(&mut children, &mut waiting, &mut runs_done, store, manifest)?;
+                while workers.children.len() >= opts.jobs {
+                    workers.reap(&mut waiting, &mut runs_done, store, manifest)?;
                     std::thread::sleep(Duration::from_millis(200));
                 }
-                children.push((index, spawn_entry(&manifest_path, index, opts)?));
+                let child = spawn_entry(&manifest_path, index, opts)?;
+                workers.children.push((index, child));
             }
             overall.set_message(format!("{runs_done}/{} runs", manifest.runs.len()));
         }
-        reap(&mut children, &mut waiting, &mut runs_done, store, manifest)?;
+        workers.reap(&mut waiting, &mut runs_done, store, manifest)?;
         pending = waiting;
-        if !pending.is_empty() || !children.is_empty() {
+        if !pending.is_empty() || !workers.children.is_empty() {
             // Runs held by another process: poll until they finish or their holder dies.
             std::thread::sleep(Duration::from_millis(500));
         }
     }
-    for (_, mut child) in children {
+    for (_, mut child) in workers.children {
         let _ = child.wait();
     }
     overall.finish_and_clear();
@@ -279,25 +286,77 @@ fn spawn_entry(manifest: &Path, index: usize, opts: &SweepOptions) -> Result<Chi
         .context("cannot start a sweep worker")
 }
 
-fn reap(
-    children: &mut Vec<(usize, Child)>,
-    waiting: &mut Vec<usize>,
-    runs_done: &mut usize,
-    store: &Store,
-    manifest: &Manifest,
-) -> Result<()> {
-    let mut still = Vec::new();
-    for (index, mut child) in children.drain(..) {
-        match child.try_wait()? {
-            None => still.push((index, child)),
-            Some(_) => match final_state(store, &manifest.runs[index].id).0 {
-                RunState::Done | RunState::Failed => *runs_done += 1,
-                _ => waiting.push(index),
-            },
+/// The `--jobs` worker processes, and how often each run's worker died.
+#[derive(Default)]
+struct Workers {
+    children: Vec<(usize, Child)>,
+    deaths: std::collections::HashMap<usize, usize>,
+}
+
+impl Workers {
+    /// Collects the workers that exited. A run whose worker exited without recording an
+    /// outcome (still `running` on disk: it crashed or was killed) is queued again, at most
+    /// [`WORKER_RETRIES`] times; then it is marked failed with the worker's fate.
+    fn reap(
+        &mut self,
+        waiting: &mut Vec<usize>,
+        runs_done: &mut usize,
+        store: &Store,
+        manifest: &Manifest,
+    ) -> Result<()> {
+        let mut still = Vec::new();
+        for (index, mut child) in self.children.drain(..) {
+            let Some(exit) = child.try_wait()? else {
+                still.push((index, child));
+                continue;
+            };
+            let id = &manifest.runs[index].id;
+            let run = store.run(id);
+            let status = run.read_status().ok().flatten();
+            let state = run.state(status.as_ref());
+            let recorded = status.as_ref().is_some_and(|s| s.state != RunState::Running);
+            if state.is_final() {
+                *runs_done += 1;
+            } else if recorded || state == RunState::Running {
+                // Stopped on request, or another live process holds it: the loop decides.
+                waiting.push(index);
+            } else {
+                let deaths = self.deaths.entry(index).or_insert(0);
+                *deaths += 1;
+                if *deaths <= WORKER_RETRIES {
+                    waiting.push(index);
+                } else {
+                    let epochs_done = train::epochs_on_disk(&run);
+                    let reason = format!(
+                        "worker {} after epoch {epochs_done} of {} ({} attempts)",
+                        describe_exit(exit),
+                        manifest.runs[index].spec.epochs,
+                        *deaths
+                    );
+                    if let Ok(Ok(_lock)) = Lock::acquire(&run.lock_path()) {
+                        run.write_status(&RunStatus {
+                            state: RunState::Failed,
+                            epochs_done,
+                            message: Some(reason),
+                        })?;
+                    }
+                    *runs_done += 1;
+                }
+            }
         }
+        self.children = still;
+        Ok(())
     }
-    *children = still;
-    Ok(())
+}
+
+/// "killed by signal 9" or "exited with code 101".
+fn describe_exit(exit: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (exit.code(), exit.signal()) {
+        (Some(code), _) => format!("exited with code {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal}"),
+        _ => "ended".to_string(),
+    }
 }
 
 /// A run's last train and test rows (None before its first epoch).
@@ -320,16 +379,7 @@ pub fn write_tables(store: &Store, manifest: &Manifest, report: &SweepReport) ->
     }
     let runs: Vec<&ManifestRun> = report.runs.iter().map(|(r, _, _)| r).collect();
     let mut summary = param_columns(&runs, &(0..runs.len()).collect::<Vec<_>>(), &manifest.name)?;
-    let states: Vec<&str> = report
-        .runs
-        .iter()
-        .map(|(_, s, _)| match s {
-            RunState::Done => "done",
-            RunState::Failed => "failed",
-            RunState::Interrupted => "interrupted",
-            RunState::Running => "queued",
-        })
-        .collect();
+    let states: Vec<&str> = report.runs.iter().map(|(_, s, _)| s.as_str()).collect();
     let f =
         |pick: fn(&FinalRows) -> Option<f64>| finals.iter().map(pick).collect::<Vec<Option<f64>>>();
     let extra = [
@@ -414,9 +464,8 @@ fn param_columns(runs: &[&ManifestRun], which: &[usize], sweep: &str) -> Result<
 pub struct RunProgress {
     /// The run.
     pub run: ManifestRun,
-    /// `queued`, `running`, `done`, `failed` or `interrupted` (a `running` run whose process is
-    /// gone counts as interrupted).
-    pub state: &'static str,
+    /// Where it stands ([`crate::store::RunDir::state`]).
+    pub state: RunState,
     /// Complete epochs on disk.
     pub epochs_done: usize,
     /// Test loss of the last complete epoch.
@@ -434,7 +483,7 @@ pub fn progress(store: &Store, manifest: &Manifest) -> Result<Vec<RunProgress>> 
             let dir = store.run(&run.id);
             let status = dir.read_status()?;
             let rows = read_metrics(&dir.metrics_path())?;
-            let state = dir.state_name(status.as_ref());
+            let state = dir.state(status.as_ref());
             let epochs_done = status.map_or(0, |s| s.epochs_done);
             let epoch_seconds = (1..=epochs_done as u32)
                 .map(|e| {
@@ -464,7 +513,7 @@ pub fn eta_seconds(runs: &[RunProgress]) -> Option<f64> {
     let mean = times.iter().sum::<f64>() / times.len() as f64;
     let left: usize = runs
         .iter()
-        .filter(|r| r.state != "done" && r.state != "failed")
+        .filter(|r| !r.state.is_final())
         .map(|r| r.run.spec.epochs.saturating_sub(r.epochs_done))
         .sum();
     Some(mean * left as f64)

@@ -16,7 +16,7 @@ use vaelab::store::{write_metrics, EpochRow, Provenance, RunState, RunStatus, St
 fn fake_run(store: &Store, id: &str, spec: &RunSpec, commit: &str, recon: f64, kl: f64) {
     let run = store.run(id);
     run.create(spec).unwrap();
-    let mut prov = Provenance::capture(spec);
+    let mut prov = Provenance::capture(spec, Default::default());
     prov.git_commit = commit.to_string();
     prov.git_dirty = false;
     prov.write(&run).unwrap();

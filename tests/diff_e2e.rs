@@ -1,9 +1,10 @@
-//! `vaelab diff HEAD~1 HEAD` end to end: a clone of this repository is built at its HEAD, trains
-//! tiny runs on real MNIST, gets a committed change to its test fixture, is rebuilt, trains the
-//! same runs again, and the second build's `diff` pairs the runs of the two commits.
+//! Run identity and `vaelab diff` end to end: a clone of this repository is built at its HEAD
+//! and trains tiny runs on real MNIST; a docs-only commit and a rebuild find the same runs
+//! (same ids, nothing retrained); a commit that changes code and a rebuild train new runs; the
+//! last build's `diff HEAD~2 HEAD` pairs the runs of the two code versions.
 //!
-//! A run's commit is the commit its *binary* was built from (see `build.rs`), so nothing short
-//! of two real builds makes runs at two commits. The clone builds into a target directory of
+//! A run's id holds a content hash of its code and its provenance the commit its *binary* was
+//! built from (see `build.rs`), so nothing short of real builds tests either. The clone builds into a target directory of
 //! its own (`$VAELAB_CACHE/e2e-target`, kept between test runs), seeded from this build's
 //! dependencies the first time, so only the vaelab crate itself is compiled twice.
 mod common;
@@ -82,17 +83,39 @@ fn build(repo: &Path, target: &Path, name: &str) -> PathBuf {
     bin
 }
 
-/// Trains the same two tiny runs (an AE and a VAE) with `bin`.
-fn train(bin: &Path, results: &Path) {
+/// Trains the same two tiny runs (an AE and a VAE) with `bin`; what it printed.
+fn train(bin: &Path, results: &Path) -> String {
+    let mut printed = String::new();
     for model in ["ae", "vae"] {
-        run(Command::new(bin)
+        let out = run(Command::new(bin)
             .arg("--results")
             .arg(results)
             .arg("--data")
             .arg(common::mnist_dir())
             .args(["--quiet", "train", "--model", model, "--beta", "1"])
             .args(["--epochs", "2", "--limit", "600", "--batch-size", "64"]));
+        printed.push_str(&common::text(&out));
     }
+    printed
+}
+
+fn run_ids(results: &Path) -> Vec<String> {
+    let mut ids: Vec<String> = std::fs::read_dir(results.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Appends `line` to `file` in the clone and commits it as `message`.
+fn commit_change(repo: &Path, file: &str, line: &str, message: &str) -> String {
+    let path = repo.join(file);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(line);
+    std::fs::write(&path, text).unwrap();
+    git(repo, &["commit", "-q", "-am", message]);
+    git(repo, &["rev-parse", "HEAD"])
 }
 
 #[test]
@@ -109,16 +132,27 @@ fn diff_pairs_runs_trained_by_builds_at_two_commits() {
     let first = build(&repo, &target, "vaelab-first");
     train(&first, &results);
     let c1 = git(&repo, &["rev-parse", "HEAD"]);
+    let ids = run_ids(&results);
+    assert_eq!(ids.len(), 2);
 
-    let fixture = repo.join("tests/fixtures/revision.txt");
-    let mut text = std::fs::read_to_string(&fixture).unwrap();
-    text.push_str("changed by tests/diff_e2e.rs\n");
-    std::fs::write(&fixture, text).unwrap();
-    git(&repo, &["commit", "-q", "-am", "change the test fixture"]);
-    let c2 = git(&repo, &["rev-parse", "HEAD"]);
+    // A docs-only commit: same code, so the same runs, found complete.
+    commit_change(&repo, "README.md", "\nA docs-only change.\n", "docs only");
+    let docs = build(&repo, &target, "vaelab-docs");
+    let printed = train(&docs, &results);
+    assert_eq!(printed.matches("already complete").count(), 2, "{printed}");
+    assert_eq!(run_ids(&results), ids, "a docs-only commit keeps run ids");
 
+    // A code commit (a comment is enough: the hash covers src/ byte for byte): new runs.
+    let c2 = commit_change(
+        &repo,
+        "src/lib.rs",
+        "// changed by tests/diff_e2e.rs\n",
+        "change the code",
+    );
     let second = build(&repo, &target, "vaelab-second");
-    train(&second, &results);
+    let printed = train(&second, &results);
+    assert!(!printed.contains("already complete"), "{printed}");
+    assert_eq!(run_ids(&results).len(), 4, "a code commit makes new run ids");
 
     let vaelab = |args: &[&str]| {
         Command::new(&second)
@@ -129,37 +163,39 @@ fn diff_pairs_runs_trained_by_builds_at_two_commits() {
             .output()
             .unwrap()
     };
-    // Each commit has its own two runs.
-    for rev in ["HEAD~1", "HEAD"] {
+    // Each code version has its own two runs.
+    for rev in ["HEAD~2", "HEAD"] {
         let ls = vaelab(&["ls", "--commit", rev]);
         assert!(ls.status.success(), "{}", common::text(&ls));
         let rows = String::from_utf8_lossy(&ls.stdout).lines().count() - 1;
         assert_eq!(rows, 2, "{}", common::text(&ls));
     }
 
-    let out = vaelab(&["diff", "HEAD~1", "HEAD", "--format", "json"]);
-    // Same parameters, seed and backend, and a change that is not code: the numbers are equal,
-    // so nothing changed and the exit code is 0.
+    let out = vaelab(&["diff", "HEAD~2", "HEAD", "--format", "json"]);
+    // Same parameters, seed and backend, and a code change that cannot change numbers: the
+    // numbers are equal, so nothing changed and the exit code is 0.
     assert_eq!(out.status.code(), Some(0), "{}", common::text(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(json["a"].as_str().unwrap().contains(&c1[..10]), "{json}");
     assert!(json["b"].as_str().unwrap().contains(&c2[..10]), "{json}");
     let commits = json["commits"].as_array().unwrap();
-    assert_eq!(commits.len(), 1, "{json}");
-    assert!(commits[0]
-        .as_str()
+    assert_eq!(commits.len(), 2, "{json}");
+    assert!(commits[0].as_str().unwrap().ends_with("change the code"));
+    assert!(commits[1].as_str().unwrap().ends_with("docs only"));
+    let files: Vec<&str> = json["files"]
+        .as_array()
         .unwrap()
-        .ends_with("change the test fixture"));
-    assert!(json["files"][0]
-        .as_str()
-        .unwrap()
-        .starts_with("tests/fixtures/revision.txt"));
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert!(files[0].starts_with("README.md"), "{files:?}");
+    assert!(files[1].starts_with("src/lib.rs"), "{files:?}");
     assert!(json["unpaired"].as_array().unwrap().is_empty(), "{json}");
     let pairs = json["pairs"].as_array().unwrap();
     assert_eq!(pairs.len(), 2, "the AE and the VAE pair up: {json}");
     for pair in pairs {
         let (a, b) = (pair["a"].as_str().unwrap(), pair["b"].as_str().unwrap());
-        assert_ne!(a, b, "a new commit makes new run ids");
+        assert_ne!(a, b, "new code makes new run ids");
         assert_eq!(a.split('-').next(), b.split('-').next(), "{json}");
         for m in pair["metrics"].as_array().unwrap() {
             if m["a"].is_null() {
@@ -173,7 +209,7 @@ fn diff_pairs_runs_trained_by_builds_at_two_commits() {
     assert_eq!(json["changed"], false);
 
     // The table names both runs of each pair.
-    let table = vaelab(&["diff", "HEAD~1", "HEAD"]);
+    let table = vaelab(&["diff", "HEAD~2", "HEAD"]);
     let text = String::from_utf8_lossy(&table.stdout);
     for pair in pairs {
         assert!(text.contains(pair["a"].as_str().unwrap()), "{text}");

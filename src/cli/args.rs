@@ -6,6 +6,11 @@
 
 use std::path::PathBuf;
 
+// The defaults live with the run parameters; included by path so that the launcher, which
+// compiles this file without the library, shares them.
+#[path = "../config/defaults.rs"]
+mod defaults;
+
 use clap::{Args, Parser, Subcommand};
 
 /// vaelab: autoencoder experiments on MNIST with Burn, Parquet metrics and plots.
@@ -31,8 +36,9 @@ pub struct Cli {
 pub enum Command {
     /// Train one run (or resume it, or report it if it is already complete).
     ///
-    /// The run id is a hash of every parameter and of the code, so the same command at the same
-    /// commit finds the same run: relaunching after Ctrl-C or a crash resumes it.
+    /// The run id is a hash of every parameter and of the code that can change results (src/,
+    /// Cargo.toml, Cargo.lock, build.rs; not docs or experiments), so the same command with
+    /// the same code finds the same run: relaunching after Ctrl-C or a crash resumes it.
     Train(TrainArgs),
     /// Expand a TOML experiment matrix and train every run not done yet (resumable).
     ///
@@ -150,37 +156,37 @@ pub enum Command {
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     /// Model: plain autoencoder or VAE.
-    #[arg(long, value_enum, default_value = "vae")]
+    #[arg(long, value_enum, default_value = defaults::MODEL)]
     pub model: ModelArg,
     /// KL weight β in loss = recon + β·KL (VAE only; 0 = the article's first table).
-    #[arg(long, default_value_t = 3.0, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = defaults::BETA, allow_negative_numbers = true)]
     pub beta: f64,
     /// Latent size.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = defaults::LATENT)]
     pub latent: usize,
     /// Encoder hidden widths, comma-separated (the decoder mirrors them).
-    #[arg(long, value_delimiter = ',', default_value = "256")]
+    #[arg(long, value_delimiter = ',', default_values_t = defaults::HIDDEN)]
     pub hidden: Vec<usize>,
     /// Epochs.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = defaults::EPOCHS)]
     pub epochs: usize,
     /// Batch size.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = defaults::BATCH_SIZE)]
     pub batch_size: usize,
     /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = defaults::LR, allow_negative_numbers = true)]
     pub lr: f64,
     /// Seed for weight init, shuffling and sampling noise.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = defaults::SEED)]
     pub seed: u64,
     /// Train and test on the first N images of each split only.
     #[arg(long)]
     pub limit: Option<usize>,
     /// Backend: libtorch (tch) or Burn's pure-Rust CPU backend (flex).
-    #[arg(long, value_enum, default_value = "tch")]
+    #[arg(long, value_enum, default_value = defaults::BACKEND)]
     pub backend: BackendArg,
     /// Device (cuda needs the tch backend and a GPU).
-    #[arg(long, value_enum, default_value = "cpu")]
+    #[arg(long, value_enum, default_value = defaults::DEVICE)]
     pub device: DeviceArg,
 }
 

@@ -48,14 +48,26 @@ impl TrainArgs {
 pub fn main() -> u8 {
     // Before any thread exists, so that all of them inherit it.
     train::configure_process();
+    if let Err(e) = crate::faults::setup() {
+        eprintln!("error: {e}");
+        return exit::FAILED;
+    }
+    crate::panics::install_quiet_hook();
     let cli = match parse() {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    run(cli).unwrap_or_else(|e| {
-        eprintln!("error: {e:#}");
-        exit::FAILED
-    })
+    match std::panic::catch_unwind(|| run(cli)) {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => {
+            eprintln!("error: {e:#}");
+            exit::FAILED
+        }
+        Err(panic) => {
+            eprintln!("error: internal error: {}", crate::panics::reason(&*panic));
+            exit::FAILED
+        }
+    }
 }
 
 /// Runs a parsed command line.
@@ -157,9 +169,12 @@ pub fn run(cli: Cli) -> Result<u8> {
             commit,
             filters,
         } => {
-            let records =
+            let (records, unreadable) =
                 report::diff::query(&store, sweep.as_deref(), commit.as_deref(), filters)?;
             print!("{}", report::run_listing(&store, &records)?);
+            for u in &unreadable {
+                eprintln!("unreadable: {u}");
+            }
             Ok(exit::OK)
         }
         Command::Show { run } => {
@@ -198,6 +213,16 @@ pub fn run(cli: Cli) -> Result<u8> {
                 DiffFormat::Json => println!("{}", serde_json::to_string_pretty(&diff)?),
                 DiffFormat::Md => print!("{}", diff.render(true, *only_changed)),
                 DiffFormat::Table => print!("{}", diff.render(false, *only_changed)),
+            }
+            for u in &diff.unreadable {
+                eprintln!("unreadable: {u}");
+            }
+            if !diff.unreadable.is_empty() {
+                eprintln!(
+                    "error: {} run(s) of these sides cannot be read, so the comparison is incomplete",
+                    diff.unreadable.len()
+                );
+                return Ok(exit::FAILED);
             }
             Ok(if diff.changed { exit::FAILED } else { exit::OK })
         }
@@ -239,6 +264,10 @@ pub fn run(cli: Cli) -> Result<u8> {
 /// act on (130 interrupted, 1 when a run failed).
 fn run_plan(plan: &matrix::SweepPlan, opts: &SweepOptions) -> Result<(Manifest, u8)> {
     let store = &opts.train.store;
+    // A device that is not there fails now, before the manifest or any run is written.
+    for spec in plan.runs.iter().map(|r| &r.spec) {
+        train::device_for(spec)?;
+    }
     let manifest = Manifest::from_plan(plan);
     let path = manifest.freeze(store)?;
     println!(
@@ -316,4 +345,21 @@ fn install_ctrl_c() -> burn::train::Interrupter {
         handle.stop(Some("Ctrl-C"));
     });
     interrupter
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    /// The grammar and `RunSpec::default` read the same constants (config::defaults).
+    #[test]
+    fn train_flags_default_to_the_run_spec_default() {
+        let cli = Cli::try_parse_from(["vaelab", "train"]).unwrap();
+        let Command::Train(args) = cli.command else {
+            panic!("not the train command");
+        };
+        assert_eq!(args.spec(), RunSpec::default());
+    }
 }

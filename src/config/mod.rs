@@ -1,6 +1,7 @@
 //! Run specifications: every parameter of one training run, validated, with a stable identity;
 //! and experiment matrices ([`matrix`]) that expand into many of them.
 
+pub mod defaults;
 pub mod matrix;
 
 use serde::{Deserialize, Serialize};
@@ -68,22 +69,21 @@ pub struct RunSpec {
 }
 
 impl Default for RunSpec {
-    /// Our best reconstruction of the article's setup (`../shared/notes/article-setup.md`):
-    /// 784-256-4 MLP with a plain-linear code (widths and latent size fitted on the article's
-    /// table 1 by experiments/article-identify.toml), batch 32, Adam 1e-3, β = 3.
+    /// Our best reconstruction of the article's setup: see [`defaults`].
     fn default() -> Self {
+        let name = |v: &str| toml::Value::String(v.to_string());
         Self {
-            model: ModelKind::Vae,
-            beta: 3.0,
-            latent: 4,
-            hidden: vec![256],
-            epochs: 10,
-            batch_size: 32,
-            lr: 1e-3,
-            seed: 0,
+            model: name(defaults::MODEL).try_into().expect("a model name"),
+            beta: defaults::BETA,
+            latent: defaults::LATENT,
+            hidden: defaults::HIDDEN.to_vec(),
+            epochs: defaults::EPOCHS,
+            batch_size: defaults::BATCH_SIZE,
+            lr: defaults::LR,
+            seed: defaults::SEED,
             limit: None,
-            backend: BackendKind::Tch,
-            device: DeviceKind::Cpu,
+            backend: name(defaults::BACKEND).try_into().expect("a backend name"),
+            device: name(defaults::DEVICE).try_into().expect("a device name"),
         }
     }
 }
@@ -97,17 +97,17 @@ pub struct InvalidParam {
     /// The rejected value, as written.
     pub value: String,
     /// What is allowed.
-    pub allowed: &'static str,
+    pub allowed: String,
 }
 
 impl RunSpec {
     /// Checks every range; the first violation is returned with its key and the allowed range.
     pub fn validate(&self) -> Result<(), InvalidParam> {
-        let bad = |key, value: String, allowed| {
+        let bad = |key, value: String, allowed: &str| {
             Err(InvalidParam {
                 key,
                 value,
-                allowed,
+                allowed: allowed.to_string(),
             })
         };
         if !self.beta.is_finite() || self.beta < 0.0 {
@@ -146,7 +146,55 @@ impl RunSpec {
                 "cuda needs backend = \"tch\" (flex is CPU-only)",
             );
         }
+        if let Some(available) = available_memory() {
+            let need = self.memory_estimate();
+            if need > available as f64 {
+                let widest = self.hidden.iter().copied().max().unwrap_or(0);
+                let (key, value) = if self.latent >= widest {
+                    ("latent", self.latent.to_string())
+                } else {
+                    ("hidden", format!("{:?}", self.hidden))
+                };
+                return bad(
+                    key,
+                    value,
+                    &format!(
+                        "this model needs about {} (parameters, gradients, optimiser state, \
+                         activations) and this machine has {} available",
+                        human_bytes(need),
+                        human_bytes(available as f64)
+                    ),
+                );
+            }
+        }
         Ok(())
+    }
+
+    /// Trainable parameters of the model: every layer's weights and biases (in f64, so that
+    /// absurd sizes compare instead of overflowing).
+    pub fn parameter_count(&self) -> f64 {
+        let code = if self.model == ModelKind::Vae { 2 } else { 1 };
+        let mut widths = vec![crate::data::PIXELS as f64];
+        widths.extend(self.hidden.iter().map(|&h| h as f64));
+        let enc: f64 = widths
+            .iter()
+            .zip(widths.iter().skip(1).chain([&((self.latent * code) as f64)]))
+            .map(|(i, o)| i * o + o)
+            .sum();
+        let mut back: Vec<f64> = widths.iter().rev().copied().collect();
+        back.insert(0, self.latent as f64);
+        let dec: f64 = back.windows(2).map(|w| w[0] * w[1] + w[1]).sum();
+        enc + dec
+    }
+
+    /// Bytes a run holds at its peak, roughly: six f32 copies of the parameters (weights,
+    /// gradients, Adam's two moments, the Learner's copy before each step, the checkpoint being
+    /// written) and four of the activations of a batch.
+    pub fn memory_estimate(&self) -> f64 {
+        let widths: f64 = self.hidden.iter().map(|&h| h as f64).sum::<f64>()
+            + 2.0 * self.latent as f64
+            + crate::data::PIXELS as f64;
+        6.0 * 4.0 * self.parameter_count() + 4.0 * 4.0 * 2.0 * self.batch_size as f64 * widths
     }
 
     /// The architecture part of the spec.
@@ -192,6 +240,29 @@ impl RunSpec {
     }
 }
 
+/// `MemAvailable` of /proc/meminfo in bytes (None where it cannot be read).
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// `12.3 GB`-style sizes for messages.
+fn human_bytes(bytes: f64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut value = bytes;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < units.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit + 1 == units.len() && value >= 1000.0 {
+        return format!("{bytes:.1e} B");
+    }
+    format!("{value:.1} {}", units[unit])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,6 +305,24 @@ mod tests {
         };
         assert_eq!(spec.validate().unwrap_err().key, "latent");
         assert!(RunSpec::default().validate().is_ok());
+    }
+
+    #[test]
+    fn sizes_that_cannot_fit_are_refused_by_name() {
+        let huge = RunSpec {
+            latent: 1_000_000_000_000,
+            ..RunSpec::default()
+        };
+        let err = huge.validate().unwrap_err();
+        assert_eq!(err.key, "latent");
+        assert!(err.allowed.contains("available"), "{err}");
+        // The article's model: 784-256-4 VAE has 784·256+256 + 256·8+8 + 4·256+256 + 256·784+784.
+        assert_eq!(RunSpec::default().parameter_count(), 405_784.0);
+        let wide = RunSpec {
+            hidden: vec![10_000_000_000],
+            ..RunSpec::default()
+        };
+        assert_eq!(wide.validate().unwrap_err().key, "hidden");
     }
 
     #[test]

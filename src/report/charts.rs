@@ -12,24 +12,10 @@ use super::style::{beta_color, drawn, legend, Picture, AE_COLOR, CATEGORY, FONT}
 use crate::config::matrix::{describe, PARAM_KEYS};
 use crate::config::RunSpec;
 use crate::model::ModelKind;
-use crate::store::{last_row, EpochRow};
-use crate::sweep::ManifestRun;
+use crate::store::{EpochRow, RunRecord};
 
-/// One run and its per-epoch rows, as the charts need them.
-#[derive(Clone, Debug)]
-pub struct RunData {
-    /// The run (id and parameters).
-    pub run: ManifestRun,
-    /// Its rows from `metrics.parquet`.
-    pub rows: Vec<EpochRow>,
-}
-
-impl RunData {
-    /// The last test row (the run's final result so far).
-    pub fn final_test(&self) -> Option<&EpochRow> {
-        last_row(&self.rows, "test")
-    }
-}
+/// The charts' view of a run: the store's [`RunRecord`] (id, parameters, per-epoch rows).
+pub type RunData = RunRecord;
 
 /// One β of one trade-off line: means and spreads over seeds.
 #[derive(Clone, Debug, PartialEq)]
@@ -90,7 +76,7 @@ fn variant_key(spec: &RunSpec) -> RunSpec {
 fn variants<'a>(runs: &[&'a RunData]) -> Vec<(String, Vec<&'a RunData>)> {
     let mut groups: Vec<(RunSpec, Vec<&RunData>)> = Vec::new();
     for run in runs {
-        let key = variant_key(&run.run.spec);
+        let key = variant_key(&run.spec);
         match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, members)) => members.push(run),
             None => groups.push((key, vec![run])),
@@ -120,12 +106,12 @@ fn variants<'a>(runs: &[&'a RunData]) -> Vec<(String, Vec<&'a RunData>)> {
 impl Tradeoff {
     /// Builds the chart from the final test epoch of every run that has one.
     pub fn new(title: &str, runs: &[RunData]) -> Result<Self> {
-        let finished: Vec<&RunData> = runs.iter().filter(|r| r.final_test().is_some()).collect();
+        let finished: Vec<&RunData> = runs.iter().filter(|r| r.last("test").is_some()).collect();
         let of = |kind| -> Vec<&RunData> {
             finished
                 .iter()
                 .copied()
-                .filter(|r| r.run.spec.model == kind)
+                .filter(|r| r.spec.model == kind)
                 .collect()
         };
         let (vaes, aes) = (of(ModelKind::Vae), of(ModelKind::Ae));
@@ -135,7 +121,7 @@ impl Tradeoff {
         let lines = variants(&vaes)
             .into_iter()
             .map(|(label, members)| {
-                let mut betas: Vec<f64> = members.iter().map(|r| r.run.spec.beta).collect();
+                let mut betas: Vec<f64> = members.iter().map(|r| r.spec.beta).collect();
                 betas.sort_by(f64::total_cmp);
                 betas.dedup();
                 let points = betas
@@ -143,8 +129,8 @@ impl Tradeoff {
                     .map(|beta| {
                         let finals: Vec<&EpochRow> = members
                             .iter()
-                            .filter(|r| r.run.spec.beta == beta)
-                            .filter_map(|r| r.final_test())
+                            .filter(|r| r.spec.beta == beta)
+                            .filter_map(|r| r.last("test"))
                             .collect();
                         let kls: Vec<f64> = finals.iter().map(|r| r.kl.unwrap_or(0.0)).collect();
                         let recons: Vec<f64> = finals.iter().map(|r| r.recon).collect();
@@ -170,7 +156,7 @@ impl Tradeoff {
             .map(|(label, members)| {
                 let recons: Vec<f64> = members
                     .iter()
-                    .filter_map(|r| r.final_test())
+                    .filter_map(|r| r.last("test"))
                     .map(|r| r.recon)
                     .collect();
                 AeReference {
@@ -352,8 +338,8 @@ impl Curves {
     fn max_beta(&self) -> f64 {
         self.runs
             .iter()
-            .filter(|r| r.run.spec.model == ModelKind::Vae)
-            .map(|r| r.run.spec.beta)
+            .filter(|r| r.spec.model == ModelKind::Vae)
+            .map(|r| r.spec.beta)
             .fold(0.0, f64::max)
     }
 
@@ -425,7 +411,7 @@ impl Curves {
             )))?;
         }
         for (run, split, xy) in series {
-            let color = self.color(&run.run.spec);
+            let color = self.color(&run.spec);
             if split == "test" {
                 drawn(chart.draw_series(LineSeries::new(xy, color.stroke_width(2))))?;
             } else {
@@ -462,7 +448,7 @@ impl Curves {
             )))?;
         }
         let legend_top = top + height + 40;
-        let has_ae = self.runs.iter().any(|r| r.run.spec.model == ModelKind::Ae);
+        let has_ae = self.runs.iter().any(|r| r.spec.model == ModelKind::Ae);
         let mut y = legend_top;
         if has_ae {
             drawn(area.draw(&Rectangle::new(

@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::mean_sd;
 use crate::config::matrix::{describe, param_equals, PARAM_KEYS};
 use crate::config::RunSpec;
-use crate::store::{RunRecord, Store};
+use crate::store::{Provenance, Records, RunRecord, Store, Unreadable};
 use crate::sweep::Manifest;
 
 /// Runs `git args` in the current directory; its stdout.
@@ -49,14 +49,18 @@ pub fn rev_parse(rev: &str) -> Option<String> {
 }
 
 /// `vaelab ls`: the runs of `sweep` (all when None) built from `commit` (any revision git
-/// accepts), whose parameters match every `key=value` filter, newest first.
+/// accepts), whose parameters match every `key=value` filter, newest first; and the runs that
+/// cannot be read but may belong to that selection.
 pub fn query(
     store: &Store,
     sweep: Option<&str>,
     commit: Option<&str>,
     filters: &[String],
-) -> Result<Vec<RunRecord>> {
-    let mut records = store.records()?;
+) -> Result<(Vec<RunRecord>, Vec<Unreadable>)> {
+    let Records {
+        runs: mut records,
+        mut unreadable,
+    } = store.records()?;
     if let Some(name) = sweep {
         let path = Manifest::path(store, name);
         if !path.is_file() {
@@ -67,12 +71,14 @@ pub fn query(
         }
         let manifest = Manifest::read(&path)?;
         records.retain(|r| manifest.runs.iter().any(|m| m.id == r.id));
+        unreadable.retain(|u| manifest.runs.iter().any(|m| m.id == u.id));
     }
     if let Some(rev) = commit {
         let Some(hash) = rev_parse(rev) else {
             bail!("--commit {rev}: not a git revision here");
         };
         records.retain(|r| r.provenance.as_ref().is_some_and(|p| p.git_commit == hash));
+        unreadable.retain(|u| may_be_at_commit(store, u, &hash));
     }
     for filter in filters {
         let Some((key, value)) = filter.split_once('=') else {
@@ -95,7 +101,13 @@ pub fn query(
             .unwrap_or_default()
     };
     records.sort_by(|a, b| started(b).cmp(&started(a)).then(a.id.cmp(&b.id)));
-    Ok(records)
+    Ok((records, unreadable))
+}
+
+/// Whether unreadable run `u` may have been built from commit `hash`: yes unless its
+/// provenance is readable and names another commit.
+fn may_be_at_commit(store: &Store, u: &Unreadable, hash: &str) -> bool {
+    Provenance::read(&store.run(&u.id)).map_or(true, |p| p.git_commit == hash)
 }
 
 /// One side of a comparison.
@@ -107,11 +119,14 @@ pub struct Selection {
     pub commit: Option<String>,
     /// The runs.
     pub runs: Vec<RunRecord>,
+    /// Runs that may belong to this side but cannot be read (a diff with any is not trusted).
+    pub unreadable: Vec<Unreadable>,
 }
 
 /// Resolves `name`: a sweep, a run id (or unique prefix), or a git revision (its clean runs:
 /// a run built from a dirty tree is never attributed to the commit).
-pub fn select(store: &Store, records: &[RunRecord], name: &str) -> Result<Selection> {
+pub fn select(store: &Store, all: &Records, name: &str) -> Result<Selection> {
+    let records = &all.runs;
     let common_commit = |runs: &[RunRecord]| {
         let commits: Vec<&str> = runs
             .iter()
@@ -130,10 +145,17 @@ pub fn select(store: &Store, records: &[RunRecord], name: &str) -> Result<Select
             .filter(|r| manifest.runs.iter().any(|m| m.id == r.id))
             .cloned()
             .collect();
+        let unreadable = all
+            .unreadable
+            .iter()
+            .filter(|u| manifest.runs.iter().any(|m| m.id == u.id))
+            .cloned()
+            .collect();
         return Ok(Selection {
             label: format!("sweep {name}"),
             commit: common_commit(&runs),
             runs,
+            unreadable,
         });
     }
     let by_id: Vec<&RunRecord> = records.iter().filter(|r| r.id.starts_with(name)).collect();
@@ -143,6 +165,7 @@ pub fn select(store: &Store, records: &[RunRecord], name: &str) -> Result<Select
             label: format!("run {}", by_id[0].id),
             commit: common_commit(&runs),
             runs,
+            unreadable: Vec::new(),
         });
     }
     if let Some(hash) = rev_parse(name) {
@@ -155,10 +178,17 @@ pub fn select(store: &Store, records: &[RunRecord], name: &str) -> Result<Select
             })
             .cloned()
             .collect();
+        let unreadable = all
+            .unreadable
+            .iter()
+            .filter(|u| may_be_at_commit(store, u, &hash))
+            .cloned()
+            .collect();
         return Ok(Selection {
             label: format!("{name} ({})", &hash[..hash.len().min(10)]),
             commit: Some(hash),
             runs,
+            unreadable,
         });
     }
     let sweeps = store.sweep_names()?;
@@ -261,6 +291,11 @@ pub struct Diff {
     pub files: Vec<String>,
     /// Cargo.lock changes.
     pub dependencies: Vec<DependencyChange>,
+    /// Facts of the machine set-up that can change numbers without changing run ids (CPU,
+    /// threads, libtorch, data checksums), where the sides' runs differ.
+    pub setup: Vec<DependencyChange>,
+    /// Runs of either side that cannot be read (`run: file: why`); the diff fails with any.
+    pub unreadable: Vec<String>,
     /// Paired runs.
     pub pairs: Vec<Pair>,
     /// Runs without a partner.
@@ -487,6 +522,14 @@ pub fn diff(a: &Selection, b: &Selection, tolerance: f64) -> Result<Diff> {
         }
     }
     let changed = pairs.iter().any(|p| p.metrics.iter().any(|m| m.changed));
+    let unreadable = a
+        .unreadable
+        .iter()
+        .chain(&b.unreadable)
+        .map(|u| u.to_string())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
     Ok(Diff {
         a: a.label.clone(),
         b: b.label.clone(),
@@ -495,10 +538,41 @@ pub fn diff(a: &Selection, b: &Selection, tolerance: f64) -> Result<Diff> {
         commits,
         files,
         dependencies,
+        setup: setup_changes(&a.runs, &b.runs),
+        unreadable,
         pairs,
         unpaired,
         changed,
     })
+}
+
+/// The machine set-up facts whose values differ between the two sides' runs.
+fn setup_changes(a: &[RunRecord], b: &[RunRecord]) -> Vec<DependencyChange> {
+    let values = |runs: &[RunRecord]| {
+        let mut by_key: BTreeMap<&'static str, std::collections::BTreeSet<String>> =
+            BTreeMap::new();
+        for p in runs.iter().filter_map(|r| r.provenance.as_ref()) {
+            for (k, v) in p.numeric_setup() {
+                by_key.entry(k).or_default().insert(v);
+            }
+        }
+        by_key
+    };
+    let (va, vb) = (values(a), values(b));
+    let join = |v: Option<&std::collections::BTreeSet<String>>| {
+        v.map_or("-".into(), |v| v.iter().cloned().collect::<Vec<_>>().join(" | "))
+    };
+    va.keys()
+        .chain(vb.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter(|k| va.get(*k) != vb.get(*k))
+        .map(|k| DependencyChange {
+            name: k.to_string(),
+            a: join(va.get(k)),
+            b: join(vb.get(k)),
+        })
+        .collect()
 }
 
 fn num(v: Option<f64>) -> String {
@@ -561,6 +635,22 @@ impl Diff {
                 d.a,
                 d.b
             );
+        }
+        if !self.setup.is_empty() {
+            h(&mut out, "machine set-up differences (can change numbers)");
+            for d in &self.setup {
+                let bullet = if md { "- " } else { "  " };
+                let _ = writeln!(out, "{bullet}{}: {} -> {}", d.name, d.a, d.b);
+            }
+        }
+        if !self.unreadable.is_empty() {
+            h(
+                &mut out,
+                &format!("unreadable runs ({}): this diff is incomplete", self.unreadable.len()),
+            );
+            for u in &self.unreadable {
+                let _ = writeln!(out, "{}{u}", if md { "- " } else { "  " });
+            }
         }
         h(
             &mut out,

@@ -15,7 +15,7 @@ use super::style::{drawn, legend, Picture, CATEGORY, FONT};
 use crate::data::{Mnist, PIXELS};
 use crate::model::{kl_divergence, Autoencoder};
 use crate::store::RunDir;
-use crate::sweep::ManifestRun;
+use crate::config::RunSpec;
 use crate::train::device_for;
 
 /// Seed of the prior draws, the same for every run so sheets compare like with like.
@@ -53,19 +53,18 @@ fn rows(t: Tensor<2>) -> Vec<Vec<f32>> {
 }
 
 impl Inspector {
-    /// Loads `run`'s trained model from `dir/model.bpk`.
-    pub fn load(dir: &RunDir, run: &ManifestRun) -> Result<Self> {
-        let path = dir.file("model.bpk");
+    /// Loads the trained model of run `dir` (parameters `spec`) from its `model.bpk`.
+    pub fn load(dir: &RunDir, spec: &RunSpec) -> Result<Self> {
+        let path = dir.model_path();
         if !path.exists() {
             bail!(
                 "{}: no trained model ({} is missing); finish the run first",
-                run.id,
+                dir.id,
                 path.display()
             );
         }
-        let device = device_for(&run.spec)?;
-        let net = run
-            .spec
+        let device = device_for(spec)?;
+        let net = spec
             .model_config()
             .init(&device)
             .try_load_file(&path)

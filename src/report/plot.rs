@@ -12,8 +12,8 @@ use super::figures::{showcase_indices, Inspector, LatentScatter, Sheet, SAMPLE_S
 use super::style::save;
 use crate::data::{Mnist, Split};
 use crate::model::ModelKind;
-use crate::store::{read_metrics, Store};
-use crate::sweep::{Manifest, ManifestRun};
+use crate::store::{RunRecord, Store};
+use crate::sweep::Manifest;
 
 /// What to plot.
 #[derive(Clone, Debug, PartialEq)]
@@ -73,63 +73,53 @@ pub fn plot(store: &Store, data_dir: &Path, target: &PlotTarget) -> Result<Vec<P
             plot_sweep(store, &test, &manifest)
         }
         PlotTarget::Run(id) => {
-            let run = ManifestRun {
-                id: id.clone(),
-                spec: store.run(id).read_spec()?,
-            };
+            let run = store.record(id)?;
             let model = if has_model(store, &run) {
-                Some(Inspector::load(&store.run(id), &run)?)
+                Some(Inspector::load(&store.run(id), &run.spec)?)
             } else {
                 None
             };
-            plot_run(store, &test, &load(store, &run)?, model.as_ref())
+            plot_run(store, &test, &run, model.as_ref())
         }
     }
 }
 
-fn load(store: &Store, run: &ManifestRun) -> Result<RunData> {
-    Ok(RunData {
-        run: run.clone(),
-        rows: read_metrics(&store.run(&run.id).metrics_path())?,
-    })
-}
-
 /// Short row label of a run in a sheet: `AE`, `β=3`, plus what else tells runs apart.
-fn run_label(run: &ManifestRun) -> String {
+fn run_label(run: &RunRecord) -> String {
     match run.spec.model {
         ModelKind::Ae => "AE".to_string(),
         ModelKind::Vae => format!("VAE β={}", run.spec.beta),
     }
 }
 
-fn has_model(store: &Store, run: &ManifestRun) -> bool {
-    store.run(&run.id).file("model.bpk").is_file()
+fn has_model(store: &Store, run: &RunRecord) -> bool {
+    store.run(&run.id).model_path().is_file()
 }
 
 /// The runs a sweep's comparison sheets show: the first variant of the manifest at its lowest
 /// seed, AE first, then VAEs by β (at most 12).
 fn representatives<'a>(store: &Store, runs: &'a [RunData]) -> Vec<&'a RunData> {
-    let trained: Vec<&RunData> = runs.iter().filter(|r| has_model(store, &r.run)).collect();
+    let trained: Vec<&RunData> = runs.iter().filter(|r| has_model(store, r)).collect();
     let Some(first) = trained.first() else {
         return Vec::new();
     };
     let same_variant = |r: &RunData| {
-        let (a, b) = (&r.run.spec, &first.run.spec);
+        let (a, b) = (&r.spec, &first.spec);
         (a.latent, &a.hidden, a.epochs, a.batch_size, a.lr, a.limit)
             == (b.latent, &b.hidden, b.epochs, b.batch_size, b.lr, b.limit)
     };
     let seed = trained
         .iter()
         .filter(|r| same_variant(r))
-        .map(|r| r.run.spec.seed)
+        .map(|r| r.spec.seed)
         .min()
         .unwrap_or(0);
     let mut picked: Vec<&RunData> = trained
         .into_iter()
-        .filter(|r| same_variant(r) && r.run.spec.seed == seed)
+        .filter(|r| same_variant(r) && r.spec.seed == seed)
         .collect();
     picked.sort_by(|a, b| {
-        let key = |r: &RunData| (r.run.spec.model == ModelKind::Vae, r.run.spec.beta);
+        let key = |r: &RunData| (r.spec.model == ModelKind::Vae, r.spec.beta);
         let (ka, kb) = (key(a), key(b));
         ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1))
     });
@@ -142,8 +132,8 @@ fn plot_sweep(store: &Store, test: &Mnist, manifest: &Manifest) -> Result<Vec<Pa
     let runs: Vec<RunData> = manifest
         .runs
         .iter()
-        .map(|r| load(store, r))
-        .collect::<Result<_>>()?;
+        .map(|r| store.record(&r.id))
+        .collect::<Result<_, _>>()?;
     if runs.iter().all(|r| r.rows.is_empty()) {
         bail!(
             "sweep {} has no finished epoch yet; run `vaelab sweep {}` first",
@@ -155,7 +145,7 @@ fn plot_sweep(store: &Store, test: &Mnist, manifest: &Manifest) -> Result<Vec<Pa
     let mut written = Vec::new();
     if runs
         .iter()
-        .any(|r| r.run.spec.model == ModelKind::Vae && r.final_test().is_some())
+        .any(|r| r.spec.model == ModelKind::Vae && r.last("test").is_some())
     {
         let title = format!("sweep {name}: reconstruction vs KL across β (final test epoch)");
         written.extend(save(
@@ -179,7 +169,7 @@ fn plot_sweep(store: &Store, test: &Mnist, manifest: &Manifest) -> Result<Vec<Pa
             title: format!("sweep {name}: reconstructions of the same test digits"),
             subtitle: format!(
                 "top row: input; below: one run each (seed {}, decoded from the posterior mean)",
-                shown[0].run.spec.seed
+                shown[0].spec.seed
             ),
             columns: Vec::new(),
             rows: vec![(
@@ -193,15 +183,15 @@ fn plot_sweep(store: &Store, test: &Mnist, manifest: &Manifest) -> Result<Vec<Pa
             ..Sheet::default()
         };
         for run in &shown {
-            let model = Inspector::load(&store.run(&run.run.id), &run.run)?;
-            let model = models.entry(run.run.id.clone()).or_insert(model);
+            let model = Inspector::load(&store.run(&run.id), &run.spec)?;
+            let model = models.entry(run.id.clone()).or_insert(model);
             recon
                 .rows
-                .push((run_label(&run.run), model.reconstruct(test, &digits)));
+                .push((run_label(run), model.reconstruct(test, &digits)));
             if model.is_variational() {
                 samples
                     .rows
-                    .push((run_label(&run.run), model.sample(12, SAMPLE_SEED)));
+                    .push((run_label(run), model.sample(12, SAMPLE_SEED)));
             }
         }
         written.extend(save(&recon, &out.join("reconstructions"), false)?);
@@ -209,10 +199,10 @@ fn plot_sweep(store: &Store, test: &Mnist, manifest: &Manifest) -> Result<Vec<Pa
             written.extend(save(&samples, &out.join("samples"), false)?);
         }
     }
-    for run in runs.iter().filter(|r| has_model(store, &r.run)) {
-        let model = match models.remove(&run.run.id) {
+    for run in runs.iter().filter(|r| has_model(store, r)) {
+        let model = match models.remove(&run.id) {
             Some(model) => model,
-            None => Inspector::load(&store.run(&run.run.id), &run.run)?,
+            None => Inspector::load(&store.run(&run.id), &run.spec)?,
         };
         written.extend(plot_run(store, test, run, Some(&model))?);
     }
@@ -228,10 +218,10 @@ fn plot_run(
     run: &RunData,
     model: Option<&Inspector>,
 ) -> Result<Vec<PathBuf>> {
-    let dir = store.run(&run.run.id);
+    let dir = store.run(&run.id);
     let out = dir.path.join("plots");
-    let id = &run.run.id;
-    let what = format!("{} {}", id, run_label(&run.run));
+    let id = &run.id;
+    let what = format!("{} {}", id, run_label(run));
     let mut written = Vec::new();
     if !run.rows.is_empty() {
         let curves = Curves {
@@ -341,13 +331,7 @@ pub fn plot_diff(
     let side = |sel: &Selection| -> Vec<RunData> {
         sel.runs
             .iter()
-            .map(|r| RunData {
-                run: ManifestRun {
-                    id: r.id.clone(),
-                    spec: r.spec.clone(),
-                },
-                rows: r.rows.clone(),
-            })
+            .cloned()
             .collect()
     };
     let title = format!(

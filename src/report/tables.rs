@@ -2,7 +2,7 @@
 
 use crate::config::matrix::{describe, SweepPlan};
 use crate::model::ModelKind;
-use crate::store::{build_info, last_row, read_metrics, EpochRow, RunRecord, Store};
+use crate::store::{build_info, last_row, read_metrics, EpochRow, RunRecord, RunState, Store};
 use crate::sweep::{eta_seconds, Manifest, RunProgress, SweepReport};
 
 /// A fixed-width table of per-epoch rows: epoch, split, recon, KL, β·KL, loss, article loss,
@@ -65,7 +65,7 @@ pub fn sweep_table(report: &SweepReport, store: &Store) -> String {
             beta_cell(s),
             s.latent,
             s.seed,
-            format!("{state:?}").to_lowercase(),
+            state.as_str(),
             num(test.map(|r| r.recon)),
             num(test.and_then(|r| r.kl)),
             num(test.map(|r| r.loss)),
@@ -79,18 +79,18 @@ pub fn sweep_table(report: &SweepReport, store: &Store) -> String {
 
 /// `vaelab status`: counts, ETA and one line per run.
 pub fn status_table(manifest: &Manifest, runs: &[RunProgress]) -> String {
-    let count = |s: &str| runs.iter().filter(|r| r.state == s).count();
+    let count = |s: RunState| runs.iter().filter(|r| r.state == s).count();
     let eta = eta_seconds(runs).map_or_else(|| "unknown until an epoch finishes".into(), duration);
     let mut out = format!(
         "sweep {} ({} runs, code {}): {} done, {} running, {} queued, {} interrupted, {} failed; eta {eta}\n",
         manifest.name,
         runs.len(),
         &manifest.code_fingerprint[..manifest.code_fingerprint.len().min(12)],
-        count("done"),
-        count("running"),
-        count("queued"),
-        count("interrupted"),
-        count("failed"),
+        count(RunState::Done),
+        count(RunState::Running),
+        count(RunState::Queued),
+        count(RunState::Interrupted),
+        count(RunState::Failed),
     );
     out.push_str(&format!(
         "{:<16} {:<5} {:>6} {:>6} {:>5} {:<11} {:>7} {:>10}\n",
@@ -105,7 +105,7 @@ pub fn status_table(manifest: &Manifest, runs: &[RunProgress]) -> String {
             beta_cell(s),
             s.latent,
             s.seed,
-            r.state,
+            r.state.as_str(),
             format!("{}/{}", r.epochs_done, s.epochs),
             r.test_loss
                 .map_or_else(|| "-".into(), |v| format!("{v:.3}")),

@@ -4,11 +4,12 @@ use std::path::{Path, PathBuf};
 
 use burn::train::checkpoint::{Checkpoint, Checkpointer, CheckpointerError};
 
-use crate::store::tmp_path;
+use crate::faults;
+use crate::store::durable;
 
 /// Like burn-train's `FileCheckpointer` (same `<name>-<epoch>.bpk` files), but each record is
-/// written to a temporary file and renamed, so a kill mid-write cannot leave a torn checkpoint
-/// that resume would trip over.
+/// written through [`durable::write_with`], so neither a kill mid-write nor a power loss can
+/// leave a torn checkpoint that resume would trip over.
 pub struct AtomicCheckpointer {
     directory: PathBuf,
     name: String,
@@ -37,9 +38,13 @@ impl<R: Checkpoint> Checkpointer<R> for AtomicCheckpointer {
     fn save(&self, epoch: usize, record: R) -> Result<(), CheckpointerError> {
         std::fs::create_dir_all(&self.directory).map_err(CheckpointerError::IOError)?;
         let path = self.path(&self.name, epoch);
-        let tmp = tmp_path(&path);
-        record.save(tmp.clone())?;
-        std::fs::rename(&tmp, &path).map_err(CheckpointerError::IOError)
+        durable::write_with(&path, |tmp| record.save(tmp.to_path_buf()))
+            .map_err(|e| CheckpointerError::IOError(std::io::Error::other(format!("{e:#}"))))?;
+        faults::point(
+            faults::names::CHECKPOINTED,
+            &format!("{}-{epoch}", self.name),
+        );
+        Ok(())
     }
 
     fn delete(&self, epoch: usize) -> Result<(), CheckpointerError> {

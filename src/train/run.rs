@@ -1,0 +1,279 @@
+//! One run's life cycle around the Learner: identity, lock, status, provenance, resume, and
+//! the outcome. The entry point is [`train_run`]; the Learner wiring is in [`super::training`].
+//!
+//! A run is done only when its `model.bpk` is on disk: a run killed or stopped after its last
+//! checkpoint but before the model was saved resumes by restoring the model from that
+//! checkpoint. A panic or error while training marks the run failed with a one-line reason.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+
+use anyhow::Result;
+use burn::train::Interrupter;
+use indicatif::{MultiProgress, ProgressBar};
+
+use super::checkpoint::AtomicCheckpointer;
+use super::progress::Progress;
+use super::training::{self, device_for, Learned};
+use crate::config::RunSpec;
+use crate::data::{self, Mnist};
+use crate::faults;
+use crate::store::{
+    build_info, now_rfc3339, read_metrics, EpochRow, Lock, LockHolder, Provenance, RunDir,
+    RunState, RunStatus, Store,
+};
+
+/// How a call to [`train_run`] ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// All epochs trained now (possibly resuming an earlier launch).
+    Done,
+    /// Nothing to do: the run was already complete.
+    AlreadyDone,
+    /// Stopped on request after `epochs_done` complete epochs; relaunch to resume.
+    Interrupted {
+        /// Epochs safely on disk.
+        epochs_done: usize,
+    },
+    /// Another live process is training this run now.
+    Busy {
+        /// Who.
+        holder: LockHolder,
+    },
+    /// Stopped by a non-finite loss or an error.
+    Failed {
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// The result of [`train_run`].
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    /// The run id.
+    pub id: String,
+    /// The run directory.
+    pub dir: PathBuf,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// All per-epoch rows on disk.
+    pub rows: Vec<EpochRow>,
+}
+
+/// Where and how to train.
+#[derive(Clone)]
+pub struct TrainOptions {
+    /// Results root.
+    pub store: Store,
+    /// MNIST directory.
+    pub data_dir: PathBuf,
+    /// No progress bar (per-epoch lines are still printed).
+    pub quiet: bool,
+    /// Stops training at the next batch boundary when triggered (Ctrl-C).
+    pub interrupter: Interrupter,
+    /// Bars of an enclosing sweep: the run's bar joins the display, each epoch ticks the
+    /// overall bar.
+    pub sweep_bars: Option<(MultiProgress, ProgressBar)>,
+}
+
+/// The last complete epoch of `run` on disk (its metrics, both splits, and its checkpoint).
+pub fn epochs_on_disk(run: &RunDir) -> usize {
+    read_metrics(&run.metrics_path()).map_or(0, |rows| resumable_epoch(run, &rows))
+}
+
+/// The last epoch whose metrics (both splits) and checkpoint files are all on disk.
+fn resumable_epoch(run: &RunDir, rows: &[EpochRow]) -> usize {
+    let ckpt = AtomicCheckpointer::new(run.checkpoint_dir(), "model");
+    let mut epoch = rows.iter().map(|r| r.epoch as usize).max().unwrap_or(0);
+    while epoch > 0 {
+        let splits = rows.iter().filter(|r| r.epoch as usize == epoch).count();
+        if splits == 2 && ckpt.has_all(epoch, &["model", "optim", "scheduler"]) {
+            return epoch;
+        }
+        epoch -= 1;
+    }
+    0
+}
+
+/// Trains `spec` to completion (or resumes it), writing everything into its run directory.
+pub fn train_run(spec: &RunSpec, opts: &TrainOptions) -> Result<RunReport> {
+    spec.validate()?;
+    let spec = spec.canonical();
+    let id = spec.run_id(build_info::CODE_FINGERPRINT);
+    let run = opts.store.run(&id);
+    let report = |outcome, rows| RunReport {
+        id: id.clone(),
+        dir: run.path.clone(),
+        outcome,
+        rows,
+    };
+    // Checked before anything is loaded, so relaunching a finished sweep costs next to nothing.
+    if run.current_state() == RunState::Done {
+        return Ok(report(
+            Outcome::AlreadyDone,
+            read_metrics(&run.metrics_path())?,
+        ));
+    }
+
+    // Everything that can fail on bad input fails before the run directory exists.
+    let device = device_for(&spec)?;
+    let train_set = Mnist::load(&opts.data_dir, data::Split::Train, spec.limit)?;
+    let test_set = Mnist::load(&opts.data_dir, data::Split::Test, spec.limit)?;
+    let data_sha256 = train_set
+        .sha256
+        .iter()
+        .chain(&test_set.sha256)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+
+    run.create(&spec)?;
+    let _lock = match Lock::acquire(&run.lock_path())? {
+        Ok(lock) => lock,
+        Err(holder) => return Ok(report(Outcome::Busy { holder }, Vec::new())),
+    };
+    // Another process may have finished the run between the first check and the lock.
+    if run.current_state() == RunState::Done {
+        return Ok(report(
+            Outcome::AlreadyDone,
+            read_metrics(&run.metrics_path())?,
+        ));
+    }
+    let mut rows = read_metrics(&run.metrics_path())?;
+    let start_epoch = resumable_epoch(&run, &rows);
+    rows.retain(|r| r.epoch as usize <= start_epoch);
+    let now = Provenance::capture(&spec, data_sha256);
+    let mut provenance = match Provenance::read(&run) {
+        Ok(mut first) if start_epoch > 0 => {
+            first.note_resume(&now, start_epoch);
+            first
+        }
+        _ => now,
+    };
+    provenance.epoch_seconds.truncate(start_epoch);
+    provenance.write(&run)?;
+    run.write_status(&RunStatus {
+        state: RunState::Running,
+        epochs_done: start_epoch,
+        message: None,
+    })?;
+
+    let multi = opts.sweep_bars.as_ref().map(|(m, _)| m);
+    let progress = Progress::new(&id, opts.quiet, multi);
+    if start_epoch > 0 {
+        progress.println(format!(
+            "{id}: resuming after epoch {start_epoch}/{}",
+            spec.epochs
+        ));
+    }
+
+    let learned = if start_epoch >= spec.epochs {
+        // Every epoch is checkpointed; only the model file may be missing.
+        Ok(Learned {
+            outcome: Outcome::Done,
+            net: None,
+        })
+    } else {
+        catch_unwind(AssertUnwindSafe(|| {
+            training::learn(
+                &spec,
+                &run,
+                device,
+                train_set,
+                test_set,
+                rows,
+                start_epoch,
+                opts,
+                &progress,
+            )
+        }))
+        .unwrap_or_else(|panic| Err(anyhow::anyhow!(crate::panics::reason(&*panic))))
+    };
+    progress.finish();
+
+    let rows = read_metrics(&run.metrics_path())?;
+    let epochs_done = resumable_epoch(&run, &rows);
+    let mut outcome = match learned {
+        Ok(Learned { outcome, net }) => finish_model(&spec, &run, outcome, net, epochs_done),
+        Err(e) => Outcome::Failed {
+            reason: crate::panics::one_line(&format!("{e:#}")),
+        },
+    };
+    if let Outcome::Interrupted { .. } = outcome {
+        outcome = Outcome::Interrupted { epochs_done };
+    }
+    provenance.epoch_seconds = epoch_seconds(&rows);
+    let (state, message) = match &outcome {
+        Outcome::Done | Outcome::AlreadyDone => (RunState::Done, None),
+        Outcome::Interrupted { .. } => (RunState::Interrupted, Some("stopped on request".into())),
+        Outcome::Failed { reason } => (RunState::Failed, Some(reason.clone())),
+        Outcome::Busy { .. } => unreachable!("a busy run returns before training"),
+    };
+    if state == RunState::Done {
+        provenance.finished = now_rfc3339();
+    }
+    provenance.write(&run)?;
+    run.write_status(&RunStatus {
+        state,
+        epochs_done,
+        message,
+    })?;
+    Ok(report(outcome, rows))
+}
+
+/// Makes sure a run whose every epoch is checkpointed has its `model.bpk` (from the trained
+/// network, else from the last checkpoint), whatever stopped it after that; the outcome to
+/// record.
+fn finish_model(
+    spec: &RunSpec,
+    run: &RunDir,
+    outcome: Outcome,
+    net: Option<crate::model::Autoencoder>,
+    epochs_done: usize,
+) -> Outcome {
+    let complete = epochs_done >= spec.epochs;
+    if matches!(outcome, Outcome::Failed { .. }) || !complete {
+        return outcome;
+    }
+    faults::point(faults::names::BEFORE_MODEL_SAVE, "");
+    let saved = match net {
+        Some(net) => training::save_model(net, run),
+        None if run.model_path().is_file() => Ok(()),
+        None => training::restore_model(spec, run, epochs_done),
+    };
+    match saved {
+        Ok(()) => Outcome::Done,
+        Err(e) => Outcome::Failed {
+            reason: crate::panics::one_line(&format!("cannot save the model: {e:#}")),
+        },
+    }
+}
+
+fn epoch_seconds(rows: &[EpochRow]) -> Vec<f64> {
+    let last = rows.iter().map(|r| r.epoch).max().unwrap_or(0);
+    (1..=last)
+        .map(|e| {
+            rows.iter()
+                .filter(|r| r.epoch == e)
+                .map(|r| r.seconds)
+                .sum()
+        })
+        .collect()
+}
+
+/// One per-epoch log line.
+pub fn epoch_line(label: &str, epochs: usize, train: &EpochRow, test: &EpochRow) -> String {
+    let kl = |r: &EpochRow| r.kl.map_or("-".to_string(), |k| format!("{k:.3}"));
+    format!(
+        "{label} epoch {:>3}/{epochs}  train recon {:>8.3} kl {:>7} loss {:>8.3}  | test recon {:>8.3} kl {:>7} loss {:>8.3}  | article {:>9.3}  {:.1}s",
+        train.epoch,
+        train.recon,
+        kl(train),
+        train.loss,
+        test.recon,
+        kl(test),
+        test.loss,
+        train.article_loss.unwrap_or(f64::NAN),
+        train.seconds + test.seconds,
+    )
+}
+

@@ -1,0 +1,568 @@
+//! Nothing lost or hidden: faults injected at exact points of the real binary (failpoints,
+//! `--features failpoints`, as `./scripts/test` builds it), durability traced with strace,
+//! unreadable runs, dead workers, panics, impossible sizes, a missing GPU, Ctrl-C and the busy
+//! exit, provenance and the Parquet schemas.
+mod common;
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use vaelab::config::RunSpec;
+use vaelab::report::figures::Inspector;
+use vaelab::store::{read_metrics, read_parquet, EpochRow, Lock, Provenance, RunState, Store};
+
+/// `vaelab --results RESULTS --data MNIST ARGS` with extra environment variables.
+fn vaelab_env(results: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vaelab"));
+    cmd.arg("--results")
+        .arg(results)
+        .arg("--data")
+        .arg(common::mnist_dir())
+        .args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("vaelab runs")
+}
+
+/// A tiny VAE run: 2 epochs on 1,000 images.
+const TINY_TRAIN: [&str; 9] = [
+    "--quiet", "train", "--epochs", "2", "--limit", "1000", "--hidden", "64", "--beta=1",
+];
+
+/// Rows without the wall-clock column.
+fn numbers(run: &Path) -> Vec<EpochRow> {
+    read_metrics(&run.join("metrics.parquet"))
+        .unwrap()
+        .into_iter()
+        .map(|r| EpochRow { seconds: 0.0, ..r })
+        .collect()
+}
+
+/// What the trained network decodes from a fixed code: equal outputs, equal weights.
+fn decoded(run: &Path) -> Vec<Vec<f32>> {
+    let store = Store::new(run.parent().unwrap().parent().unwrap());
+    let id = run.file_name().unwrap().to_str().unwrap();
+    let spec = store.run(id).read_spec().unwrap();
+    let model = Inspector::load(&store.run(id), &spec).unwrap();
+    model.decode(&[vec![0.5; spec.latent], vec![-1.0; spec.latent]])
+}
+
+fn state_of(results: &Path, run: &Path) -> RunState {
+    let id = run.file_name().unwrap().to_str().unwrap();
+    Store::new(results).run(id).current_state()
+}
+
+fn write_matrix(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, format!("[sweep]\nname = \"{name}\"\n{body}")).unwrap();
+    path
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The uninterrupted tiny run, trained once per test binary.
+fn reference() -> &'static PathBuf {
+    static REFERENCE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    REFERENCE.get_or_init(|| {
+        let results = tempfile::tempdir().unwrap().keep().join("results");
+        let out = common::vaelab(&results, &TINY_TRAIN);
+        assert!(out.status.success(), "{}", common::text(&out));
+        common::only_run(&results)
+    })
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_kill_before_the_model_is_saved_resumes_to_a_done_run_with_that_model() {
+    let results = tempfile::tempdir().unwrap();
+    let killed = vaelab_env(
+        results.path(),
+        &[("FAILPOINTS", "train::before_model_save=return")],
+        &TINY_TRAIN,
+    );
+    assert_eq!(killed.status.signal(), Some(9), "{}", common::text(&killed));
+    let run = common::only_run(results.path());
+    assert!(!run.join("model.bpk").exists());
+    // Every epoch is on disk, but without its model the run is not done.
+    assert_eq!(numbers(&run).len(), 4);
+    assert_eq!(state_of(results.path(), &run), RunState::Interrupted);
+    let ls = common::vaelab(results.path(), &["ls"]);
+    assert!(common::text(&ls).contains("interrupted"), "{}", common::text(&ls));
+
+    let again = common::vaelab(results.path(), &TINY_TRAIN);
+    assert!(again.status.success(), "{}", common::text(&again));
+    assert!(common::text(&again).contains("done: "), "{}", common::text(&again));
+    assert_eq!(state_of(results.path(), &run), RunState::Done);
+    // The model restored from the last checkpoint is the uninterrupted run's model.
+    assert_eq!(numbers(&run), numbers(reference()));
+    assert_eq!(decoded(&run), decoded(reference()));
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_kill_between_writing_and_renaming_metrics_leaves_the_last_whole_file() {
+    let results = tempfile::tempdir().unwrap();
+    // The first metrics.parquet (epoch 1) goes through; the process dies with the second
+    // fully written to its temporary file but not yet renamed over the first.
+    let killed = vaelab_env(
+        results.path(),
+        &[(
+            "FAILPOINTS",
+            "durable::before_rename::metrics.parquet=1*off->return",
+        )],
+        &TINY_TRAIN,
+    );
+    assert_eq!(killed.status.signal(), Some(9), "{}", common::text(&killed));
+    let run = common::only_run(results.path());
+    let leftovers: Vec<String> = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".metrics.parquet.") && n.ends_with(".tmp"))
+        .collect();
+    assert_eq!(leftovers.len(), 1, "the unrenamed second version");
+    let epoch_1: Vec<EpochRow> = numbers(reference())
+        .into_iter()
+        .filter(|r| r.epoch == 1)
+        .collect();
+    assert_eq!(numbers(&run), epoch_1, "the reader sees epoch 1, whole");
+
+    let again = common::vaelab(results.path(), &TINY_TRAIN);
+    assert!(again.status.success(), "{}", common::text(&again));
+    assert!(common::text(&again).contains("resuming after epoch 1/2"));
+    assert_eq!(numbers(&run), numbers(reference()));
+}
+
+/// Every file a run writes is flushed before it is renamed into place, and its directory
+/// after (traced with strace: `-y` prints the path behind each file descriptor).
+#[test]
+fn every_file_is_fsynced_before_its_rename_and_the_directory_after() {
+    let results = tempfile::tempdir().unwrap();
+    let trace = results.path().join("trace");
+    let out = Command::new("strace")
+        .args(["-f", "-y", "-qq", "-e", "trace=fsync,fdatasync,rename,renameat,renameat2"])
+        .arg("-o")
+        .arg(&trace)
+        .arg(env!("CARGO_BIN_EXE_vaelab"))
+        .arg("--results")
+        .arg(results.path().join("r"))
+        .arg("--data")
+        .arg(common::mnist_dir())
+        .args(["--quiet", "train", "--epochs", "1", "--limit", "300", "--hidden", "16"])
+        .output()
+        .expect("strace runs (apt-get install strace; ./scripts/setup does)");
+    assert!(out.status.success(), "{}", common::text(&out));
+    let log = std::fs::read_to_string(&trace).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    let mut renamed = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if !line.contains("rename") || !line.contains(".tmp") {
+            continue;
+        }
+        // renameat2(AT_FDCWD, "/…/.status.toml.Ab12.tmp", AT_FDCWD, "/…/status.toml", …)
+        let quoted: Vec<&str> = line.split('"').skip(1).step_by(2).collect();
+        let (from, to) = (quoted[0], quoted[1]);
+        let dir = Path::new(to).parent().unwrap().to_str().unwrap();
+        let synced_before = lines[..i]
+            .iter()
+            .any(|l| l.contains("fsync(") && l.contains(&format!("<{from}>")));
+        let synced_dir_after = lines[i..]
+            .iter()
+            .any(|l| l.contains("fsync(") && l.contains(&format!("<{dir}>")));
+        assert!(synced_before, "{from} renamed without an fsync first:\n{log}");
+        assert!(synced_dir_after, "{dir} not fsynced after {to}:\n{log}");
+        renamed.push(Path::new(to).file_name().unwrap().to_string_lossy().into_owned());
+    }
+    for file in [
+        "config.toml",
+        "provenance.toml",
+        "status.toml",
+        "metrics.parquet",
+        "model.bpk",
+        "model-1.bpk",
+        "optim-1.bpk",
+    ] {
+        assert!(renamed.iter().any(|r| r == file), "{file} not written atomically: {renamed:?}");
+    }
+}
+
+#[test]
+fn unreadable_runs_are_listed_with_their_file_and_make_diff_fail() {
+    let scratch = tempfile::tempdir().unwrap();
+    let matrix = write_matrix(
+        scratch.path(),
+        "two",
+        "[base]\nepochs = 1\nlimit = 300\nhidden = [16]\n[grid]\nseed = [1, 2]\n",
+    );
+    let results = scratch.path().join("results");
+    let out = common::vaelab(&results, &["--quiet", "sweep", path(&matrix)]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    let clean = common::vaelab(&results, &["diff", "two", "two"]);
+    assert_eq!(clean.status.code(), Some(0), "{}", common::text(&clean));
+
+    let runs: Vec<PathBuf> = std::fs::read_dir(results.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let broken = &runs[0];
+    let id = broken.file_name().unwrap().to_str().unwrap();
+    std::fs::write(broken.join("metrics.parquet"), b"not parquet").unwrap();
+
+    let ls = common::vaelab(&results, &["ls"]);
+    assert!(ls.status.success());
+    let stderr = String::from_utf8_lossy(&ls.stderr);
+    let line = format!("unreadable: run {id}: {}: ", broken.join("metrics.parquet").display());
+    assert!(stderr.starts_with(&line), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&ls.stdout).lines().count(), 2, "header + 1 run");
+
+    let diff = common::vaelab(&results, &["diff", "two", "two"]);
+    assert_eq!(diff.status.code(), Some(1), "{}", common::text(&diff));
+    let text = common::text(&diff);
+    assert!(text.contains(&line), "{text}");
+    assert!(text.contains("cannot be read, so the comparison is incomplete"), "{text}");
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_worker_that_keeps_dying_is_retried_then_failed_and_a_relaunch_finishes_it() {
+    let scratch = tempfile::tempdir().unwrap();
+    let matrix = write_matrix(
+        scratch.path(),
+        "dies",
+        "[base]\nepochs = 1\nlimit = 300\nhidden = [16]\n[grid]\nseed = [1, 2]\n",
+    );
+    let results = scratch.path().join("results");
+    let args = ["--quiet", "sweep", path(&matrix), "--jobs", "2"];
+    let out = vaelab_env(
+        &results,
+        &[("FAILPOINTS", "train::before_model_save=return")],
+        &args,
+    );
+    let text = common::text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("2 run(s) failed"), "{text}");
+    let reason = "worker killed by signal 9 after epoch 1 of 1 (3 attempts)";
+    assert_eq!(text.matches(reason).count(), 2, "{text}");
+    let summary = read_parquet(&results.join("sweeps/dies/summary.parquet")).unwrap();
+    let states = summary.column("state").unwrap().str().unwrap().clone();
+    assert!((0..states.len()).all(|i| states.get(i) == Some("failed")));
+    let status = common::vaelab(&results, &["status", "dies"]);
+    assert!(common::text(&status).contains("0 done, 0 running, 0 queued, 0 interrupted, 2 failed"));
+
+    // Relaunching retries failed runs: each restores its model from the last checkpoint.
+    let again = common::vaelab(&results, &args);
+    assert!(again.status.success(), "{}", common::text(&again));
+    for run in std::fs::read_dir(results.join("runs")).unwrap() {
+        let run = run.unwrap().path();
+        assert_eq!(state_of(&results, &run), RunState::Done);
+    }
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_panic_fails_its_run_in_one_line_and_the_sweep_goes_on() {
+    let scratch = tempfile::tempdir().unwrap();
+    let matrix = write_matrix(
+        scratch.path(),
+        "panics",
+        "[base]\nepochs = 1\nlimit = 300\nhidden = [16]\n[grid]\nseed = [1, 2]\n",
+    );
+    let results = scratch.path().join("results");
+    // Only the first training step of the process panics: the first run.
+    let out = vaelab_env(
+        &results,
+        &[("FAILPOINTS", "train::step=1*panic(injected fault)")],
+        &["--quiet", "sweep", path(&matrix)],
+    );
+    let text = common::text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("1 run(s) failed"), "{text}");
+    assert!(text.contains("(panicked: injected fault)"), "{text}");
+    assert!(!text.contains("backtrace") && !text.contains("panicked at"), "{text}");
+    let summary = read_parquet(&results.join("sweeps/panics/summary.parquet")).unwrap();
+    let states = summary.column("state").unwrap().str().unwrap().clone();
+    let states: Vec<&str> = (0..states.len()).map(|i| states.get(i).unwrap()).collect();
+    assert_eq!(states, ["failed", "done"]);
+}
+
+#[test]
+fn sizes_that_cannot_fit_are_refused_before_anything_is_written() {
+    let scratch = tempfile::tempdir().unwrap();
+    let matrix = write_matrix(scratch.path(), "huge", "[grid]\nlatent = [1000000000000]\n");
+    let results = scratch.path().join("results");
+    for dry in [true, false] {
+        let mut args = vec!["sweep", path(&matrix)];
+        if dry {
+            args.push("--dry-run");
+        }
+        let out = common::vaelab(&results, &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with(&format!("error: {}:", matrix.display()))
+                && err.contains("latent = 1000000000000: this model needs about")
+                && err.contains("available"),
+            "{err}"
+        );
+        assert!(!results.exists());
+    }
+    let out = common::vaelab(&results, &["train", "--latent", "1000000000000"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.starts_with("error: --latent 1000000000000: this model needs about"), "{err}");
+    assert!(!results.exists());
+}
+
+#[test]
+fn cuda_without_a_gpu_is_one_line_and_writes_nothing() {
+    let spec = RunSpec {
+        device: vaelab::config::DeviceKind::Cuda,
+        ..RunSpec::default()
+    };
+    if vaelab::train::device_for(&spec).is_ok() {
+        eprintln!("a CUDA GPU is visible: nothing to test here");
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let results = scratch.path().join("results");
+    let out = common::vaelab(&results, &["train", "--device", "cuda", "--limit", "100"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("libtorch sees no CUDA GPU"), "{err}");
+    assert!(!results.exists(), "wrote {}", results.display());
+    let matrix = write_matrix(scratch.path(), "gpu", "[base]\ndevice = \"cuda\"\nlimit = 100\n");
+    let out = common::vaelab(&results, &["sweep", path(&matrix)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!results.exists(), "the sweep wrote {}", results.display());
+}
+
+/// Waits until `run_dir` (the only run under `results`) has `epochs` complete epochs.
+fn wait_for_epochs(results: &Path, epochs: usize, child: &mut std::process::Child) {
+    let started = Instant::now();
+    loop {
+        let done = std::fs::read_dir(results.join("runs"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .map(|e| e.unwrap().path())
+            .and_then(|run| read_metrics(&run.join("metrics.parquet")).ok())
+            .map_or(0, |rows| rows.len() / 2);
+        if done >= epochs {
+            return;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "ended before epoch {epochs}");
+        assert!(started.elapsed() < Duration::from_secs(300), "stuck");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn sigint(child: &std::process::Child) {
+    // SAFETY: sends SIGINT to our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+}
+
+#[test]
+fn ctrl_c_stops_at_a_batch_boundary_names_one_state_everywhere_and_resumes() {
+    let scratch = tempfile::tempdir().unwrap();
+    let matrix = write_matrix(
+        scratch.path(),
+        "stop",
+        "[base]\nepochs = 3\nlimit = 6000\nhidden = [64]\n",
+    );
+    let results = scratch.path().join("results");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vaelab"))
+        .arg("--results")
+        .arg(&results)
+        .arg("--data")
+        .arg(common::mnist_dir())
+        .args(["--quiet", "sweep", path(&matrix)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_epochs(&results, 1, &mut child);
+    sigint(&child);
+    let out = child.wait_with_output().unwrap();
+    let text = common::text(&out);
+    assert_eq!(out.status.code(), Some(130), "{text}");
+    assert!(text.contains("interrupted: rerun"), "{text}");
+    let table_state = text
+        .lines()
+        .find(|l| l.starts_with("vae-"))
+        .and_then(|l| l.split_whitespace().nth(5))
+        .unwrap_or_else(|| panic!("no run line in:\n{text}"));
+    let status = common::text(&common::vaelab(&results, &["status", "stop"]));
+    let status_state = status
+        .lines()
+        .find(|l| l.starts_with("vae-"))
+        .and_then(|l| l.split_whitespace().nth(5))
+        .unwrap();
+    let summary = read_parquet(&results.join("sweeps/stop/summary.parquet")).unwrap();
+    let parquet_state = summary.column("state").unwrap().str().unwrap().get(0).unwrap().to_string();
+    assert_eq!(
+        (table_state, status_state, parquet_state.as_str()),
+        ("interrupted", "interrupted", "interrupted")
+    );
+    // The ETA comes from the measured epoch.
+    assert!(!status.contains("eta unknown"), "{status}");
+
+    // A second Ctrl-C quits at once.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vaelab"))
+        .arg("--results")
+        .arg(&results)
+        .arg("--data")
+        .arg(common::mnist_dir())
+        .args(["--quiet", "sweep", path(&matrix)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_epochs(&results, 2, &mut child);
+    sigint(&child);
+    std::thread::sleep(Duration::from_millis(20));
+    sigint(&child);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+
+    let last = common::vaelab(&results, &["--quiet", "sweep", path(&matrix)]);
+    assert!(last.status.success(), "{}", common::text(&last));
+    assert!(common::text(&last).contains("resuming after epoch"), "{}", common::text(&last));
+}
+
+#[test]
+fn a_run_held_by_another_process_exits_busy_and_entry_trains_one_manifest_entry() {
+    let scratch = tempfile::tempdir().unwrap();
+    let matrix = write_matrix(
+        scratch.path(),
+        "entries",
+        "[base]\nepochs = 1\nlimit = 300\nhidden = [16]\n[grid]\nseed = [1, 2]\n",
+    );
+    let results = scratch.path().join("results");
+    let dry = common::vaelab(&results, &["sweep", path(&matrix), "--dry-run"]);
+    assert!(dry.status.success());
+    // Freeze the manifest without training: a sweep interrupted before its first run.
+    let manifest = vaelab::sweep::Manifest::from_plan(
+        &vaelab::config::matrix::load(&matrix).unwrap(),
+    );
+    let manifest_path = manifest.freeze(&Store::new(&results)).unwrap();
+    let out = common::vaelab(&results, &["--quiet", "entry", path(&manifest_path), "1"]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    let store = Store::new(&results);
+    assert_eq!(store.run(&manifest.runs[1].id).current_state(), RunState::Done);
+    assert_eq!(store.run(&manifest.runs[0].id).current_state(), RunState::Queued);
+    let out = common::vaelab(&results, &["entry", path(&manifest_path), "2"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(common::text(&out).contains("entry 2 is out of range"), "{}", common::text(&out));
+
+    // Hold entry 0's lock as another trainer would.
+    let run = store.run(&manifest.runs[0].id);
+    std::fs::create_dir_all(&run.path).unwrap();
+    let _held = Lock::acquire(&run.lock_path()).unwrap().unwrap();
+    let out = common::vaelab(&results, &["--quiet", "entry", path(&manifest_path), "0"]);
+    assert_eq!(out.status.code(), Some(75), "{}", common::text(&out));
+    assert!(common::text(&out).contains(&format!("busy: {}", run.id)));
+}
+
+#[test]
+fn provenance_records_what_can_change_numbers_and_tables_keep_their_schemas() {
+    let run = reference();
+    let store = Store::new(run.parent().unwrap().parent().unwrap());
+    let p = Provenance::read(&store.run(run.file_name().unwrap().to_str().unwrap())).unwrap();
+    assert!(p.code_fingerprint.starts_with("code-"), "{}", p.code_fingerprint);
+    assert_eq!(p.code_fingerprint, vaelab::store::build_info::CODE_FINGERPRINT);
+    assert!(p.libtorch.starts_with("2.9.0"), "{}", p.libtorch);
+    assert!(p.torch_threads >= 1 && p.threads >= 1 && !p.cpu.is_empty());
+    assert_eq!(p.data_sha256.len(), 4, "{:?}", p.data_sha256);
+    use sha2::Digest;
+    for (file, hex) in &p.data_sha256 {
+        let bytes = std::fs::read(common::mnist_dir().join(file)).unwrap();
+        let want: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, &want, "{file}");
+    }
+    assert!(p.resumes.is_empty());
+    assert!(!p.finished.is_empty() && p.epoch_seconds.len() == 2);
+
+    let df = read_parquet(&run.join("metrics.parquet")).unwrap();
+    let schema: Vec<String> = df
+        .columns()
+        .iter()
+        .map(|c| format!("{}:{}", c.name(), c.dtype()))
+        .collect();
+    assert_eq!(
+        schema,
+        [
+            "run_id:str", "epoch:u32", "split:str", "recon:f64", "kl:f64", "beta_kl:f64",
+            "loss:f64", "article_loss:f64", "seconds:f64"
+        ]
+    );
+}
+
+#[test]
+fn sweep_tables_keep_their_schemas() {
+    let scratch = tempfile::tempdir().unwrap();
+    let matrix = write_matrix(
+        scratch.path(),
+        "schema",
+        "[base]\nepochs = 1\nlimit = 300\nhidden = [16]\n[grid]\nmodel = [\"ae\", \"vae\"]\n",
+    );
+    let results = scratch.path().join("results");
+    let out = common::vaelab(&results, &["--quiet", "sweep", path(&matrix)]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    let schema = |table: &str| -> Vec<String> {
+        read_parquet(&results.join(format!("sweeps/schema/{table}.parquet")))
+            .unwrap()
+            .columns()
+            .iter()
+            .map(|c| format!("{}:{}", c.name(), c.dtype()))
+            .collect()
+    };
+    let params = [
+        "sweep:str", "model:str", "beta:f64", "latent:u32", "hidden:str", "epochs:u32",
+        "batch_size:u32", "lr:f64", "seed:u64", "limit:u32", "backend:str",
+    ];
+    let mut summary = vec!["run_id:str"];
+    summary.extend(params);
+    summary.extend([
+        "state:str", "epochs_done:u32", "test_recon:f64", "test_kl:f64", "test_loss:f64",
+        "train_recon:f64", "train_kl:f64", "train_loss:f64", "article_loss:f64",
+    ]);
+    assert_eq!(schema("summary"), summary);
+    let mut epochs = vec![
+        "run_id:str", "epoch:u32", "split:str", "recon:f64", "kl:f64", "beta_kl:f64",
+        "loss:f64", "article_loss:f64", "seconds:f64",
+    ];
+    epochs.extend(params);
+    assert_eq!(schema("epochs"), epochs);
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_flex_run_killed_after_a_checkpoint_resumes_to_the_uninterrupted_numbers() {
+    let args = [
+        "--quiet", "train", "--backend", "flex", "--epochs", "2", "--limit", "600", "--hidden",
+        "32",
+    ];
+    let whole = tempfile::tempdir().unwrap();
+    let out = common::vaelab(whole.path(), &args);
+    assert!(out.status.success(), "{}", common::text(&out));
+    let results = tempfile::tempdir().unwrap();
+    let killed = vaelab_env(
+        results.path(),
+        &[("FAILPOINTS", "train::checkpointed::scheduler-1=return")],
+        &args,
+    );
+    assert_eq!(killed.status.signal(), Some(9), "{}", common::text(&killed));
+    let again = common::vaelab(results.path(), &args);
+    assert!(again.status.success(), "{}", common::text(&again));
+    let run = common::only_run(results.path());
+    assert_eq!(numbers(&run), numbers(&common::only_run(whole.path())));
+    assert_eq!(decoded(&run), decoded(&common::only_run(whole.path())));
+}
