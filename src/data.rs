@@ -148,7 +148,10 @@ fn read_idx(
 ) -> Result<Vec<u8>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let hex = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    let hex = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     digests.insert(name.into_owned(), hex);
     let header = 4 + 4 * dims.len();
     if bytes.len() < header {

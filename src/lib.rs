@@ -15,3 +15,7 @@ pub mod report;
 pub mod store;
 pub mod sweep;
 pub mod train;
+
+/// The run parameters' defaults at the crate root, where the command-line grammar
+/// (`cli::args`, also compiled into the launcher) finds them.
+pub use config::defaults;

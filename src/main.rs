@@ -15,6 +15,9 @@ use anyhow::{Context, Result};
 #[allow(dead_code)]
 #[path = "cli/args.rs"]
 mod args;
+/// The run parameters' defaults, which the grammar shows (the library's `config::defaults`).
+#[path = "config/defaults.rs"]
+mod defaults;
 
 fn main() -> ExitCode {
     // Rust ignores SIGPIPE, which turns `vaelab --help | head` into a panic; die quietly instead.

@@ -28,7 +28,11 @@ pub fn reason(payload: &(dyn Any + Send)) -> String {
 /// The first line of an error message, without the wrappers `unwrap` and tch put around
 /// libtorch's text, at most 300 characters.
 pub fn one_line(text: &str) -> String {
-    let mut line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let mut line = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
     for wrapper in [
         "called `Result::unwrap()` on an `Err` value: ",
         "Torch(\"",

@@ -314,7 +314,9 @@ impl Workers {
             let run = store.run(id);
             let status = run.read_status().ok().flatten();
             let state = run.state(status.as_ref());
-            let recorded = status.as_ref().is_some_and(|s| s.state != RunState::Running);
+            let recorded = status
+                .as_ref()
+                .is_some_and(|s| s.state != RunState::Running);
             if state.is_final() {
                 *runs_done += 1;
             } else if recorded || state == RunState::Running {

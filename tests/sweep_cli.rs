@@ -273,11 +273,20 @@ fn two_sweeps_on_one_results_directory_share_the_work_without_corrupting_it() {
         assert!(child.wait().unwrap().success());
     }
     assert_eq!(&metrics_by_run(&results), reference);
-    // Each epoch of each run was trained by exactly one of the two processes.
-    let output: String = logs
+    // Both processes trained (each printed epoch lines of its own), and each epoch of each
+    // run was trained by exactly one of them.
+    let outputs: Vec<String> = logs
         .iter()
         .map(|l| std::fs::read_to_string(l).unwrap())
         .collect();
+    for (log, text) in logs.iter().zip(&outputs) {
+        assert!(
+            text.contains(" epoch   1/3"),
+            "{} trained nothing:\n{text}",
+            log.display()
+        );
+    }
+    let output = outputs.concat();
     for (id, _) in reference {
         for epoch in 1..=3 {
             let needle = format!("{id} epoch {epoch:>3}/3");

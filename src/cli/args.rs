@@ -6,10 +6,9 @@
 
 use std::path::PathBuf;
 
-// The defaults live with the run parameters; included by path so that the launcher, which
-// compiles this file without the library, shares them.
-#[path = "../config/defaults.rs"]
-mod defaults;
+// The defaults live with the run parameters (`config::defaults`); `crate::defaults` is that
+// module in the library and the same file included by path in the launcher (`src/main.rs`).
+use crate::defaults;
 
 use clap::{Args, Parser, Subcommand};
 

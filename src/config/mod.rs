@@ -178,7 +178,12 @@ impl RunSpec {
         widths.extend(self.hidden.iter().map(|&h| h as f64));
         let enc: f64 = widths
             .iter()
-            .zip(widths.iter().skip(1).chain([&((self.latent * code) as f64)]))
+            .zip(
+                widths
+                    .iter()
+                    .skip(1)
+                    .chain([&((self.latent * code) as f64)]),
+            )
             .map(|(i, o)| i * o + o)
             .sum();
         let mut back: Vec<f64> = widths.iter().rev().copied().collect();

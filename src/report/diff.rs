@@ -560,7 +560,9 @@ fn setup_changes(a: &[RunRecord], b: &[RunRecord]) -> Vec<DependencyChange> {
     };
     let (va, vb) = (values(a), values(b));
     let join = |v: Option<&std::collections::BTreeSet<String>>| {
-        v.map_or("-".into(), |v| v.iter().cloned().collect::<Vec<_>>().join(" | "))
+        v.map_or("-".into(), |v| {
+            v.iter().cloned().collect::<Vec<_>>().join(" | ")
+        })
     };
     va.keys()
         .chain(vb.keys())
@@ -646,7 +648,10 @@ impl Diff {
         if !self.unreadable.is_empty() {
             h(
                 &mut out,
-                &format!("unreadable runs ({}): this diff is incomplete", self.unreadable.len()),
+                &format!(
+                    "unreadable runs ({}): this diff is incomplete",
+                    self.unreadable.len()
+                ),
             );
             for u in &self.unreadable {
                 let _ = writeln!(out, "{}{u}", if md { "- " } else { "  " });

@@ -12,10 +12,10 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::style::{drawn, legend, Picture, CATEGORY, FONT};
+use crate::config::RunSpec;
 use crate::data::{Mnist, PIXELS};
 use crate::model::{kl_divergence, Autoencoder};
 use crate::store::RunDir;
-use crate::config::RunSpec;
 use crate::train::device_for;
 
 /// Seed of the prior draws, the same for every run so sheets compare like with like.

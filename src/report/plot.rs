@@ -132,8 +132,20 @@ fn plot_sweep(store: &Store, test: &Mnist, manifest: &Manifest) -> Result<Vec<Pa
     let runs: Vec<RunData> = manifest
         .runs
         .iter()
-        .map(|r| store.record(&r.id))
+        .map(|r| store.planned_record(&r.id, &r.spec))
         .collect::<Result<_, _>>()?;
+    // Said, not skipped silently: a run with epochs on disk but no model is missing from the
+    // sheets until it is finished.
+    for r in runs
+        .iter()
+        .filter(|r| !r.rows.is_empty() && !has_model(store, r))
+    {
+        eprintln!(
+            "note: {} is {} without a trained model, so it is not in the digit sheets; \
+             relaunch the sweep to finish it",
+            r.id, r.state
+        );
+    }
     if runs.iter().all(|r| r.rows.is_empty()) {
         bail!(
             "sweep {} has no finished epoch yet; run `vaelab sweep {}` first",
@@ -328,12 +340,7 @@ pub fn plot_diff(
     b: &Selection,
     names: (&str, &str),
 ) -> Result<Vec<PathBuf>> {
-    let side = |sel: &Selection| -> Vec<RunData> {
-        sel.runs
-            .iter()
-            .cloned()
-            .collect()
-    };
+    let side = |sel: &Selection| -> Vec<RunData> { sel.runs.to_vec() };
     let title = format!(
         "reconstruction vs KL: {} (A) against {} (B)",
         a.label, b.label

@@ -313,6 +313,25 @@ impl Store {
         })
     }
 
+    /// Reads run `id` of a plan (a sweep's manifest): a run never started, with no directory
+    /// yet, is a queued record of `spec` with no rows.
+    pub fn planned_record(
+        &self,
+        id: &str,
+        spec: &RunSpec,
+    ) -> std::result::Result<RunRecord, Unreadable> {
+        if self.run(id).path.exists() {
+            return self.record(id);
+        }
+        Ok(RunRecord {
+            id: id.to_string(),
+            spec: spec.clone(),
+            provenance: None,
+            state: RunState::Queued,
+            rows: Vec::new(),
+        })
+    }
+
     /// Reads every run under `runs/`, keeping the ones that cannot be read as [`Unreadable`].
     pub fn records(&self) -> Result<Records> {
         let mut all = Records::default();

@@ -211,4 +211,3 @@ fn cpu_model() -> Option<String> {
         .and_then(|l| l.split_once(':'))
         .map(|(_, v)| v.trim().to_string())
 }
-

@@ -137,7 +137,6 @@ pub fn last_row<'a>(rows: &'a [EpochRow], split: &str) -> Option<&'a EpochRow> {
         .max_by_key(|r| r.epoch)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -276,4 +276,3 @@ pub fn epoch_line(label: &str, epochs: usize, train: &EpochRow, test: &EpochRow)
         train.seconds + test.seconds,
     )
 }
-

@@ -265,4 +265,3 @@ impl Drop for ForwardStop {
         }
     }
 }
-
