@@ -117,7 +117,10 @@ fn libtorch_version(lib: &Path) -> String {
     };
     let version = field("__version__").unwrap_or_else(|| "unknown".into());
     let git = field("git_version").unwrap_or_default();
-    format!("{version} (git {}, {libs} libraries)", &git[..git.len().min(10)])
+    format!(
+        "{version} (git {}, {libs} libraries)",
+        &git[..git.len().min(10)]
+    )
 }
 
 fn git(args: &[&str]) -> Option<String> {

@@ -68,6 +68,25 @@ fn run_library() -> Result<std::convert::Infallible> {
             path.display()
         )
     })?;
+    // SAFETY: `vaelab_build_id` is `extern "C" fn() -> *const c_char`, returning a static
+    // NUL-terminated string (src/cli/library.rs).
+    let id =
+        unsafe { library.get::<extern "C" fn() -> *const std::ffi::c_char>(b"vaelab_build_id\0") }
+            .map(|f| {
+                unsafe { std::ffi::CStr::from_ptr(f()) }
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .unwrap_or_else(|_| "unknown".into());
+    if id != args::build_id() {
+        anyhow::bail!(
+            "{} is another build ({id}) than this executable ({}): a cargo build with other \
+             features or of other code replaced it; rerun this executable's cargo build (after \
+             `touch src/lib.rs` if cargo finds nothing to do)",
+            path.display(),
+            args::build_id()
+        );
+    }
     // SAFETY: `vaelab_main` is `extern "C" fn() -> c_int` (src/cli/library.rs).
     let entry = unsafe { library.get::<extern "C" fn() -> std::ffi::c_int>(b"vaelab_main\0") }
         .with_context(|| format!("{} has no entry point vaelab_main", path.display()))?;

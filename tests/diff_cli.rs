@@ -38,6 +38,8 @@ fn fake_run(store: &Store, id: &str, spec: &RunSpec, commit: &str, recon: f64, k
         row(2, "test", 0.0),
     ];
     write_metrics(&run.metrics_path(), &rows).unwrap();
+    // A done run has its model file (its content does not matter here).
+    std::fs::write(run.model_path(), b"").unwrap();
     run.write_status(&RunStatus {
         state: RunState::Done,
         epochs_done: 2,
@@ -185,6 +187,35 @@ fn diff_pairs_runs_across_commits_with_exact_deltas_and_verdicts() {
     // Markdown renders a table.
     let md = vaelab_in(repo, &["diff", "HEAD~1", "HEAD", "--format", "md"]);
     assert!(String::from_utf8_lossy(&md.stdout).contains("| params | metric | A | B | delta |"));
+}
+
+#[test]
+fn diff_lists_machine_set_up_differences_that_can_change_numbers() {
+    let (dir, c1, c2) = setup();
+    let repo = dir.path();
+    let store = Store::new(repo.join("results"));
+    for id in ["vae-b10", "vae-b11", "vae-b25", "vae-b0"] {
+        let run = store.run(id);
+        let mut p = Provenance::read(&run).unwrap();
+        p.torch_threads = 7;
+        p.libtorch = "2.9.1+cpu".into();
+        p.write(&run).unwrap();
+    }
+    let out = vaelab_in(repo, &["diff", &c1, &c2, "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let setup = json["setup"].as_array().unwrap();
+    let names: Vec<&str> = setup.iter().map(|d| d["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["libtorch", "torch_threads"], "{json}");
+    assert_eq!(setup[1]["b"], "7");
+    assert_eq!(setup[0]["b"], "2.9.1+cpu");
+    let table = vaelab_in(repo, &["diff", &c1, &c2]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("machine set-up differences"), "{text}");
+    assert!(text.contains("torch_threads: "), "{text}");
+    assert!(text.contains(" -> 7"), "{text}");
+    // The same set-up on both sides: no such section.
+    let same = vaelab_in(repo, &["diff", &c1, &c1]);
+    assert!(!String::from_utf8_lossy(&same.stdout).contains("machine set-up"));
 }
 
 #[test]

@@ -152,7 +152,11 @@ fn diff_pairs_runs_trained_by_builds_at_two_commits() {
     let second = build(&repo, &target, "vaelab-second");
     let printed = train(&second, &results);
     assert!(!printed.contains("already complete"), "{printed}");
-    assert_eq!(run_ids(&results).len(), 4, "a code commit makes new run ids");
+    assert_eq!(
+        run_ids(&results).len(),
+        4,
+        "a code commit makes new run ids"
+    );
 
     let vaelab = |args: &[&str]| {
         Command::new(&second)

@@ -1,7 +1,10 @@
 //! `vaelab plot` on a tiny real sweep: every picture is written, has its size, is not blank and
-//! carries rendered text; figures come from the trained models; the notebook executes.
+//! carries rendered text, and no temporary is left beside it; the charts' SVG points and lines
+//! sit where the sweep's tables put them; figures come from the trained models; the notebook
+//! executes.
 mod common;
 
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -9,7 +12,7 @@ use std::sync::OnceLock;
 use image::GenericImageView;
 use vaelab::data::{Mnist, Split};
 use vaelab::report::figures::{showcase_indices, Inspector};
-use vaelab::store::Store;
+use vaelab::store::{read_metrics, read_parquet, EpochRow, Store};
 use vaelab::sweep::Manifest;
 
 /// An AE and VAEs at β 0 and 3, latent 2 (so the 2-D figures are drawn too), 2 epochs on 6,000
@@ -107,7 +110,44 @@ fn a_sweep_gets_every_chart_and_sheet() {
     for line in listing.lines() {
         assert!(Path::new(line).is_file(), "listed but missing: {line}");
     }
-    assert!(!plots.join(".tradeoff.png").exists());
+    let sheets = [
+        "tradeoff.png",
+        "tradeoff.svg",
+        "curves.png",
+        "curves.svg",
+        "reconstructions.png",
+        "samples.png",
+    ];
+    // The notebook test writes its own chart here too, perhaps while this test runs.
+    only_pictures(&plots, &sheets, &["tradeoff-notebook.png"]);
+    let listed: BTreeSet<PathBuf> = listing
+        .lines()
+        .map(PathBuf::from)
+        .filter(|p| p.parent() == Some(plots.as_path()))
+        .collect();
+    let wanted: BTreeSet<PathBuf> = sheets.iter().map(|n| plots.join(n)).collect();
+    assert_eq!(listed, wanted, "the sweep's pictures `vaelab plot` lists");
+}
+
+/// Asserts that `dir` holds exactly the pictures `names` (plus perhaps `optional`): no
+/// temporary is left behind, whatever its name (`save` renders each file under a hidden
+/// temporary name, `.<stem>.<pid>.<ext>`, then renames it).
+fn only_pictures(dir: &Path, names: &[&str], optional: &[&str]) {
+    let found: BTreeSet<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let stray: Vec<&String> = found
+        .iter()
+        .filter(|n| n.starts_with('.') || !names.iter().chain(optional).any(|m| m == n))
+        .collect();
+    assert!(
+        stray.is_empty(),
+        "{}: leftover or unexpected files {stray:?} (all: {found:?})",
+        dir.display()
+    );
+    let missing: Vec<&&str> = names.iter().filter(|n| !found.contains(**n)).collect();
+    assert!(missing.is_empty(), "{}: missing {missing:?}", dir.display());
 }
 
 #[test]
@@ -120,6 +160,17 @@ fn every_trained_run_gets_its_figures() {
         check_png(&plots.join("curves.png"), Some((1800, 620)), (0, 0));
         check_png(&plots.join("reconstructions.png"), None, (10 * 56, 4 * 56));
         let vae = run.spec.model == vaelab::model::ModelKind::Vae;
+        let mut names = vec!["curves.png", "curves.svg", "reconstructions.png"];
+        if vae {
+            names.extend([
+                "samples.png",
+                "traversal.png",
+                "latent.png",
+                "latent.svg",
+                "manifold.png",
+            ]);
+        }
+        only_pictures(&plots, &names, &[]);
         for name in ["samples", "traversal", "latent", "manifold"] {
             assert_eq!(plots.join(format!("{name}.png")).is_file(), vae, "{name}");
         }
@@ -148,7 +199,7 @@ fn figures_are_decoded_from_each_runs_own_model() {
         .runs
         .iter()
         .map(|run| {
-            Inspector::load(&store.run(&run.id), run)
+            Inspector::load(&store.run(&run.id), &run.spec)
                 .unwrap()
                 .reconstruct(&test, &digits)
         })
@@ -242,4 +293,407 @@ fn the_notebook_executes_against_the_sweep_tables() {
         Some((900, 600)),
         (0, 0),
     );
+}
+
+/// A run's row of `summary.parquet`.
+#[derive(Debug)]
+struct SummaryRow {
+    id: String,
+    model: String,
+    beta: f64,
+    test_recon: Option<f64>,
+    test_kl: Option<f64>,
+    test_loss: Option<f64>,
+}
+
+fn summary(results: &Path) -> Vec<SummaryRow> {
+    let df = read_parquet(&results.join("sweeps/pics/summary.parquet")).unwrap();
+    let n = df.height();
+    let strs = |name: &str| -> Vec<String> {
+        let c = df.column(name).unwrap().str().unwrap();
+        (0..n).map(|i| c.get(i).unwrap().to_string()).collect()
+    };
+    let f64s = |name: &str| -> Vec<Option<f64>> {
+        let c = df.column(name).unwrap().f64().unwrap();
+        (0..n).map(|i| c.get(i)).collect()
+    };
+    let (ids, models, betas) = (strs("run_id"), strs("model"), f64s("beta"));
+    let (recon, kl, loss) = (f64s("test_recon"), f64s("test_kl"), f64s("test_loss"));
+    (0..n)
+        .map(|i| SummaryRow {
+            id: ids[i].clone(),
+            model: models[i].clone(),
+            beta: betas[i].unwrap(),
+            test_recon: recon[i],
+            test_kl: kl[i],
+            test_loss: loss[i],
+        })
+        .collect()
+}
+
+/// One element of an SVG file as plotters writes it: tag, attributes, text content.
+#[derive(Debug)]
+struct Element {
+    tag: String,
+    attrs: HashMap<String, String>,
+    text: String,
+}
+
+impl Element {
+    fn attr(&self, name: &str) -> &str {
+        self.attrs
+            .get(name)
+            .unwrap_or_else(|| panic!("<{}> without {name}: {self:?}", self.tag))
+    }
+
+    fn num(&self, name: &str) -> f64 {
+        self.attr(name)
+            .parse()
+            .unwrap_or_else(|e| panic!("<{}> {name}: {e}: {self:?}", self.tag))
+    }
+
+    /// The vertices of a `<polyline>`.
+    fn points(&self) -> Vec<(f64, f64)> {
+        self.attr("points")
+            .split_whitespace()
+            .map(|p| {
+                let (x, y) = p.split_once(',').unwrap();
+                (x.parse().unwrap(), y.parse().unwrap())
+            })
+            .collect()
+    }
+}
+
+/// The elements of `svg` (plotters writes one flat list, one element per tag).
+fn svg_elements(svg: &str) -> Vec<Element> {
+    svg.split('<')
+        .skip(1)
+        .filter(|chunk| !chunk.starts_with('/') && !chunk.starts_with('?'))
+        .map(|chunk| {
+            let (head, text) = chunk.split_once('>').unwrap_or((chunk, ""));
+            let head = head.trim_end_matches('/');
+            let (tag, mut rest) = head.split_once(char::is_whitespace).unwrap_or((head, ""));
+            let mut attrs = HashMap::new();
+            while let Some((name, after)) = rest.split_once("=\"") {
+                let (value, after) = after.split_once('"').unwrap();
+                attrs.insert(name.trim().to_string(), value.to_string());
+                rest = after;
+            }
+            Element {
+                tag: tag.to_string(),
+                attrs,
+                text: text.trim().to_string(),
+            }
+        })
+        .collect()
+}
+
+/// A linear map between data values and pixels along one axis, read from the tick labels.
+#[derive(Debug)]
+struct Axis {
+    /// (value, pixel) of the lowest and the highest tick.
+    lo: (f64, f64),
+    hi: (f64, f64),
+}
+
+/// Pixels a plotted point may be off its exact place (plotters truncates coordinates).
+const PIXEL_TOLERANCE: f64 = 2.5;
+
+impl Axis {
+    /// From the numeric tick labels among `elements` anchored `anchor` (`middle`: the x axis
+    /// labels, centred under their tick; `end`: the y axis labels, ending left of their tick),
+    /// their tick's pixel read from attribute `coord`.
+    fn from_ticks(elements: &[Element], anchor: &str, coord: &str) -> Self {
+        Self::from_ticks_in(elements, anchor, coord, |_, _| true)
+    }
+
+    /// The same, from the labels at (x, y) with `keep(x, y)` only (one panel of several).
+    fn from_ticks_in(
+        elements: &[Element],
+        anchor: &str,
+        coord: &str,
+        keep: impl Fn(f64, f64) -> bool,
+    ) -> Self {
+        let mut ticks: Vec<(f64, f64)> = elements
+            .iter()
+            .filter(|e| {
+                e.tag == "text" && e.attrs.get("text-anchor").map(String::as_str) == Some(anchor)
+            })
+            .filter(|e| keep(e.num("x"), e.num("y")))
+            .filter_map(|e| Some((e.text.parse::<f64>().ok()?, e.num(coord))))
+            .collect();
+        ticks.sort_by(|a, b| a.0.total_cmp(&b.0));
+        assert!(
+            ticks.len() >= 2,
+            "fewer than two {anchor} tick labels: {ticks:?}"
+        );
+        let axis = Self {
+            lo: ticks[0],
+            hi: ticks[ticks.len() - 1],
+        };
+        for &(value, pixel) in &ticks {
+            assert!(
+                (axis.pixel(value) - pixel).abs() <= PIXEL_TOLERANCE,
+                "tick {value} at {pixel} is off the axis {axis:?}"
+            );
+        }
+        axis
+    }
+
+    fn pixel(&self, value: f64) -> f64 {
+        self.lo.1 + (value - self.lo.0) * (self.hi.1 - self.lo.1) / (self.hi.0 - self.lo.0)
+    }
+
+    fn value(&self, pixel: f64) -> f64 {
+        self.lo.0 + (pixel - self.lo.1) * (self.hi.0 - self.lo.0) / (self.hi.1 - self.lo.1)
+    }
+}
+
+/// The trade-off chart draws `summary.parquet`: one point per finished VAE run at (final test
+/// KL, final test reconstruction error) labelled with its β, joined in β order, and the AE's
+/// final test reconstruction error as a dashed horizontal line.
+#[test]
+fn the_tradeoff_chart_plots_the_summary_table() {
+    let (results, _) = results();
+    let runs = summary(results);
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    let svg = std::fs::read_to_string(results.join("sweeps/pics/plots/tradeoff.svg")).unwrap();
+    let elements = svg_elements(&svg);
+    let (x, y) = (
+        Axis::from_ticks(&elements, "middle", "x"),
+        Axis::from_ticks(&elements, "end", "y"),
+    );
+    // Pixels grow rightwards with KL and upwards (smaller y) with the error.
+    assert!(x.hi.1 > x.lo.1 && y.hi.1 < y.lo.1, "axes {x:?} {y:?}");
+    let data = |(px, py): (f64, f64)| (x.value(px), y.value(py));
+
+    let mut vaes: Vec<&SummaryRow> = runs
+        .iter()
+        .filter(|r| r.model == "vae" && r.test_loss.is_some())
+        .collect();
+    vaes.sort_by(|a, b| a.beta.total_cmp(&b.beta));
+    // One seed per β here, so every VAE run is a point of its own.
+    assert_eq!(
+        vaes.iter().map(|r| r.beta).collect::<Vec<_>>(),
+        [0.0, 3.0],
+        "{runs:?}"
+    );
+    let circles: Vec<(f64, f64)> = elements
+        .iter()
+        .filter(|e| e.tag == "circle")
+        .map(|e| (e.num("cx"), e.num("cy")))
+        .collect();
+    assert_eq!(
+        circles.len(),
+        vaes.len(),
+        "one point per VAE run with a final test epoch; points at (KL, recon) {:?}",
+        circles.iter().map(|&c| data(c)).collect::<Vec<_>>()
+    );
+    let near = |a: (f64, f64), b: (f64, f64)| {
+        (a.0 - b.0).abs() <= PIXEL_TOLERANCE && (a.1 - b.1).abs() <= PIXEL_TOLERANCE
+    };
+    let betas: Vec<(f64, (f64, f64))> = elements
+        .iter()
+        .filter(|e| e.tag == "text")
+        .filter_map(|e| {
+            Some((
+                e.text.strip_prefix("β=")?.parse().ok()?,
+                (e.num("x"), e.num("y")),
+            ))
+        })
+        .collect();
+    let mut expected = Vec::new();
+    for run in &vaes {
+        let (kl, recon) = (run.test_kl.unwrap(), run.test_recon.unwrap());
+        let at = (x.pixel(kl), y.pixel(recon));
+        let point = circles
+            .iter()
+            .copied()
+            .find(|&c| near(c, at))
+            .unwrap_or_else(|| {
+                panic!(
+                "run {} (β {}) has test KL {kl:.3}, recon {recon:.3}: no point at pixel {at:?}; \
+                 the points are at (KL, recon) {:?}",
+                run.id,
+                run.beta,
+                circles.iter().map(|&c| data(c)).collect::<Vec<_>>()
+            )
+            });
+        // Its label is the label nearest to it.
+        let label = betas
+            .iter()
+            .min_by(|a, b| {
+                let d = |p: (f64, f64)| (p.0 - point.0).hypot(p.1 - point.1);
+                d(a.1).total_cmp(&d(b.1))
+            })
+            .unwrap_or_else(|| panic!("no β labels in the chart"));
+        assert_eq!(label.0, run.beta, "label next to run {}'s point", run.id);
+        expected.push(point);
+    }
+    // The line joins the points in β order.
+    let lines: Vec<Vec<(f64, f64)>> = elements
+        .iter()
+        .filter(|e| e.tag == "polyline")
+        .map(Element::points)
+        .filter(|p| {
+            p.len() == expected.len() && p.iter().all(|&q| circles.iter().any(|&c| near(c, q)))
+        })
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.iter().zip(&expected).all(|(&a, &b)| near(a, b))),
+        "no line through the points {expected:?} in β order: {lines:?}"
+    );
+
+    // The AE: a dashed horizontal line, the most dashes at one height.
+    let ae: Vec<&SummaryRow> = runs.iter().filter(|r| r.model == "ae").collect();
+    assert_eq!(ae.len(), 1);
+    let recon = ae[0].test_recon.expect("the AE has a final test epoch");
+    let mut dashes: HashMap<i64, usize> = HashMap::new();
+    for e in elements.iter().filter(|e| e.tag == "polyline") {
+        if let [a, b] = e.points()[..] {
+            if a.1 == b.1 {
+                *dashes.entry(a.1 as i64).or_default() += 1;
+            }
+        }
+    }
+    let (&height, &count) = dashes
+        .iter()
+        .max_by_key(|(_, &n)| n)
+        .expect("no dashed line");
+    assert!(count >= 10, "no dashed line: {dashes:?}");
+    assert!(
+        (height as f64 - y.pixel(recon)).abs() <= PIXEL_TOLERANCE,
+        "the AE line is at recon {:.3}, the AE's final test recon is {recon:.3}",
+        y.value(height as f64)
+    );
+}
+
+/// Distance of `p` from the segment `a`–`b`.
+fn off_segment(p: (f64, f64), a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+    let t = (((p.0 - a.0) * dx + (p.1 - a.1) * dy) / (dx * dx + dy * dy)).clamp(0.0, 1.0);
+    (p.0 - a.0 - t * dx).hypot(p.1 - a.1 - t * dy)
+}
+
+/// The sweep's curves chart draws every run's `metrics.parquet`: in each panel (recon, KL,
+/// loss) a solid line through the run's test values per epoch and a dashed one, in the same
+/// colour, through its train values.
+#[test]
+fn the_curves_chart_plots_every_runs_metrics() {
+    let (results, _) = results();
+    let store = Store::new(results);
+    let manifest = manifest(results);
+    let svg = std::fs::read_to_string(results.join("sweeps/pics/plots/curves.svg")).unwrap();
+    let elements = svg_elements(&svg);
+    let polylines: Vec<(&str, Vec<(f64, f64)>)> = elements
+        .iter()
+        .filter(|e| e.tag == "polyline")
+        .map(|e| (e.attr("stroke"), e.points()))
+        .collect();
+    type Metric = fn(&EpochRow) -> Option<f64>;
+    let panels: [(&str, Metric); 3] = [
+        ("reconstruction error", |r| Some(r.recon)),
+        ("KL divergence", |r| r.kl),
+        ("loss = recon + β·KL", |r| Some(r.loss)),
+    ];
+    // Each panel is centred under its caption; a tick label belongs to the nearest caption.
+    let centres: Vec<f64> = panels
+        .iter()
+        .map(|(caption, _)| {
+            let found: Vec<&Element> = elements
+                .iter()
+                .filter(|e| e.tag == "text" && e.text == *caption)
+                .collect();
+            assert_eq!(found.len(), 1, "caption {caption:?}");
+            found[0].num("x")
+        })
+        .collect();
+    let panel_of = |x: f64| {
+        (0..centres.len())
+            .min_by(|&a, &b| (centres[a] - x).abs().total_cmp(&(centres[b] - x).abs()))
+            .unwrap()
+    };
+    for (k, (caption, metric)) in panels.iter().enumerate() {
+        let inside = |x: f64, _: f64| panel_of(x) == k;
+        let ex = Axis::from_ticks_in(&elements, "middle", "x", inside);
+        let ey = Axis::from_ticks_in(&elements, "end", "y", inside);
+        let at = |row: &EpochRow| -> Option<(f64, f64)> {
+            Some((ex.pixel(f64::from(row.epoch)), ey.pixel(metric(row)?)))
+        };
+        let mut drawn = 0;
+        for run in &manifest.runs {
+            let rows = read_metrics(&store.run(&run.id).metrics_path()).unwrap();
+            let line = |split: &str| -> Vec<(f64, f64)> {
+                let mut rows: Vec<&EpochRow> = rows.iter().filter(|r| r.split == split).collect();
+                rows.sort_by_key(|r| r.epoch);
+                rows.into_iter().filter_map(at).collect()
+            };
+            let (test, train) = (line("test"), line("train"));
+            if test.is_empty() {
+                assert!(
+                    metric(&rows[0]).is_none(),
+                    "{caption}: run {} has no values",
+                    run.id
+                );
+                continue;
+            }
+            assert_eq!((test.len(), train.len()), (2, 2), "{caption}: {}", run.id);
+            drawn += 1;
+            let solid = polylines
+                .iter()
+                .find(|(_, p)| {
+                    p.len() == test.len()
+                        && p.iter().zip(&test).all(|(a, b)| {
+                            (a.0 - b.0).abs() <= PIXEL_TOLERANCE
+                                && (a.1 - b.1).abs() <= PIXEL_TOLERANCE
+                        })
+                })
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{caption}: no test line of run {} {} β {} at {test:?}",
+                        run.id, run.spec.model, run.spec.beta
+                    )
+                });
+            // Its dashes: short pieces on the train segment in the run's colour, from the
+            // first epoch to the last (a gap of the dash pattern at most short of it).
+            let dashes: Vec<&Vec<(f64, f64)>> = polylines
+                .iter()
+                .filter(|(stroke, p)| {
+                    *stroke == solid.0
+                        && p.len() == 2
+                        && p.iter()
+                            .all(|&q| off_segment(q, train[0], train[1]) <= PIXEL_TOLERANCE)
+                })
+                .map(|(_, p)| p)
+                .collect();
+            let xs = || dashes.iter().flat_map(|p| p.iter().map(|q| q.0));
+            let from = xs().min_by(f64::total_cmp).unwrap_or(f64::NAN);
+            let to = xs().max_by(f64::total_cmp).unwrap_or(f64::NAN);
+            assert!(
+                dashes.len() >= 10
+                    && from <= train[0].0 + PIXEL_TOLERANCE
+                    && to >= train[1].0 - 12.0,
+                "{caption}: no dashed train line of run {} {} β {} along {train:?} ({} dashes \
+                 there, from x {from} to {to})",
+                run.id,
+                run.spec.model,
+                run.spec.beta,
+                dashes.len()
+            );
+        }
+        // And no other coloured line from the first epoch to the last.
+        let solids = polylines
+            .iter()
+            .filter(|(stroke, p)| {
+                *stroke != "#000000"
+                    && p.len() >= 2
+                    && panel_of(p[0].0) == k
+                    && (p[0].0 - ex.pixel(1.0)).abs() <= PIXEL_TOLERANCE
+                    && (p[p.len() - 1].0 - ex.pixel(2.0)).abs() <= PIXEL_TOLERANCE
+            })
+            .count();
+        assert_eq!(solids, drawn, "{caption}: test lines");
+    }
 }

@@ -30,6 +30,18 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Which build this is: the code's content hash and the cargo features that change behaviour.
+/// The executable and `libvaelab.so` compare theirs, because a cargo build with other features
+/// rewrites the one `deps/libvaelab.so` (a cdylib's name carries no hash) and would otherwise
+/// pair this executable with another build's library.
+pub fn build_id() -> String {
+    format!(
+        "{} failpoints={}",
+        env!("VAELAB_CODE_FINGERPRINT"),
+        cfg!(feature = "failpoints")
+    )
+}
+
 /// The subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {

@@ -8,7 +8,8 @@
 //! same compilation as the library it builds before the executable, so the two always come
 //! from the same source.
 
-use std::ffi::c_int;
+use std::ffi::{c_char, c_int, CString};
+use std::sync::OnceLock;
 
 /// Runs this process's command line (read from `argv`, as any Rust code does; glibc hands a
 /// loaded library the process's arguments) and exits the process with its code: the
@@ -20,4 +21,13 @@ pub extern "C" fn vaelab_main() -> c_int {
     let code = std::panic::catch_unwind(super::main).unwrap_or(101);
     let _ = std::io::Write::flush(&mut std::io::stdout());
     std::process::exit(code.into())
+}
+
+/// This library's [`super::args::build_id`], as a C string the executable compares with its own
+/// before it calls [`vaelab_main`].
+#[no_mangle]
+pub extern "C" fn vaelab_build_id() -> *const c_char {
+    static ID: OnceLock<CString> = OnceLock::new();
+    ID.get_or_init(|| CString::new(super::args::build_id()).expect("no NUL in a build id"))
+        .as_ptr()
 }

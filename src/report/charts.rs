@@ -296,7 +296,7 @@ pub enum CurveMetric {
 impl CurveMetric {
     fn value(self, row: &EpochRow) -> Option<f64> {
         match self {
-            CurveMetric::Recon => Some(row.loss),
+            CurveMetric::Recon => Some(row.recon),
             CurveMetric::Kl => row.kl,
             CurveMetric::Loss => Some(row.loss),
         }

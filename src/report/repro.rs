@@ -197,6 +197,45 @@ impl TableComparison {
         (!rel.is_empty())
             .then(|| (rel.iter().map(|(_, r)| r * r).sum::<f64>() / rel.len() as f64).sqrt())
     }
+
+    /// The verdict against the article: every judged epoch within `tolerance`, or not.
+    fn verdict(&self, from_epoch: usize, tolerance: f64) -> Verdict {
+        match self.worst(from_epoch) {
+            Some((epoch, rel)) if within(rel, tolerance) => Verdict::Reproduced { epoch, rel },
+            Some((epoch, rel)) => Verdict::NotReproduced {
+                outside: self
+                    .relative(from_epoch)
+                    .into_iter()
+                    // `!within`, so that a NaN epoch (a diverged run) is listed too.
+                    .filter(|(_, r)| !within(*r, tolerance))
+                    .map(|(e, _)| e)
+                    .collect(),
+                epoch,
+                rel,
+            },
+            None => Verdict::Pending,
+        }
+    }
+}
+
+/// Whether a relative difference to the article is within the tolerance (bounds included).
+fn within(rel: f64, tolerance: f64) -> bool {
+    rel.abs() <= tolerance
+}
+
+/// One table's verdict; `epoch` and `rel` are the largest relative difference and its epoch.
+#[derive(Clone, Debug, PartialEq)]
+enum Verdict {
+    /// Every judged epoch is within the tolerance.
+    Reproduced { epoch: usize, rel: f64 },
+    /// The judged epochs in `outside` are not.
+    NotReproduced {
+        outside: Vec<usize>,
+        epoch: usize,
+        rel: f64,
+    },
+    /// No judged epoch has a result yet.
+    Pending,
 }
 
 /// Compares every table of `spec` with the runs of `manifest` (and PyTorch when `reference`).
@@ -249,12 +288,23 @@ pub struct Candidate {
 /// Ranks the finished runs of the identification sweep by fit to the table at their β.
 pub fn identify(store: &Store, sweep: &str, spec: &ReproSpec) -> Result<Vec<Candidate>> {
     let manifest = Manifest::read(&Manifest::path(store, sweep))?;
-    let mut out = Vec::new();
+    let mut runs = Vec::new();
     for run in &manifest.runs {
+        if spec.table.iter().any(|t| t.beta == run.spec.beta) {
+            runs.push((run.clone(), ours(store, &[run])?));
+        }
+    }
+    Ok(rank(spec, runs))
+}
+
+/// Ranks runs (each with its one-seed curve) by fit to the table at their β, best first;
+/// runs without a table at their β, or not finished, are left out.
+fn rank(spec: &ReproSpec, runs: Vec<(ManifestRun, SeedCurves)>) -> Vec<Candidate> {
+    let mut out = Vec::new();
+    for (run, ours) in runs {
         let Some(table) = spec.table.iter().find(|t| t.beta == run.spec.beta) else {
             continue;
         };
-        let ours = ours(store, &[run])?;
         if ours.values[0].len() < table.loss.len() {
             continue; // not finished
         }
@@ -264,14 +314,11 @@ pub fn identify(store: &Store, sweep: &str, spec: &ReproSpec) -> Result<Vec<Cand
             reference: None,
         };
         if let Some(fit) = cmp.rms(spec.from_epoch) {
-            out.push(Candidate {
-                run: run.clone(),
-                fit,
-            });
+            out.push(Candidate { run, fit });
         }
     }
     out.sort_by(|a, b| a.fit.total_cmp(&b.fit));
-    Ok(out)
+    out
 }
 
 fn setup_text(spec: &RunSpec) -> String {
@@ -397,7 +444,7 @@ impl ReproReport<'_> {
                         if epoch >= spec.from_epoch {
                             ref_ok &= z.abs() <= 2.0;
                             ref_close_to_article &=
-                                ((rmean - article) / article).abs() <= spec.tolerance;
+                                within((rmean - article) / article, spec.tolerance);
                         }
                         let _ = write!(line, " {rmean:.4} ± {rsd:.2} | {z:+.2} |");
                     }
@@ -406,35 +453,34 @@ impl ReproReport<'_> {
             }
             let _ = writeln!(md, "{line}");
         }
-        let worst = t.worst(spec.from_epoch);
+        let outcome = t.verdict(spec.from_epoch, spec.tolerance);
         let _ = writeln!(md);
-        match worst {
-            Some((epoch, rel)) if rel.abs() <= spec.tolerance => {
+        match &outcome {
+            Verdict::Reproduced { epoch, rel } => {
                 let _ = writeln!(
                     md,
                     "**Verdict: reproduced.** Every epoch {}–{} is within {:.0}% of the article (largest difference {} at epoch {epoch}).",
                     spec.from_epoch,
                     t.table.loss.len(),
                     spec.tolerance * 100.0,
-                    pct(rel)
+                    pct(*rel)
                 );
             }
-            Some((epoch, rel)) => {
-                let outside: Vec<String> = t
-                    .relative(spec.from_epoch)
-                    .into_iter()
-                    .filter(|(_, r)| r.abs() > spec.tolerance)
-                    .map(|(e, _)| e.to_string())
-                    .collect();
+            Verdict::NotReproduced {
+                outside,
+                epoch,
+                rel,
+            } => {
+                let outside: Vec<String> = outside.iter().map(|e| e.to_string()).collect();
                 let _ = writeln!(
                     md,
                     "**Verdict: not reproduced.** Epoch(s) {} differ by more than {:.0}% (largest {} at epoch {epoch}).",
                     outside.join(", "),
                     spec.tolerance * 100.0,
-                    pct(rel)
+                    pct(*rel)
                 );
             }
-            None => {
+            Verdict::Pending => {
                 let _ = writeln!(md, "**Verdict: no judged epoch yet.**");
             }
         }
@@ -456,7 +502,7 @@ impl ReproReport<'_> {
                 "ours and PyTorch differ by more than 2 seed standard deviations on some judged epoch"
             };
             let _ = write!(md, "Against PyTorch: {verdict}.");
-            let article_ok = worst.is_some_and(|(_, r)| r.abs() <= spec.tolerance);
+            let article_ok = matches!(outcome, Verdict::Reproduced { .. });
             if ref_ok && !article_ok && !ref_close_to_article {
                 let _ = write!(
                     md,
@@ -586,4 +632,312 @@ pub fn write(
     let path = store.sweep_dir(&manifest.name).join("repro.md");
     write_atomic(&path, report.markdown().as_bytes())?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The article's β = 0 table (`../shared/article/tables.toml`).
+    const RECON_ONLY: [f64; 10] = [
+        1253.6249, 959.0322, 837.9456, 799.1609, 777.4000, 763.2662, 752.5686, 744.1388, 737.3690,
+        731.5162,
+    ];
+
+    fn table(beta: f64, loss: &[f64]) -> PublishedTable {
+        PublishedTable {
+            name: format!("beta{beta}"),
+            title: format!("table at β = {beta}"),
+            beta,
+            loss: loss.to_vec(),
+        }
+    }
+
+    fn comparison(loss: &[f64], seeds: &[&[f64]]) -> TableComparison {
+        TableComparison {
+            table: table(0.0, loss),
+            ours: SeedCurves {
+                values: seeds.iter().map(|c| c.to_vec()).collect(),
+            },
+            reference: None,
+        }
+    }
+
+    fn spec(tolerance: f64, from_epoch: usize, table: Vec<PublishedTable>) -> ReproSpec {
+        ReproSpec {
+            source: String::new(),
+            tolerance,
+            from_epoch,
+            identify: None,
+            table,
+        }
+    }
+
+    fn run(id: &str, beta: f64) -> ManifestRun {
+        ManifestRun {
+            id: id.to_string(),
+            spec: RunSpec {
+                beta,
+                ..RunSpec::default()
+            },
+        }
+    }
+
+    /// `loss` with epoch `k + 1` scaled by `1 + rel[k]`.
+    fn off_by(loss: &[f64], rel: &[f64]) -> Vec<f64> {
+        loss.iter().zip(rel).map(|(l, r)| l * (1.0 + r)).collect()
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-12
+    }
+
+    /// Ours identical to the article is reproduced with a zero largest difference and fit.
+    #[test]
+    fn ours_equal_to_the_article_is_reproduced() {
+        let t = comparison(&RECON_ONLY, &[&RECON_ONLY, &RECON_ONLY]);
+        assert!(
+            matches!(t.verdict(2, 0.05), Verdict::Reproduced { rel, .. } if rel == 0.0),
+            "{:?}",
+            t.verdict(2, 0.05)
+        );
+        assert_eq!(t.rms(2), Some(0.0));
+    }
+
+    /// The tolerance includes its bound, on both sides, and nothing beyond it.
+    #[test]
+    fn within_includes_the_bound_on_both_sides() {
+        assert!(within(0.05, 0.05));
+        assert!(within(-0.05, 0.05));
+        assert!(within(0.0, 0.0));
+        assert!(!within(0.050_001, 0.05));
+        assert!(!within(-0.050_001, 0.05));
+    }
+
+    /// The verdict flips exactly at the tolerance, above and below the article.
+    #[test]
+    fn verdict_flips_exactly_at_the_tolerance() {
+        let reproduced = |ours: f64| {
+            let t = comparison(&[100.0, 100.0], &[&[100.0, ours]]);
+            match t.verdict(2, 0.05) {
+                Verdict::Reproduced { .. } => true,
+                Verdict::NotReproduced { outside, .. } => {
+                    assert_eq!(outside, [2]);
+                    false
+                }
+                Verdict::Pending => panic!("epoch 2 has a result"),
+            }
+        };
+        // (105 − 100) / 100 and (95 − 100) / 100 are exactly ±0.05 in f64.
+        for (ours, expected) in [
+            (104.9999, true),
+            (105.0, true),
+            (105.0001, false),
+            (95.0001, true),
+            (95.0, true),
+            (94.9999, false),
+        ] {
+            assert_eq!(reproduced(ours), expected, "ours {ours} against 100");
+        }
+        // Same on the article's own numbers, a hair either side of 5%.
+        for (rel, expected) in [(0.05 - 1e-9, true), (0.05 + 1e-9, false)] {
+            for sign in [1.0, -1.0] {
+                let ours = off_by(&RECON_ONLY, &[sign * rel; 10]);
+                let t = comparison(&RECON_ONLY, &[&ours]);
+                let ok = matches!(t.verdict(2, 0.05), Verdict::Reproduced { .. });
+                assert_eq!(ok, expected, "every epoch off by {}", sign * rel);
+            }
+        }
+    }
+
+    /// A failed verdict lists every judged epoch outside and the largest difference by magnitude.
+    #[test]
+    fn verdict_lists_the_epochs_outside_and_the_largest_difference() {
+        // Relative differences: epoch 1 +50% (not judged), 2 +3%, 3 −8%, 4 +6%.
+        let t = comparison(&[100.0; 4], &[&[150.0, 103.0, 92.0, 106.0]]);
+        match t.verdict(2, 0.05) {
+            Verdict::NotReproduced {
+                outside,
+                epoch,
+                rel,
+            } => {
+                assert_eq!(outside, [3, 4]);
+                assert_eq!(epoch, 3);
+                assert!(close(rel, -0.08), "{rel}");
+            }
+            v => panic!("{v:?}"),
+        }
+    }
+
+    /// Epochs before `from_epoch` are not judged; from epoch 1 the same numbers fail.
+    #[test]
+    fn verdict_ignores_epochs_before_from_epoch() {
+        let ours = off_by(
+            &RECON_ONLY,
+            &[0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.01],
+        );
+        let t = comparison(&RECON_ONLY, &[&ours]);
+        match t.verdict(2, 0.05) {
+            Verdict::Reproduced { epoch, rel } => {
+                assert_eq!(epoch, 10);
+                assert!(close(rel, 0.01), "{rel}");
+            }
+            v => panic!("{v:?}"),
+        }
+        match t.verdict(1, 0.05) {
+            Verdict::NotReproduced {
+                outside,
+                epoch,
+                rel,
+            } => {
+                assert_eq!((outside, epoch), (vec![1], 1));
+                assert!(close(rel, 0.5), "{rel}");
+            }
+            v => panic!("{v:?}"),
+        }
+    }
+
+    /// The verdict judges the mean over seeds, not each seed.
+    #[test]
+    fn verdict_judges_the_mean_over_seeds() {
+        // Each seed 10% off, mean exact.
+        let t = comparison(&[100.0, 100.0], &[&[100.0, 90.0], &[100.0, 110.0]]);
+        assert_eq!(
+            t.verdict(2, 0.05),
+            Verdict::Reproduced { epoch: 2, rel: 0.0 }
+        );
+        // Each seed within 12%, mean 6% off.
+        let t = comparison(&[100.0, 100.0], &[&[100.0, 100.0], &[100.0, 112.0]]);
+        match t.verdict(2, 0.05) {
+            Verdict::NotReproduced { outside, rel, .. } => {
+                assert_eq!(outside, [2]);
+                assert!(close(rel, 0.06), "{rel}");
+            }
+            v => panic!("{v:?}"),
+        }
+    }
+
+    /// Without a result on a judged epoch there is no verdict.
+    #[test]
+    fn verdict_is_pending_without_a_judged_epoch() {
+        let t = comparison(&RECON_ONLY, &[&RECON_ONLY[..1]]);
+        assert_eq!(t.verdict(2, 0.05), Verdict::Pending);
+        let t = comparison(&RECON_ONLY, &[]);
+        assert_eq!(t.verdict(2, 0.05), Verdict::Pending);
+    }
+
+    /// The constructed-closest candidate ranks first and the rest follow their RMS by hand.
+    #[test]
+    fn rank_orders_candidates_by_rms_fit() {
+        let loss = [100.0, 50.0, 40.0, 30.0];
+        // Relative differences on judged epochs 2–4 and the RMS by hand:
+        // a: 0, 0, 0 (epoch 1 +100%, not judged)  → 0
+        // d: +5%, −5%, +15%                       → √(0.0275 / 3) ≈ 0.0957
+        // b: +10%, +10%, +10%                     → 0.1
+        // c: −20%, 0, 0                           → √(0.04 / 3) ≈ 0.1155
+        // (by largest difference the order would be a, b, d, c; by mean |difference| a, c, d, b.)
+        let runs = [
+            ("c", [0.0, -0.2, 0.0, 0.0]),
+            ("b", [0.1, 0.1, 0.1, 0.1]),
+            ("d", [0.0, 0.05, -0.05, 0.15]),
+            ("a", [1.0, 0.0, 0.0, 0.0]),
+        ]
+        .map(|(id, rel)| {
+            let curve = off_by(&loss, &rel);
+            (
+                run(id, 0.0),
+                SeedCurves {
+                    values: vec![curve],
+                },
+            )
+        });
+        let ranked = rank(&spec(0.05, 2, vec![table(0.0, &loss)]), runs.to_vec());
+        let got: Vec<(&str, f64)> = ranked.iter().map(|c| (c.run.id.as_str(), c.fit)).collect();
+        let want = [
+            ("a", 0.0),
+            ("d", (0.0275f64 / 3.0).sqrt()),
+            ("b", 0.1),
+            ("c", (0.04f64 / 3.0).sqrt()),
+        ];
+        assert_eq!(got.len(), want.len(), "{got:?}");
+        for ((id, fit), (want_id, want_fit)) in got.iter().zip(want) {
+            assert!(*id == want_id && close(*fit, want_fit), "{got:?}");
+        }
+    }
+
+    /// Each candidate is fitted to the table at its β; unfinished or table-less runs are left out.
+    #[test]
+    fn rank_fits_the_table_at_each_beta_and_skips_the_rest() {
+        let zero = table(0.0, &[100.0, 100.0, 100.0]);
+        let three = table(3.0, &[200.0, 200.0, 200.0]);
+        let curve = |c: &[f64]| SeedCurves {
+            values: vec![c.to_vec()],
+        };
+        let runs = vec![
+            (run("zero-10pc", 0.0), curve(&[100.0, 110.0, 110.0])),
+            (run("three-exact", 3.0), curve(&[200.0, 200.0, 200.0])), // +100% on β = 0
+            (run("one-no-table", 1.0), curve(&[100.0, 100.0, 100.0])),
+            (run("zero-unfinished", 0.0), curve(&[100.0, 100.0])),
+        ];
+        let ranked = rank(&spec(0.05, 2, vec![zero, three]), runs);
+        let got: Vec<(&str, f64)> = ranked.iter().map(|c| (c.run.id.as_str(), c.fit)).collect();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[0].0 == "three-exact" && got[0].1 == 0.0, "{got:?}");
+        assert!(got[1].0 == "zero-10pc" && close(got[1].1, 0.1), "{got:?}");
+    }
+
+    /// The report prints the verdict computed from the numbers, and blames the article's setup
+    /// only when ours and PyTorch agree with each other but not with the article.
+    #[test]
+    fn report_prints_the_verdict_of_the_numbers() {
+        let manifest = Manifest {
+            name: "article".into(),
+            description: String::new(),
+            source: String::new(),
+            code_fingerprint: "test".into(),
+            created: String::new(),
+            runs: vec![run("r0", 0.0)],
+        };
+        let spec = spec(0.05, 2, vec![table(0.0, &[100.0; 4])]);
+        let render = |seeds: &[&[f64]], reference: bool| {
+            let mut t = comparison(&[100.0; 4], seeds);
+            if reference {
+                t.reference = Some(t.ours.clone());
+            }
+            let tables = [t];
+            ReproReport {
+                source: "m.toml",
+                manifest: &manifest,
+                spec: &spec,
+                tables: &tables,
+                identify: None,
+                figures: Vec::new(),
+            }
+            .markdown()
+        };
+        let md = render(&[&[150.0, 103.0, 92.0, 106.0]], false);
+        assert!(md.contains("**Verdict: not reproduced.** Epoch(s) 3, 4 differ by more than 5% (largest -8.00% at epoch 3)."), "{md}");
+        let md = render(&[&[150.0, 103.0, 96.0, 101.0]], false);
+        assert!(md.contains("**Verdict: reproduced.** Every epoch 2–4 is within 5% of the article (largest difference -4.00% at epoch 3)."), "{md}");
+
+        let same_way = "Both differ from the article in the same way";
+        let off = [
+            &[110.0, 109.0, 109.0, 109.0][..],
+            &[110.0, 111.0, 111.0, 111.0],
+        ];
+        let md = render(&off, true);
+        assert!(
+            md.contains("ours and PyTorch agree") && md.contains(same_way),
+            "{md}"
+        );
+        let near = [
+            &[110.0, 99.0, 99.0, 99.0][..],
+            &[110.0, 101.0, 101.0, 101.0],
+        ];
+        let md = render(&near, true);
+        assert!(
+            md.contains("ours and PyTorch agree") && !md.contains(same_way),
+            "{md}"
+        );
+    }
 }
