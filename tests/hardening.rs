@@ -131,7 +131,7 @@ fn a_kill_between_writing_and_renaming_metrics_leaves_the_last_whole_file() {
     let leftovers: Vec<String> = std::fs::read_dir(&run)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".metrics.parquet.") && n.ends_with(".tmp"))
+        .filter(|n| n.starts_with(".metrics.parquet.") && n.ends_with(".tmp.parquet"))
         .collect();
     assert_eq!(leftovers.len(), 1, "the unrenamed second version");
     let epoch_1: Vec<EpochRow> = numbers(reference())
@@ -655,7 +655,7 @@ fn sweep_tables_keep_their_schemas() {
 
 #[cfg(feature = "failpoints")]
 #[test]
-fn a_flex_run_killed_after_a_checkpoint_resumes_to_the_uninterrupted_numbers() {
+fn a_flex_run_killed_mid_run_resumes_to_the_uninterrupted_numbers() {
     let args = [
         "--quiet",
         "train",
@@ -675,7 +675,10 @@ fn a_flex_run_killed_after_a_checkpoint_resumes_to_the_uninterrupted_numbers() {
     let killed = vaelab_env(
         results.path(),
         &[
-            ("FAILPOINTS", "train::checkpointed::scheduler-1=return"),
+            (
+                "FAILPOINTS",
+                "durable::before_rename::metrics.parquet=1*off->return",
+            ),
             ("OMP_NUM_THREADS", "1"),
         ],
         &args,

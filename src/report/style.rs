@@ -13,6 +13,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
+use crate::store::durable;
+
 /// The family name every text style uses.
 pub const FONT: &str = "sans-serif";
 
@@ -93,24 +95,22 @@ pub fn legend<'a, DB: DrawingBackend + 'a>(
 }
 
 /// Writes `picture` as `<stem>.png` and, when `svg`, `<stem>.svg`; each file appears whole
-/// (rendered under a temporary name, then renamed). Returns the files written.
+/// ([`durable::write_with`]). Returns the files written.
 pub fn save(picture: &impl Picture, stem: &Path, svg: bool) -> Result<Vec<PathBuf>> {
     register_fonts();
     let dir = stem.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let name = stem.file_name().unwrap_or_default().to_string_lossy();
-    let pid = std::process::id();
     let mut written = Vec::new();
-    // The extension picks the encoder, so the temporary name keeps it.
     for ext in ["png", "svg"].into_iter().take(if svg { 2 } else { 1 }) {
         let out = stem.with_extension(ext);
-        let tmp = dir.join(format!(".{name}.{pid}.{ext}"));
-        if ext == "png" {
-            render(BitMapBackend::new(&tmp, picture.size()), picture)?;
-        } else {
-            render(SVGBackend::new(&tmp, picture.size()), picture)?;
-        }
-        std::fs::rename(&tmp, &out).with_context(|| format!("cannot write {}", out.display()))?;
+        // The temporary keeps the extension, which picks the encoder.
+        durable::write_with(&out, |tmp| {
+            if ext == "png" {
+                render(BitMapBackend::new(tmp, picture.size()), picture)
+            } else {
+                render(SVGBackend::new(tmp, picture.size()), picture)
+            }
+        })?;
         written.push(out);
     }
     Ok(written)

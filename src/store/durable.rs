@@ -1,7 +1,8 @@
 //! The one way vaelab writes a file: whole or not at all, and still there after a power loss.
 //!
-//! The content goes to a temporary file beside the destination (`.<name>.<random>.tmp`, so
-//! listings that skip dot files never see it), which is flushed to disk (`fsync`) before it is
+//! The content goes to a temporary file beside the destination (`.<name>.<random>.tmp.<ext>`:
+//! hidden from listings that skip dot files, and keeping the extension for writers that pick
+//! their format by it, such as plotters), which is flushed to disk (`fsync`) before it is
 //! renamed over the destination; then the directory is flushed too, so the rename itself is
 //! durable. Without the first `fsync` a crash shortly after the rename can leave an empty file
 //! under the final name (the rename reached the disk before the data did).
@@ -31,10 +32,14 @@ where
         _ => Path::new("."),
     };
     let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let suffix = match path.extension() {
+        Some(ext) => format!(".tmp.{}", ext.to_string_lossy()),
+        None => ".tmp".to_string(),
+    };
     // Removed again on every early return (the guard deletes it on drop).
     let tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
-        .suffix(".tmp")
+        .suffix(&suffix)
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
     fill(tmp.path())
@@ -55,11 +60,6 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .with_context(|| format!("cannot flush directory {}", dir.display()))
-}
-
-/// Whether `name` is one of this module's temporary files (left behind only by a kill).
-pub fn is_temporary(name: &str) -> bool {
-    name.starts_with('.') && name.ends_with(".tmp")
 }
 
 #[cfg(test)]
