@@ -109,6 +109,9 @@ pub struct SweepOptions {
     pub train: TrainOptions,
     /// Runs trained at once (each in its own process when > 1).
     pub jobs: usize,
+    /// Called whenever an epoch may have finished: after each epoch of an in-process run, and
+    /// every poll (half a second) while `--jobs` workers train; the CLI rewrites the report.
+    pub on_progress: Option<train::EpochHook>,
 }
 
 /// Where each run of a sweep ended.
@@ -227,6 +230,7 @@ pub fn run_sweep(manifest: &Manifest, opts: &SweepOptions) -> Result<SweepReport
             if opts.jobs <= 1 {
                 let mut train_opts = opts.train.clone();
                 train_opts.sweep_bars = Some((multi.clone(), overall.clone()));
+                train_opts.on_epoch = opts.on_progress.clone();
                 let report = run_entry(manifest, index, &train_opts)?;
                 match report.outcome {
                     Outcome::Busy { .. } => waiting.push(index),
@@ -244,6 +248,11 @@ pub fn run_sweep(manifest: &Manifest, opts: &SweepOptions) -> Result<SweepReport
             overall.set_message(format!("{runs_done}/{} runs", manifest.runs.len()));
         }
         workers.reap(&mut waiting, &mut runs_done, store, manifest)?;
+        if !workers.children.is_empty() {
+            if let Some(hook) = &opts.on_progress {
+                hook();
+            }
+        }
         pending = waiting;
         if !pending.is_empty() || !workers.children.is_empty() {
             // Runs held by another process: poll until they finish or their holder dies.

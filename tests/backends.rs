@@ -19,6 +19,7 @@ fn train(backend: BackendKind) -> f64 {
         quiet: true,
         interrupter: burn::train::Interrupter::new(),
         sweep_bars: None,
+        on_epoch: None,
     };
     let report = train_run(&spec, &opts).unwrap();
     assert_eq!(report.outcome, Outcome::Done);

@@ -54,8 +54,9 @@ pub enum Command {
     /// Expand a TOML experiment matrix and train every run not done yet (resumable).
     ///
     /// The expansion is frozen in <RESULTS>/sweeps/<NAME>/manifest.toml. Relaunching skips
-    /// finished runs and resumes interrupted ones; at the end a summary table is printed and
-    /// summary.parquet and epochs.parquet are written beside the manifest.
+    /// finished runs and resumes interrupted ones; at the end a summary table is printed,
+    /// summary.parquet and epochs.parquet are written beside the manifest, the plots are drawn,
+    /// and the HTML report (report/index.html, rewritten after every epoch) is finished.
     Sweep {
         /// The matrix, e.g. experiments/quick.toml.
         file: PathBuf,
@@ -114,6 +115,20 @@ pub enum Command {
         /// into <RESULTS>/diffs/<A>..<B>/.
         #[arg(long, num_args = 2, value_names = ["A", "B"])]
         diff: Option<Vec<String>>,
+    },
+    /// Write the HTML report of sweeps or runs: one self-contained page each, to open in a
+    /// browser (no server, no network).
+    ///
+    /// A sweep's page, <RESULTS>/sweeps/<NAME>/report/index.html, has its header (matrix,
+    /// commits, state counts, ETA while running), the trade-off chart and curves, the digit
+    /// sheets, the article comparison when there is one, and a run table to sort (click a
+    /// column) and filter, linking each run's own page (<RESULTS>/runs/<ID>/report/index.html:
+    /// config, provenance, curves, figures). `vaelab sweep` rewrites its page after every epoch;
+    /// while the sweep runs the page reloads itself.
+    Report {
+        /// Sweep names, run ids or unique prefixes of run ids.
+        #[arg(required = true)]
+        targets: Vec<String>,
     },
     /// List runs, newest first: id, sweeps, commit, model, β, latent, epochs, state, final test
     /// loss.
@@ -210,6 +225,8 @@ pub enum DiffFormat {
     Md,
     /// JSON (the same content, machine-readable).
     Json,
+    /// One self-contained HTML page.
+    Html,
 }
 
 /// `--model` values.

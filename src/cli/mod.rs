@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail, Result};
 use crate::config::{matrix, BackendKind, DeviceKind, RunSpec};
 use crate::model::ModelKind;
 use crate::report::{self, PlotTarget};
-use crate::store::Store;
+use crate::store::{RunState, Store};
 use crate::sweep::{self, Manifest, SweepOptions};
 use crate::train::{self, Outcome, TrainOptions};
 
@@ -80,6 +80,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         quiet: cli.quiet,
         interrupter,
         sweep_bars: None,
+        on_epoch: None,
     };
     match &cli.command {
         Command::Sweep {
@@ -95,6 +96,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             let opts = SweepOptions {
                 train: train_opts(install_ctrl_c()),
                 jobs: usize::from(*jobs),
+                on_progress: None,
             };
             Ok(run_plan(&plan, &opts)?.1)
         }
@@ -120,6 +122,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             let opts = SweepOptions {
                 train: train_opts(install_ctrl_c()),
                 jobs: usize::from(*jobs),
+                on_progress: None,
             };
             let (manifest, code) = run_plan(&plan, &opts)?;
             if code != exit::OK {
@@ -213,6 +216,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                 DiffFormat::Json => println!("{}", serde_json::to_string_pretty(&diff)?),
                 DiffFormat::Md => print!("{}", diff.render(true, *only_changed)),
                 DiffFormat::Table => print!("{}", diff.render(false, *only_changed)),
+                DiffFormat::Html => print!("{}", report::page::diff_html(&diff)?),
             }
             for u in &diff.unreadable {
                 eprintln!("unreadable: {u}");
@@ -249,6 +253,19 @@ pub fn run(cli: Cli) -> Result<u8> {
             }
             Ok(exit::OK)
         }
+        Command::Report { targets } => {
+            for target in targets {
+                let page = match PlotTarget::resolve(&store, target)? {
+                    PlotTarget::Sweep(name) => {
+                        let manifest = Manifest::read(&Manifest::path(&store, &name))?;
+                        report::page::write_sweep(&store, &manifest, false)?
+                    }
+                    PlotTarget::Run(id) => report::page::write_run(&store, &store.record(&id)?)?,
+                };
+                println!("{}", page.display());
+            }
+            Ok(exit::OK)
+        }
         Command::Train(args) => {
             let spec = args.spec();
             spec.validate()
@@ -276,7 +293,9 @@ fn run_plan(plan: &matrix::SweepPlan, opts: &SweepOptions) -> Result<(Manifest, 
         manifest.runs.len(),
         path.display()
     );
-    let outcome = sweep::run_sweep(&manifest, opts)?;
+    let mut opts = opts.clone();
+    opts.on_progress = Some(live_report(store.clone(), manifest.clone()));
+    let outcome = sweep::run_sweep(&manifest, &opts)?;
     sweep::write_tables(store, &manifest, &outcome)?;
     print!("{}", report::sweep_table(&outcome, store));
     let dir = store.sweep_dir(&manifest.name);
@@ -285,6 +304,17 @@ fn run_plan(plan: &matrix::SweepPlan, opts: &SweepOptions) -> Result<(Manifest, 
         dir.join("summary.parquet").display(),
         dir.join("epochs.parquet").display()
     );
+    // The sheets need the trained models, so they are drawn once, at the end.
+    if !outcome.interrupted && outcome.runs.iter().any(|(_, s, _)| *s == RunState::Done) {
+        let target = PlotTarget::Sweep(manifest.name.clone());
+        if let Err(e) = report::plot(store, &opts.train.data_dir, &target) {
+            eprintln!("warning: cannot draw the plots: {e:#}");
+        }
+    }
+    match report::page::write_sweep(store, &manifest, false) {
+        Ok(page) => println!("report: {}", page.display()),
+        Err(e) => eprintln!("warning: cannot write the report: {e:#}"),
+    }
     if outcome.interrupted {
         let relaunch: Vec<String> = std::env::args().collect();
         eprintln!("interrupted: rerun `{}` to resume", relaunch.join(" "));
@@ -296,6 +326,22 @@ fn run_plan(plan: &matrix::SweepPlan, opts: &SweepOptions) -> Result<(Manifest, 
         return Ok((manifest, exit::FAILED));
     }
     Ok((manifest, exit::OK))
+}
+
+/// Rewrites the sweep's report page, at most every two seconds (the hook runs after every
+/// epoch and every poll of the workers). A failure to write it never stops training.
+fn live_report(store: Store, manifest: Manifest) -> train::EpochHook {
+    let last = std::sync::Mutex::new(None::<std::time::Instant>);
+    std::sync::Arc::new(move || {
+        let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(2)) {
+            return;
+        }
+        *last = Some(std::time::Instant::now());
+        if let Err(e) = report::page::write_sweep(&store, &manifest, true) {
+            eprintln!("warning: cannot write the report: {e:#}");
+        }
+    })
 }
 
 /// Prints a run's table and fate; the exit code a script can act on.

@@ -521,12 +521,27 @@ impl SweepPlan {
 
     /// The parameters that differ between runs, in axis order (what a listing should show).
     pub fn varying_keys(&self) -> Vec<&'static str> {
-        let tables: Vec<toml::Table> = self.runs.iter().map(|r| spec_table(&r.spec)).collect();
-        PARAM_KEYS
-            .iter()
-            .copied()
-            .filter(|k| tables.iter().any(|t| t.get(*k) != tables[0].get(*k)))
-            .collect()
+        varying_keys(self.runs.iter().map(|r| &r.spec))
+    }
+}
+
+/// The keys of [`PARAM_KEYS`] whose values differ among `specs`, in that order.
+pub fn varying_keys<'a>(specs: impl IntoIterator<Item = &'a RunSpec>) -> Vec<&'static str> {
+    let tables: Vec<toml::Table> = specs.into_iter().map(spec_table).collect();
+    PARAM_KEYS
+        .iter()
+        .copied()
+        .filter(|k| tables.iter().any(|t| t.get(*k) != tables[0].get(*k)))
+        .collect()
+}
+
+/// The value of `key` in `spec` as a matrix writes it (`hidden` as `[256]`, strings bare), or
+/// `-` when unset (`limit` of a full-data run).
+pub fn param_value(spec: &RunSpec, key: &str) -> String {
+    match spec_table(spec).get(key) {
+        Some(toml::Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+        None => "-".to_string(),
     }
 }
 

@@ -94,6 +94,14 @@ pub fn legend<'a, DB: DrawingBackend + 'a>(
     )
 }
 
+/// `picture` as an SVG document (inlined by the HTML report).
+pub fn svg(picture: &impl Picture) -> Result<String> {
+    register_fonts();
+    let mut out = String::new();
+    render(SVGBackend::with_string(&mut out, picture.size()), picture)?;
+    Ok(out)
+}
+
 /// Writes `picture` as `<stem>.png` and, when `svg`, `<stem>.svg`; each file appears whole
 /// ([`durable::write_with`]). Returns the files written.
 pub fn save(picture: &impl Picture, stem: &Path, svg: bool) -> Result<Vec<PathBuf>> {

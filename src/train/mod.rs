@@ -21,7 +21,7 @@ pub use metrics::{StepOutput, Term, TermMetric};
 pub use optim::Adam;
 pub use progress::{stderr_is_terminal, BarRenderer, Progress};
 pub use recorder::EpochRecorder;
-pub use run::{epoch_line, epochs_on_disk, train_run, Outcome, RunReport, TrainOptions};
+pub use run::{epoch_line, epochs_on_disk, train_run, EpochHook, Outcome, RunReport, TrainOptions};
 pub use training::{device_for, optimizer, Trainee};
 
 #[cfg(test)]

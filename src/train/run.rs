@@ -74,7 +74,12 @@ pub struct TrainOptions {
     /// Bars of an enclosing sweep: the run's bar joins the display, each epoch ticks the
     /// overall bar.
     pub sweep_bars: Option<(MultiProgress, ProgressBar)>,
+    /// Called after every epoch is on disk (an enclosing sweep rewrites its report).
+    pub on_epoch: Option<EpochHook>,
 }
+
+/// A callback after each epoch (see [`TrainOptions::on_epoch`]).
+pub type EpochHook = std::sync::Arc<dyn Fn() + Send + Sync>;
 
 /// The last complete epoch of `run` on disk (its metrics, both splits, and its checkpoint).
 pub fn epochs_on_disk(run: &RunDir) -> usize {

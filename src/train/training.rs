@@ -143,6 +143,7 @@ pub fn learn(
     let (label, epochs) = (progress.label().to_string(), spec.epochs);
     let printer = progress.clone();
     let overall = opts.sweep_bars.as_ref().map(|(_, bar)| bar.clone());
+    let on_epoch = opts.on_epoch.clone();
     let (recorder, recorded) = recorder::EpochRecorder::new(
         &run.id,
         run.metrics_path(),
@@ -152,6 +153,9 @@ pub fn learn(
             printer.println(epoch_line(&label, epochs, train, test));
             if let Some(bar) = &overall {
                 bar.inc(1);
+            }
+            if let Some(hook) = &on_epoch {
+                hook();
             }
         }),
         stop.local.clone(),
