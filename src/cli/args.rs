@@ -66,6 +66,14 @@ pub enum Command {
         /// Runs trained at once, each in its own process with its share of the cores.
         #[arg(long, short, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
         jobs: u16,
+        /// Where the runs train: here, or as one Slurm job array (submitted with sbatch; the
+        /// command returns at once; `vaelab status NAME` watches it, `vaelab cancel NAME` stops
+        /// it). Relaunching submits only the runs not done.
+        #[arg(long, value_enum, default_value = "local")]
+        executor: ExecutorArg,
+        /// Slurm settings (defaults: the matrix's [slurm] table, then the cluster's).
+        #[command(flatten)]
+        slurm: SlurmArgs,
     },
     /// Reproduce published loss tables: train the matrix's runs (or reuse finished ones), then
     /// print and write <RESULTS>/sweeps/<NAME>/repro.md with, per table, epoch | article | ours
@@ -171,11 +179,51 @@ pub enum Command {
         tolerance: f64,
     },
     /// Show queued / running / done / failed / interrupted runs of a sweep (or of all sweeps),
-    /// each run's epoch and last test loss, and an ETA from measured epoch times.
+    /// each run's epoch and last test loss, and an ETA from measured epoch times; for a sweep
+    /// submitted to Slurm also each task's place in the queue (squeue) and its log.
     Status {
         /// Sweep name (a folder under <RESULTS>/sweeps/); all sweeps when absent.
         sweep: Option<String>,
     },
+    /// Cancel a sweep's Slurm jobs (scancel); finished runs stay, a running task stops at its
+    /// next batch boundary and can be resumed by submitting the sweep again.
+    Cancel {
+        /// Sweep name.
+        sweep: String,
+    },
+}
+
+/// `vaelab sweep --executor` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExecutorArg {
+    /// This machine (`--jobs` processes at once).
+    Local,
+    /// A Slurm job array.
+    Slurm,
+}
+
+/// `vaelab sweep --executor slurm` settings; each overrides the matrix's `[slurm]` table.
+#[derive(Args, Debug, Clone, Default)]
+pub struct SlurmArgs {
+    /// Slurm partition.
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// Time limit per task (HH:MM:SS, D-HH:MM, or minutes); 90 s before it a task checkpoints
+    /// and requeues itself.
+    #[arg(long)]
+    pub time: Option<String>,
+    /// CPUs per task (also its OpenMP threads).
+    #[arg(long)]
+    pub cpus_per_task: Option<u32>,
+    /// Memory per task, as sbatch takes it (e.g. 4G).
+    #[arg(long)]
+    pub mem: Option<String>,
+    /// Tasks running at once.
+    #[arg(long)]
+    pub max_parallel: Option<u32>,
+    /// A further sbatch argument (repeatable), e.g. --sbatch-arg=--account=lab.
+    #[arg(long = "sbatch-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub sbatch_args: Vec<String>,
 }
 
 /// `vaelab train` parameters; defaults are our reconstruction of the article's setup.

@@ -15,6 +15,20 @@ pub mod library;
 
 pub use args::*;
 
+impl SlurmArgs {
+    /// The settings these flags set.
+    pub fn settings(&self) -> matrix::SlurmSettings {
+        matrix::SlurmSettings {
+            partition: self.partition.clone(),
+            time: self.time.clone(),
+            cpus_per_task: self.cpus_per_task,
+            mem: self.mem.clone(),
+            max_parallel: self.max_parallel,
+            sbatch_args: self.sbatch_args.clone(),
+        }
+    }
+}
+
 impl TrainArgs {
     /// The run spec these flags describe.
     pub fn spec(&self) -> RunSpec {
@@ -87,11 +101,17 @@ pub fn run(cli: Cli) -> Result<u8> {
             file,
             dry_run,
             jobs,
+            executor,
+            slurm,
         } => {
             let plan = matrix::load(file)?;
             if *dry_run {
                 print!("{}", report::plan_listing(&plan));
                 return Ok(exit::OK);
+            }
+            if *executor == ExecutorArg::Slurm {
+                let settings = plan.slurm.overridden_by(&slurm.settings());
+                return submit_plan(&store, &plan, &data_dir, &settings);
             }
             let opts = SweepOptions {
                 train: train_opts(install_ctrl_c()),
@@ -137,7 +157,36 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Entry { manifest, index } => {
             let manifest = Manifest::read(manifest)?;
             let report = sweep::run_entry(&manifest, *index, &train_opts(install_ctrl_c()))?;
-            Ok(outcome_code(&report))
+            let code = outcome_code(&report);
+            // A Slurm task warned of its time limit: it has stopped with its last epoch
+            // checkpointed; back into the queue, to resume from there.
+            let warned = STOP_SIGNAL.load(std::sync::atomic::Ordering::SeqCst) == libc::SIGUSR1;
+            if warned && matches!(report.outcome, Outcome::Interrupted { .. }) {
+                sweep::slurm::requeue_self()?;
+                eprintln!(
+                    "requeued: {} resumes when Slurm runs this task again",
+                    report.id
+                );
+            }
+            Ok(code)
+        }
+        Command::Cancel { sweep } => {
+            if !Manifest::path(&store, sweep).exists() {
+                bail!(
+                    "no sweep named {sweep:?} under {}",
+                    store.sweep_dir("").display()
+                );
+            }
+            let cancelled = sweep::slurm::cancel(&store, sweep)?;
+            if cancelled.is_empty() {
+                println!("sweep {sweep}: no Slurm job of it is queued or running");
+            } else {
+                println!(
+                    "sweep {sweep}: cancelled job(s) {}; finished runs stay, the others resume when the sweep is submitted again",
+                    cancelled.join(", ")
+                );
+            }
+            Ok(exit::OK)
         }
         Command::Status { sweep } => {
             let names = match sweep {
@@ -164,6 +213,15 @@ pub fn run(cli: Cli) -> Result<u8> {
                 let manifest = Manifest::read(&path)?;
                 let runs = sweep::progress(&store, &manifest)?;
                 print!("{}", report::status_table(&manifest, &runs));
+                let submissions = sweep::slurm::submissions(&store, &name)?;
+                if !submissions.is_empty() {
+                    let ids: Vec<String> = submissions.iter().map(|s| s.job_id.clone()).collect();
+                    let queued = sweep::slurm::queue(&ids)?;
+                    print!(
+                        "{}",
+                        report::slurm_table(&store, &manifest, &runs, &submissions, &queued)
+                    );
+                }
             }
             Ok(exit::OK)
         }
@@ -277,6 +335,47 @@ pub fn run(cli: Cli) -> Result<u8> {
     }
 }
 
+/// Freezes `plan` and submits its runs not done as one Slurm job array; returns at once.
+fn submit_plan(
+    store: &Store,
+    plan: &matrix::SweepPlan,
+    data_dir: &std::path::Path,
+    settings: &matrix::SlurmSettings,
+) -> Result<u8> {
+    sweep::slurm::preflight()?;
+    let manifest = Manifest::from_plan(plan);
+    let path = manifest.freeze(store)?;
+    match sweep::slurm::submit(store, &manifest, &path, data_dir, settings)? {
+        None => println!(
+            "sweep {}: all {} runs are done; nothing to submit",
+            manifest.name,
+            manifest.runs.len()
+        ),
+        Some(job) => {
+            let tasks = job.array.split('%').next().unwrap_or("").split(',').count();
+            println!(
+                "sweep {}: submitted Slurm job {} ({tasks} of {} runs, array {})",
+                manifest.name,
+                job.job_id,
+                manifest.runs.len(),
+                job.array
+            );
+            println!("script: {}", job.script.display());
+            println!(
+                "logs: {}",
+                sweep::slurm::slurm_dir(store, &manifest.name)
+                    .join("logs")
+                    .display()
+            );
+            println!(
+                "watch: vaelab status {0}    stop: vaelab cancel {0}",
+                manifest.name
+            );
+        }
+    }
+    Ok(exit::OK)
+}
+
 /// Freezes and trains `plan`, prints its summary; the manifest and the exit code a script can
 /// act on (130 interrupted, 1 when a run failed).
 fn run_plan(plan: &matrix::SweepPlan, opts: &SweepOptions) -> Result<(Manifest, u8)> {
@@ -378,18 +477,42 @@ fn outcome_code(report: &train::RunReport) -> u8 {
     }
 }
 
+/// The signal that asked this process to stop (0: none yet).
+static STOP_SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
 /// First Ctrl-C: stop at the next batch boundary (the current epoch is lost, earlier ones are
-/// kept). Second Ctrl-C: exit at once.
+/// kept). Second Ctrl-C: exit at once. SIGTERM (preemption, `scancel`) and SIGUSR1 (Slurm's
+/// warning before a time limit) stop at the next batch boundary too.
 fn install_ctrl_c() -> burn::train::Interrupter {
+    use std::sync::atomic::Ordering;
     let interrupter = burn::train::Interrupter::new();
     let handle = interrupter.clone();
     let _ = ctrlc::set_handler(move || {
         if handle.should_stop() {
             std::process::exit(130);
         }
+        STOP_SIGNAL.store(libc::SIGINT, Ordering::SeqCst);
         eprintln!("\nstopping at the next batch boundary (Ctrl-C again to quit now)");
         handle.stop(Some("Ctrl-C"));
     });
+    let handle = interrupter.clone();
+    if let Ok(mut signals) = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGUSR1,
+    ]) {
+        std::thread::spawn(move || {
+            for signal in signals.forever() {
+                STOP_SIGNAL.store(signal, Ordering::SeqCst);
+                let why = if signal == libc::SIGUSR1 {
+                    "SIGUSR1 (time limit near)"
+                } else {
+                    "SIGTERM"
+                };
+                eprintln!("{why}: stopping at the next batch boundary");
+                handle.stop(Some(why));
+            }
+        });
+    }
     interrupter
 }
 

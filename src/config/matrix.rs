@@ -28,7 +28,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::RunSpec;
@@ -95,6 +95,52 @@ struct RawMatrix {
     exclude: Vec<Table>,
     #[serde(default)]
     repro: Option<ReproSpec>,
+    #[serde(default)]
+    slurm: Option<SlurmSettings>,
+}
+
+/// `[slurm]`: defaults for `vaelab sweep --executor slurm`; its flags override them.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmSettings {
+    /// `--partition`.
+    #[serde(default)]
+    pub partition: Option<String>,
+    /// `--time` limit of each task, as sbatch takes it (`HH:MM:SS`, `D-HH:MM`, minutes).
+    #[serde(default)]
+    pub time: Option<String>,
+    /// `--cpus-per-task` (also the task's OpenMP threads).
+    #[serde(default)]
+    pub cpus_per_task: Option<u32>,
+    /// `--mem` per task, as sbatch takes it (`4G`).
+    #[serde(default)]
+    pub mem: Option<String>,
+    /// Tasks running at once (`--array=...%K`).
+    #[serde(default)]
+    pub max_parallel: Option<u32>,
+    /// Further sbatch arguments, each one word (`--account=lab`).
+    #[serde(default)]
+    pub sbatch_args: Vec<String>,
+}
+
+impl SlurmSettings {
+    /// These settings with every value `flags` sets replacing ours (its sbatch arguments come
+    /// after ours).
+    pub fn overridden_by(&self, flags: &SlurmSettings) -> SlurmSettings {
+        SlurmSettings {
+            partition: flags.partition.clone().or_else(|| self.partition.clone()),
+            time: flags.time.clone().or_else(|| self.time.clone()),
+            cpus_per_task: flags.cpus_per_task.or(self.cpus_per_task),
+            mem: flags.mem.clone().or_else(|| self.mem.clone()),
+            max_parallel: flags.max_parallel.or(self.max_parallel),
+            sbatch_args: self
+                .sbatch_args
+                .iter()
+                .chain(&flags.sbatch_args)
+                .cloned()
+                .collect(),
+        }
+    }
 }
 
 /// `[repro]`: published per-epoch numbers that the sweep reproduces (`vaelab repro`).
@@ -166,6 +212,8 @@ pub struct SweepPlan {
     pub excluded: usize,
     /// Published numbers to compare with, when the matrix has a `[repro]` table.
     pub repro: Option<ReproSpec>,
+    /// `[slurm]` defaults, when the matrix has them.
+    pub slurm: SlurmSettings,
 }
 
 struct Ctx<'a> {
@@ -310,6 +358,7 @@ pub fn parse(file: &Path, text: &str) -> Result<SweepPlan, MatrixError> {
         duplicates,
         excluded,
         repro: raw.repro,
+        slurm: raw.slurm.unwrap_or_default(),
     })
 }
 

@@ -114,6 +114,61 @@ pub fn status_table(manifest: &Manifest, runs: &[RunProgress]) -> String {
     out
 }
 
+/// The Slurm part of `vaelab status`: each entry's task in the queue (squeue) merged with the
+/// run on disk, and its log.
+pub fn slurm_table(
+    store: &Store,
+    manifest: &Manifest,
+    runs: &[RunProgress],
+    submissions: &[crate::sweep::slurm::Submission],
+    queued: &[crate::sweep::slurm::QueuedTask],
+) -> String {
+    let last = submissions.last().expect("at least one submission");
+    let mut out = format!(
+        "slurm: {} submission(s), last job {} (array {}, {}); {} task(s) in the queue\n",
+        submissions.len(),
+        last.job_id,
+        last.array,
+        last.submitted,
+        queued.len()
+    );
+    out.push_str(&format!(
+        "{:<16} {:>5} {:<24} {:<11} {}\n",
+        "run", "task", "slurm", "on disk", "log"
+    ));
+    for (index, run) in runs.iter().enumerate() {
+        // The newest submission that included this entry.
+        let job = submissions.iter().rev().find(|s| {
+            s.array
+                .split('%')
+                .next()
+                .unwrap_or("")
+                .split(',')
+                .any(|i| i == index.to_string())
+        });
+        let Some(job) = job else { continue };
+        let slurm = match queued
+            .iter()
+            .find(|t| t.index == index && t.job_id == job.job_id)
+        {
+            Some(t) if t.reason.is_empty() || t.reason == "None" => t.state.clone(),
+            Some(t) => format!("{} ({})", t.state, t.reason),
+            None if run.state.is_final() => "ended".to_string(),
+            None => "not queued".to_string(),
+        };
+        let log = crate::sweep::slurm::log_path(store, &manifest.name, &job.job_id, index);
+        out.push_str(&format!(
+            "{:<16} {:>5} {:<24} {:<11} {}\n",
+            run.run.id,
+            index,
+            slurm,
+            run.state.as_str(),
+            log.display()
+        ));
+    }
+    out
+}
+
 /// `vaelab sweep --dry-run`: one line per run (id + the parameters that vary) and the counts.
 pub fn plan_listing(plan: &SweepPlan) -> String {
     let keys = plan.varying_keys();

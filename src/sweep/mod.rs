@@ -6,6 +6,8 @@
 //! or a `--jobs N` child process runs. Completed runs are skipped by reading one small file;
 //! runs locked by another live process are waited for, runs of a dead one are taken over.
 
+pub mod slurm;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;

@@ -1,0 +1,341 @@
+//! `vaelab sweep --executor slurm` against a real single-node Slurm cluster (slurmctld, slurmd
+//! and munged started by `scripts/setup-slurm`, which `./scripts/test` runs and stops): results
+//! equal the local sweep; a cancelled task requeued by hand, and a task warned of its time limit
+//! (SIGUSR1), resume from their checkpoints; `status` and `cancel`; bad input writes nothing.
+//!
+//! Without `SLURM_CONF` in the environment (no cluster could be started) every test prints one
+//! line saying so and passes; `./scripts/test` says why it could not start one.
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use vaelab::store::{read_metrics, EpochRow, RunState, Store};
+
+fn cluster() -> bool {
+    let up = std::env::var_os("SLURM_CONF").is_some();
+    if !up {
+        eprintln!("skipped: no Slurm cluster (SLURM_CONF unset; ./scripts/test starts one with scripts/setup-slurm)");
+    }
+    up
+}
+
+fn vaelab(results: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vaelab"));
+    cmd.arg("--results")
+        .arg(results)
+        .arg("--data")
+        .arg(common::mnist_dir())
+        .args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("vaelab runs")
+}
+
+fn slurm(tool: &str, args: &[&str]) -> String {
+    let out = Command::new(tool).args(args).output().expect("slurm tools");
+    assert!(
+        out.status.success(),
+        "{tool} {args:?}: {}",
+        common::text(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn matrix(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, format!("[sweep]\nname = \"{name}\"\n{body}")).unwrap();
+    path
+}
+
+/// The job id `vaelab sweep --executor slurm` printed.
+fn job_id(out: &Output) -> String {
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split("submitted Slurm job ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no job id in:\n{}", common::text(out)))
+        .to_string()
+}
+
+fn queued(job: &str) -> Vec<String> {
+    slurm("squeue", &["-h", "-r", "-j", job, "-o", "%i|%T|%r"])
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+fn wait(what: &str, limit_s: u64, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < Duration::from_secs(limit_s),
+            "waited {limit_s} s for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Every run's rows without the wall-clock column, by run id.
+fn numbers(results: &Path) -> Vec<(String, Vec<EpochRow>)> {
+    let mut runs: Vec<(String, Vec<EpochRow>)> = std::fs::read_dir(results.join("runs"))
+        .unwrap()
+        .map(|e| {
+            let dir = e.unwrap().path();
+            let rows = read_metrics(&dir.join("metrics.parquet"))
+                .unwrap()
+                .into_iter()
+                .map(|r| EpochRow { seconds: 0.0, ..r })
+                .collect();
+            (
+                dir.file_name().unwrap().to_string_lossy().into_owned(),
+                rows,
+            )
+        })
+        .collect();
+    runs.sort_by(|a, b| a.0.cmp(&b.0));
+    runs
+}
+
+/// The same matrix trained here, with the one OpenMP thread a Slurm task gets.
+fn local(matrix: &Path) -> Vec<(String, Vec<EpochRow>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let out = vaelab(
+        &results,
+        &["--quiet", "sweep", matrix.to_str().unwrap()],
+        &[("OMP_NUM_THREADS", "1")],
+    );
+    assert!(out.status.success(), "{}", common::text(&out));
+    numbers(&results)
+}
+
+fn all_done(results: &Path) -> bool {
+    let store = Store::new(results);
+    let ids = store.run_ids().unwrap();
+    !ids.is_empty()
+        && ids
+            .iter()
+            .all(|id| store.run(id).current_state() == RunState::Done)
+}
+
+#[test]
+fn a_sweep_submitted_to_slurm_gives_the_local_numbers() {
+    if !cluster() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let m = matrix(
+        dir.path(),
+        "array",
+        "[base]\nepochs = 2\nlimit = 2000\nhidden = [32]\n[grid]\nmodel = [\"ae\", \"vae\"]\nbeta = [0.0, 1.0, 3.0]\n[slurm]\ncpus_per_task = 1\nmax_parallel = 2\n",
+    );
+    let results = dir.path().join("results");
+    let started = Instant::now();
+    let out = vaelab(
+        &results,
+        &["sweep", m.to_str().unwrap(), "--executor", "slurm"],
+        &[],
+    );
+    assert!(out.status.success(), "{}", common::text(&out));
+    let job = job_id(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(4 of 4 runs, array 0,1,2,3%2)"));
+    wait("the array to finish", 300, || queued(&job).is_empty());
+    eprintln!(
+        "4 tasks from submission to results: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(all_done(&results));
+    assert_eq!(numbers(&results), local(&m));
+
+    let status = vaelab(&results, &["status", "array"], &[]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains(&format!("last job {job} (array 0,1,2,3%2")),
+        "{text}"
+    );
+    for index in 0..4 {
+        let log = results.join(format!("sweeps/array/slurm/logs/{job}_{index}.out"));
+        assert!(text.contains(&log.display().to_string()), "{text}");
+        let log = std::fs::read_to_string(&log).unwrap();
+        assert!(log.contains("done: "), "{log}");
+    }
+    assert_eq!(text.matches(" ended ").count(), 4, "{text}");
+    let script = std::fs::read_dir(results.join("sweeps/array/slurm"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "sbatch"))
+        .unwrap();
+    let script = std::fs::read_to_string(script).unwrap();
+    assert!(script.contains("#SBATCH --requeue") && script.contains("--signal=B:USR1@90"));
+    assert!(script.contains("#SBATCH --cpus-per-task=1"), "{script}");
+
+    // Everything done: a relaunch submits nothing.
+    let again = vaelab(
+        &results,
+        &["sweep", m.to_str().unwrap(), "--executor", "slurm"],
+        &[],
+    );
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("all 4 runs are done; nothing to submit")
+    );
+}
+
+/// One run long enough to be interrupted mid-run: 3 epochs on 30,000 images.
+const LONG: &str = "[base]\nepochs = 3\nlimit = 30000\nhidden = [64]\n[slurm]\ncpus_per_task = 1\n";
+
+fn submit_long(dir: &Path, name: &str) -> (PathBuf, PathBuf, String) {
+    let m = matrix(dir, name, LONG);
+    let results = dir.join("results");
+    let out = vaelab(
+        &results,
+        &["sweep", m.to_str().unwrap(), "--executor", "slurm"],
+        &[],
+    );
+    assert!(out.status.success(), "{}", common::text(&out));
+    let job = job_id(&out);
+    let log = results.join(format!("sweeps/{name}/slurm/logs/{job}_0.out"));
+    wait("epoch 1", 300, || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("epoch   1/3"))
+    });
+    (m, results, job)
+}
+
+#[test]
+fn a_task_warned_of_its_time_limit_checkpoints_requeues_itself_and_resumes() {
+    if !cluster() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (m, results, job) = submit_long(dir.path(), "warned");
+    let task = format!("{job}_0");
+    // What `--signal=B:USR1@90` makes Slurm send 90 s before the time limit.
+    slurm("scancel", &["--signal=USR1", "--batch", &task]);
+    // The requeued task starts again once its old credential expired (10 s on the test cluster).
+    wait("the task to finish", 300, || {
+        queued(&job).is_empty() && all_done(&results)
+    });
+    let log = std::fs::read_to_string(results.join(format!("sweeps/warned/slurm/logs/{task}.out")))
+        .unwrap();
+    assert!(log.contains("SIGUSR1 (time limit near): stopping"), "{log}");
+    assert!(log.contains("requeued: "), "{log}");
+    assert!(log.contains(": resuming after epoch"), "{log}");
+    assert_eq!(numbers(&results), local(&m));
+}
+
+#[test]
+fn a_cancelled_task_requeued_by_hand_resumes_and_cancel_keeps_finished_runs() {
+    if !cluster() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (m, results, job) = submit_long(dir.path(), "cancelled");
+    let out = vaelab(&results, &["cancel", "cancelled"], &[]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("cancelled job(s) {job}")));
+    let task = format!("{job}_0");
+    wait("the task to stop", 60, || queued(&job).is_empty());
+    let store = Store::new(&results);
+    let id = store.run_ids().unwrap().pop().unwrap();
+    assert_eq!(store.run(&id).current_state(), RunState::Interrupted);
+    // Nothing queued: cancelling again says so.
+    let out = vaelab(&results, &["cancel", "cancelled"], &[]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no Slurm job of it is queued"));
+
+    slurm("scontrol", &["requeue", &task]);
+    wait("the task to finish", 300, || {
+        queued(&job).is_empty() && all_done(&results)
+    });
+    let log =
+        std::fs::read_to_string(results.join(format!("sweeps/cancelled/slurm/logs/{task}.out")))
+            .unwrap();
+    assert!(log.contains("SIGTERM: stopping"), "{log}");
+    assert!(log.contains(": resuming after epoch"), "{log}");
+    assert_eq!(numbers(&results), local(&m));
+}
+
+#[test]
+fn bad_submissions_are_one_line_and_leave_nothing_half_submitted() {
+    if !cluster() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let m = matrix(
+        dir.path(),
+        "bad",
+        "[base]\nepochs = 1\nlimit = 300\nhidden = [16]\n",
+    );
+    let results = dir.path().join("results");
+    let file = m.to_str().unwrap();
+
+    // No sbatch on PATH: nothing written at all.
+    let out = vaelab(
+        &results,
+        &["sweep", file, "--executor", "slurm"],
+        &[("PATH", "/nonexistent")],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: sbatch is not on PATH"), "{err}");
+    assert!(!results.exists());
+
+    // sbatch refuses: no job recorded, no script left.
+    let out = vaelab(
+        &results,
+        &["sweep", file, "--executor", "slurm", "--partition", "nope"],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("sbatch refused sweep bad: ") && err.contains("nothing was submitted"),
+        "{err}"
+    );
+    let slurm_dir = results.join("sweeps/bad/slurm");
+    assert!(!slurm_dir.join("jobs.toml").exists());
+    let scripts = std::fs::read_dir(&slurm_dir)
+        .map(|d| {
+            d.filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "sbatch")
+            })
+            .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(scripts, 0);
+    let out = vaelab(
+        &results,
+        &["sweep", file, "--executor", "slurm", "--time", "soon"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sbatch refused"));
+
+    // Submitted and still queued: a second submission is refused. The job is held so that it
+    // stays queued while we look.
+    let out = vaelab(
+        &results,
+        &["sweep", file, "--executor", "slurm", "--sbatch-arg=--hold"],
+        &[],
+    );
+    assert!(out.status.success(), "{}", common::text(&out));
+    let job = job_id(&out);
+    let again = vaelab(&results, &["sweep", file, "--executor", "slurm"], &[]);
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        err.contains(&format!("already submitted: job {job} still has 1 task(s)")),
+        "{err}"
+    );
+    assert!(err.contains("vaelab cancel bad"), "{err}");
+    let cancel = vaelab(&results, &["cancel", "bad"], &[]);
+    assert!(cancel.status.success(), "{}", common::text(&cancel));
+    wait("the held job to go", 60, || queued(&job).is_empty());
+}
