@@ -14,20 +14,6 @@ use std::time::{Duration, Instant};
 use vaelab::report::figures::Inspector;
 use vaelab::store::{read_metrics, read_parquet, EpochRow, Lock, Provenance, RunState, Store};
 
-/// `vaelab --results RESULTS --data MNIST ARGS` with extra environment variables.
-fn vaelab_env(results: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vaelab"));
-    cmd.arg("--results")
-        .arg(results)
-        .arg("--data")
-        .arg(common::mnist_dir())
-        .args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("vaelab runs")
-}
-
 /// A tiny VAE run: 2 epochs on 1,000 images.
 const TINY_TRAIN: [&str; 9] = [
     "--quiet", "train", "--epochs", "2", "--limit", "1000", "--hidden", "64", "--beta=1",
@@ -81,7 +67,7 @@ fn reference() -> &'static PathBuf {
 #[test]
 fn a_kill_before_the_model_is_saved_resumes_to_a_done_run_with_that_model() {
     let results = tempfile::tempdir().unwrap();
-    let killed = vaelab_env(
+    let killed = common::vaelab_env(
         results.path(),
         &[("FAILPOINTS", "train::before_model_save=return")],
         &TINY_TRAIN,
@@ -118,7 +104,7 @@ fn a_kill_between_writing_and_renaming_metrics_leaves_the_last_whole_file() {
     let results = tempfile::tempdir().unwrap();
     // The first metrics.parquet (epoch 1) goes through; the process dies with the second
     // fully written to its temporary file but not yet renamed over the first.
-    let killed = vaelab_env(
+    let killed = common::vaelab_env(
         results.path(),
         &[(
             "FAILPOINTS",
@@ -277,7 +263,7 @@ fn a_worker_that_keeps_dying_is_retried_then_failed_and_a_relaunch_finishes_it()
     );
     let results = scratch.path().join("results");
     let args = ["--quiet", "sweep", path(&matrix), "--jobs", "2"];
-    let out = vaelab_env(
+    let out = common::vaelab_env(
         &results,
         &[("FAILPOINTS", "train::before_model_save=return")],
         &args,
@@ -313,7 +299,7 @@ fn a_panic_fails_its_run_in_one_line_and_the_sweep_goes_on() {
     );
     let results = scratch.path().join("results");
     // Only the first training step of the process panics: the first run.
-    let out = vaelab_env(
+    let out = common::vaelab_env(
         &results,
         &[("FAILPOINTS", "train::step=1*panic(injected fault)")],
         &["--quiet", "sweep", path(&matrix)],
@@ -427,11 +413,7 @@ fn ctrl_c_stops_at_a_batch_boundary_names_one_state_everywhere_and_resumes() {
         "[base]\nepochs = 3\nlimit = 6000\nhidden = [64]\n",
     );
     let results = scratch.path().join("results");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vaelab"))
-        .arg("--results")
-        .arg(&results)
-        .arg("--data")
-        .arg(common::mnist_dir())
+    let mut child = common::command(&results)
         .args(["--quiet", "sweep", path(&matrix)])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -472,11 +454,7 @@ fn ctrl_c_stops_at_a_batch_boundary_names_one_state_everywhere_and_resumes() {
     assert!(!status.contains("eta unknown"), "{status}");
 
     // A second Ctrl-C quits at once.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vaelab"))
-        .arg("--results")
-        .arg(&results)
-        .arg("--data")
-        .arg(common::mnist_dir())
+    let mut child = common::command(&results)
         .args(["--quiet", "sweep", path(&matrix)])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -672,7 +650,7 @@ fn a_flex_run_killed_mid_run_resumes_to_the_uninterrupted_numbers() {
     let out = common::vaelab(whole.path(), &args);
     assert!(out.status.success(), "{}", common::text(&out));
     let results = tempfile::tempdir().unwrap();
-    let killed = vaelab_env(
+    let killed = common::vaelab_env(
         results.path(),
         &[
             (
@@ -686,7 +664,7 @@ fn a_flex_run_killed_mid_run_resumes_to_the_uninterrupted_numbers() {
     assert_eq!(killed.status.signal(), Some(9), "{}", common::text(&killed));
     // Resumed with another libtorch thread count (which flex ignores): same numbers, and the
     // provenance says what changed.
-    let again = vaelab_env(results.path(), &[("OMP_NUM_THREADS", "2")], &args);
+    let again = common::vaelab_env(results.path(), &[("OMP_NUM_THREADS", "2")], &args);
     assert!(again.status.success(), "{}", common::text(&again));
     assert!(common::text(&again).contains("resuming after epoch 1/2"));
     let run = common::only_run(results.path());

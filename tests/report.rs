@@ -312,11 +312,7 @@ fn a_page_written_mid_sweep_is_live_and_stops_reloading_at_the_end() {
     )
     .unwrap();
     let results = scratch.path().join("results");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vaelab"))
-        .arg("--results")
-        .arg(&results)
-        .arg("--data")
-        .arg(common::mnist_dir())
+    let mut child = common::command(&results)
         .args(["--quiet", "sweep", matrix.to_str().unwrap()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -22,16 +22,7 @@ fn cluster() -> bool {
 }
 
 fn vaelab(results: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vaelab"));
-    cmd.arg("--results")
-        .arg(results)
-        .arg("--data")
-        .arg(common::mnist_dir())
-        .args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("vaelab runs")
+    common::vaelab_env(results, env, args)
 }
 
 fn slurm(tool: &str, args: &[&str]) -> String {
@@ -78,25 +69,8 @@ fn wait(what: &str, limit_s: u64, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// Every run's rows without the wall-clock column, by run id.
 fn numbers(results: &Path) -> Vec<(String, Vec<EpochRow>)> {
-    let mut runs: Vec<(String, Vec<EpochRow>)> = std::fs::read_dir(results.join("runs"))
-        .unwrap()
-        .map(|e| {
-            let dir = e.unwrap().path();
-            let rows = read_metrics(&dir.join("metrics.parquet"))
-                .unwrap()
-                .into_iter()
-                .map(|r| EpochRow { seconds: 0.0, ..r })
-                .collect();
-            (
-                dir.file_name().unwrap().to_string_lossy().into_owned(),
-                rows,
-            )
-        })
-        .collect();
-    runs.sort_by(|a, b| a.0.cmp(&b.0));
-    runs
+    common::metrics_by_run(results)
 }
 
 /// The same matrix trained here, with the one OpenMP thread a Slurm task gets.

@@ -43,25 +43,8 @@ fn sweep_child(results: &Path, matrix: &Path, log: &Path) -> Child {
         .expect("vaelab starts")
 }
 
-/// Every run's per-epoch rows, keyed by run id, without the wall-clock column.
 fn metrics_by_run(results: &Path) -> Vec<(String, Vec<EpochRow>)> {
-    let mut runs: Vec<(String, Vec<EpochRow>)> = std::fs::read_dir(results.join("runs"))
-        .unwrap()
-        .map(|e| {
-            let dir = e.unwrap().path();
-            let rows = read_metrics(&dir.join("metrics.parquet"))
-                .unwrap()
-                .into_iter()
-                .map(|r| EpochRow { seconds: 0.0, ..r })
-                .collect();
-            (
-                dir.file_name().unwrap().to_string_lossy().into_owned(),
-                rows,
-            )
-        })
-        .collect();
-    runs.sort_by(|a, b| a.0.cmp(&b.0));
-    runs
+    common::metrics_by_run(results)
 }
 
 /// The uninterrupted tiny sweep, trained once for every test that compares against it.

@@ -104,9 +104,15 @@ fn variants<'a>(runs: &[&'a RunData]) -> Vec<(String, Vec<&'a RunData>)> {
 }
 
 impl Tradeoff {
-    /// Builds the chart from the final test epoch of every run that has one.
+    /// Builds the chart from the final test epoch of every run that has a finite one (a
+    /// diverged run has no point on it: an infinite axis would hang plotters' tick placement).
     pub fn new(title: &str, runs: &[RunData]) -> Result<Self> {
-        let finished: Vec<&RunData> = runs.iter().filter(|r| r.last("test").is_some()).collect();
+        let finite = |r: &&RunData| {
+            r.last("test").is_some_and(|t| {
+                t.recon.is_finite() && t.loss.is_finite() && t.kl.is_none_or(f64::is_finite)
+            })
+        };
+        let finished: Vec<&RunData> = runs.iter().filter(finite).collect();
         let of = |kind| -> Vec<&RunData> {
             finished
                 .iter()

@@ -33,6 +33,7 @@ const JS: &str = include_str!("templates/table.js");
 fn templates() -> Environment<'static> {
     let mut env = Environment::new();
     for (name, text) in [
+        ("base.html", include_str!("templates/base.html")),
         ("sweep.html", include_str!("templates/sweep.html")),
         ("run.html", include_str!("templates/run.html")),
         ("diff.html", include_str!("templates/diff.html")),
@@ -219,14 +220,11 @@ pub fn write_sweep(store: &Store, manifest: &Manifest, live: bool) -> Result<Pat
         .filter(|r| !r.rows.is_empty())
         .cloned()
         .collect();
-    let tradeoff = if with_rows
-        .iter()
-        .any(|r| r.spec.model == ModelKind::Vae && r.last("test").is_some())
-    {
-        let title = format!("sweep {name}: reconstruction vs KL across β (final test epoch)");
-        Some(svg(&Tradeoff::new(&title, &with_rows)?)?)
-    } else {
-        None
+    // No chart (rather than no page) while no VAE has a finite final epoch.
+    let title = format!("sweep {name}: reconstruction vs KL across β (final test epoch)");
+    let tradeoff = match Tradeoff::new(&title, &with_rows) {
+        Ok(chart) => Some(svg(&chart)?),
+        Err(_) => None,
     };
     let curves = if with_rows.is_empty() {
         None

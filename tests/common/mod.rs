@@ -70,3 +70,47 @@ pub fn git(repo: &Path, args: &[&str]) -> String {
 pub fn built_library(release_dir: &Path) -> PathBuf {
     release_dir.join("deps").join("libvaelab.so")
 }
+
+/// The real `vaelab` binary with `--results results --data MNIST`, not started yet: for tests
+/// that add environment variables or run it in the background.
+pub fn command(results: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vaelab"));
+    cmd.arg("--results")
+        .arg(results)
+        .arg("--data")
+        .arg(mnist_dir());
+    cmd
+}
+
+/// [`vaelab`] with extra environment variables.
+pub fn vaelab_env(results: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut cmd = command(results);
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("vaelab runs")
+}
+
+/// Every run's per-epoch rows under `results`, keyed by run id, without the wall-clock column
+/// (what must be equal between two ways of training the same runs).
+pub fn metrics_by_run(results: &Path) -> Vec<(String, Vec<vaelab::store::EpochRow>)> {
+    let mut runs: Vec<(String, Vec<vaelab::store::EpochRow>)> =
+        std::fs::read_dir(results.join("runs"))
+            .unwrap()
+            .map(|e| {
+                let dir = e.unwrap().path();
+                let rows = vaelab::store::read_metrics(&dir.join("metrics.parquet"))
+                    .unwrap()
+                    .into_iter()
+                    .map(|r| vaelab::store::EpochRow { seconds: 0.0, ..r })
+                    .collect();
+                (
+                    dir.file_name().unwrap().to_string_lossy().into_owned(),
+                    rows,
+                )
+            })
+            .collect();
+    runs.sort_by(|a, b| a.0.cmp(&b.0));
+    runs
+}
