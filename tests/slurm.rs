@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use vaelab::store::{read_metrics, EpochRow, RunState, Store};
+use vaelab::store::{EpochRow, RunState, Store};
 
 fn cluster() -> bool {
     let up = std::env::var_os("SLURM_CONF").is_some();
