@@ -39,7 +39,9 @@ fn main() {
 
 /// sha256 over the code files (relative path, length and bytes of each, in path order): files
 /// under `src/` whether git tracks them or not, except hidden ones (editor swap files), and
-/// the top-level files of [`CODE_PATHS`]. Docs, experiments, tests and results do not count.
+/// the top-level files of [`CODE_PATHS`]. Docs, experiments, tests and results do not count;
+/// everything under `src/` does, the report's templates included (one simple rule, rather than
+/// a list of files that cannot change numbers that would go stale).
 fn code_hash() -> String {
     fn walk(path: &Path, out: &mut Vec<PathBuf>) {
         let hidden = path

@@ -173,7 +173,12 @@ fn every_file_is_fsynced_before_its_rename_and_the_directory_after() {
         let synced_before = lines[..i]
             .iter()
             .any(|l| l.contains("fsync(") && l.contains(&format!("<{from}>")));
-        let synced_dir_after = lines[i..]
+        // ... and before the next rename, so a later file's sync cannot stand in for it.
+        let next = lines[i + 1..]
+            .iter()
+            .position(|l| l.contains("rename"))
+            .map_or(lines.len(), |k| i + 1 + k);
+        let synced_dir_after = lines[i..next]
             .iter()
             .any(|l| l.contains("fsync(") && l.contains(&format!("<{dir}>")));
         assert!(
@@ -375,7 +380,8 @@ fn cuda_without_a_gpu_is_one_line_and_writes_nothing() {
     assert!(!results.exists(), "the sweep wrote {}", results.display());
 }
 
-/// Waits until `run_dir` (the only run under `results`) has `epochs` complete epochs.
+/// Waits until the only run under `results` has `epochs` complete epochs (metrics and
+/// checkpoint: what a resume starts from).
 fn wait_for_epochs(results: &Path, epochs: usize, child: &mut std::process::Child) {
     let started = Instant::now();
     loop {
@@ -383,8 +389,10 @@ fn wait_for_epochs(results: &Path, epochs: usize, child: &mut std::process::Chil
             .ok()
             .and_then(|mut d| d.next())
             .map(|e| e.unwrap().path())
-            .and_then(|run| read_metrics(&run.join("metrics.parquet")).ok())
-            .map_or(0, |rows| rows.len() / 2);
+            .map_or(0, |run| {
+                let id = run.file_name().unwrap().to_str().unwrap().to_string();
+                vaelab::train::epochs_on_disk(&Store::new(results).run(&id))
+            });
         if done >= epochs {
             return;
         }
@@ -456,7 +464,7 @@ fn ctrl_c_stops_at_a_batch_boundary_names_one_state_everywhere_and_resumes() {
     // A second Ctrl-C quits at once.
     let mut child = common::command(&results)
         .args(["--quiet", "sweep", path(&matrix)])
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -466,6 +474,12 @@ fn ctrl_c_stops_at_a_batch_boundary_names_one_state_everywhere_and_resumes() {
     sigint(&child);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130));
+    // At once: no summary, no tables, no "rerun to resume" of a graceful stop.
+    let text = common::text(&out);
+    assert!(
+        !text.contains("tables: ") && !text.contains("interrupted: rerun"),
+        "{text}"
+    );
 
     let last = common::vaelab(&results, &["--quiet", "sweep", path(&matrix)]);
     assert!(last.status.success(), "{}", common::text(&last));

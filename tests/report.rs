@@ -333,7 +333,8 @@ fn a_page_written_mid_sweep_is_live_and_stops_reloading_at_the_end() {
     assert!(live.contains("<meta http-equiv=\"refresh\""), "{live}");
     assert!(live.contains("ETA <b id=\"eta\">"), "{live}");
     let dom = dom(&page, "");
-    assert!(dom.contains("running"), "{dom}");
+    assert!(dom.contains("data-state=\"running\""), "{dom}");
+    assert!(dom.contains("id=\"live\""), "{dom}");
     assert!(child.wait().unwrap().success());
     let last = std::fs::read_to_string(&page).unwrap();
     assert!(last.contains("data-state=\"finished\""));

@@ -171,8 +171,14 @@ fn submit_long(dir: &Path, name: &str) -> (PathBuf, PathBuf, String) {
     assert!(out.status.success(), "{}", common::text(&out));
     let job = job_id(&out);
     let log = results.join(format!("sweeps/{name}/slurm/logs/{job}_0.out"));
+    // Epoch 1 complete on disk (metrics and checkpoint), so a stop now resumes after it.
     wait("epoch 1", 300, || {
         std::fs::read_to_string(&log).is_ok_and(|l| l.contains("epoch   1/3"))
+            && Store::new(&results)
+                .run_ids()
+                .unwrap_or_default()
+                .first()
+                .is_some_and(|id| vaelab::train::epochs_on_disk(&Store::new(&results).run(id)) >= 1)
     });
     (m, results, job)
 }

@@ -36,8 +36,10 @@ pub struct Cli {
 /// pair this executable with another build's library.
 pub fn build_id() -> String {
     format!(
-        "{} failpoints={}",
+        "{} tch={} flex={} failpoints={}",
         env!("VAELAB_CODE_FINGERPRINT"),
+        cfg!(feature = "tch"),
+        cfg!(feature = "flex"),
         cfg!(feature = "failpoints")
     )
 }

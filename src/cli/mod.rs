@@ -216,7 +216,14 @@ pub fn run(cli: Cli) -> Result<u8> {
                 let submissions = sweep::slurm::submissions(&store, &name)?;
                 if !submissions.is_empty() {
                     let ids: Vec<String> = submissions.iter().map(|s| s.job_id.clone()).collect();
-                    let queued = sweep::slurm::queue(&ids)?;
+                    // Off the cluster (results copied elsewhere) there is no queue to ask.
+                    let queued = match sweep::slurm::queue(&ids) {
+                        Ok(queued) => queued,
+                        Err(e) => {
+                            println!("slurm: cannot ask the queue ({e:#}); showing the runs on disk only");
+                            Vec::new()
+                        }
+                    };
                     print!(
                         "{}",
                         report::slurm_table(&store, &manifest, &runs, &submissions, &queued)
@@ -394,8 +401,18 @@ fn run_plan(plan: &matrix::SweepPlan, opts: &SweepOptions) -> Result<(Manifest, 
     );
     let mut opts = opts.clone();
     opts.on_progress = Some(live_report(store.clone(), manifest.clone()));
-    let outcome = sweep::run_sweep(&manifest, &opts)?;
-    sweep::write_tables(store, &manifest, &outcome)?;
+    let outcome = sweep::run_sweep(&manifest, &opts).and_then(|outcome| {
+        sweep::write_tables(store, &manifest, &outcome)?;
+        Ok(outcome)
+    });
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            // The page must not say "running" (and reload) for ever.
+            let _ = report::page::write_sweep(store, &manifest, false);
+            return Err(e);
+        }
+    };
     print!("{}", report::sweep_table(&outcome, store));
     let dir = store.sweep_dir(&manifest.name);
     println!(

@@ -171,7 +171,12 @@ pub fn write_sweep(store: &Store, manifest: &Manifest, live: bool) -> Result<Pat
                 .and_then(|s| s.message);
             Row {
                 id: r.id.clone(),
-                href: format!("../../../runs/{}/report/index.html", r.id),
+                // Only runs that have started get a page.
+                href: if r.state == RunState::Queued || unreadable.is_some() {
+                    String::new()
+                } else {
+                    format!("../../../runs/{}/report/index.html", r.id)
+                },
                 params: keys
                     .iter()
                     .map(|k| Cell {

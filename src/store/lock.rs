@@ -36,7 +36,19 @@ impl Lock {
             .truncate(false)
             .open(path)
             .with_context(|| format!("cannot open {}", path.display()))?;
-        match file.try_lock() {
+        // `is_held` probes with a shared lock held for an instant (status, ls, a sweep's live
+        // report): a few tries over ~100 ms tell such a probe from a real holder.
+        let mut tries = 0;
+        let attempt = loop {
+            match file.try_lock() {
+                Err(std::fs::TryLockError::WouldBlock) if tries < 10 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => break other,
+            }
+        };
+        match attempt {
             Ok(()) => {
                 let host = super::provenance::host_name();
                 file.set_len(0)?;

@@ -240,12 +240,24 @@ pub fn run_sweep(manifest: &Manifest, opts: &SweepOptions) -> Result<SweepReport
                     _ => runs_done += 1,
                 }
             } else {
-                while workers.children.len() >= opts.jobs {
+                while workers.children.len() >= opts.jobs && !interrupter.should_stop() {
                     workers.reap(&mut waiting, &mut runs_done, store, manifest)?;
+                    if let Some(hook) = &opts.on_progress {
+                        hook();
+                    }
                     std::thread::sleep(Duration::from_millis(200));
                 }
+                // Stopped while waiting for a slot: start nothing new.
+                if interrupter.should_stop() {
+                    waiting.push(index);
+                    continue;
+                }
                 let child = spawn_entry(&manifest_path, index, opts)?;
-                workers.children.push((index, child));
+                workers.children.push(Worker {
+                    index,
+                    status_before: status_stamp(&run),
+                    child,
+                });
             }
             overall.set_message(format!("{runs_done}/{} runs", manifest.runs.len()));
         }
@@ -261,8 +273,18 @@ pub fn run_sweep(manifest: &Manifest, opts: &SweepOptions) -> Result<SweepReport
             std::thread::sleep(Duration::from_millis(500));
         }
     }
-    for (_, mut child) in workers.children {
-        let _ = child.wait();
+    // A stop asked of this process (Ctrl-C reaches the workers too, from the terminal; SIGTERM
+    // does not) is passed on, so every worker stops at its next batch boundary.
+    if interrupter.should_stop() {
+        for worker in &workers.children {
+            // SAFETY: sends SIGINT to a child process of ours.
+            unsafe {
+                libc::kill(worker.child.id() as i32, libc::SIGINT);
+            }
+        }
+    }
+    for mut worker in workers.children {
+        let _ = worker.child.wait();
     }
     overall.finish_and_clear();
     Ok(SweepReport {
@@ -297,16 +319,33 @@ fn spawn_entry(manifest: &Path, index: usize, opts: &SweepOptions) -> Result<Chi
         .context("cannot start a sweep worker")
 }
 
+/// One `--jobs` worker process.
+struct Worker {
+    /// The manifest entry it trains.
+    index: usize,
+    /// When its run's `status.toml` was last written before it started (None: never).
+    status_before: Option<std::time::SystemTime>,
+    child: Child,
+}
+
+/// When `status.toml` of `run` was last written (None when there is none).
+fn status_stamp(run: &crate::store::RunDir) -> Option<std::time::SystemTime> {
+    std::fs::metadata(run.file("status.toml"))
+        .and_then(|m| m.modified())
+        .ok()
+}
+
 /// The `--jobs` worker processes, and how often each run's worker died.
 #[derive(Default)]
 struct Workers {
-    children: Vec<(usize, Child)>,
+    children: Vec<Worker>,
     deaths: std::collections::HashMap<usize, usize>,
 }
 
 impl Workers {
     /// Collects the workers that exited. A run whose worker exited without recording an
-    /// outcome (still `running` on disk: it crashed or was killed) is queued again, at most
+    /// outcome (still `running` on disk: it crashed or was killed; or its status untouched: it
+    /// failed before it started, say on an unreadable file) is queued again, at most
     /// [`WORKER_RETRIES`] times; then it is marked failed with the worker's fate.
     fn reap(
         &mut self,
@@ -316,18 +355,20 @@ impl Workers {
         manifest: &Manifest,
     ) -> Result<()> {
         let mut still = Vec::new();
-        for (index, mut child) in self.children.drain(..) {
-            let Some(exit) = child.try_wait()? else {
-                still.push((index, child));
+        for mut worker in self.children.drain(..) {
+            let Some(exit) = worker.child.try_wait()? else {
+                still.push(worker);
                 continue;
             };
+            let index = worker.index;
             let id = &manifest.runs[index].id;
             let run = store.run(id);
             let status = run.read_status().ok().flatten();
             let state = run.state(status.as_ref());
             let recorded = status
                 .as_ref()
-                .is_some_and(|s| s.state != RunState::Running);
+                .is_some_and(|s| s.state != RunState::Running)
+                && status_stamp(&run) != worker.status_before;
             if state.is_final() {
                 *runs_done += 1;
             } else if recorded || state == RunState::Running {
@@ -497,7 +538,12 @@ pub fn progress(store: &Store, manifest: &Manifest) -> Result<Vec<RunProgress>> 
             let status = dir.read_status()?;
             let rows = read_metrics(&dir.metrics_path())?;
             let state = dir.state(status.as_ref());
-            let epochs_done = status.map_or(0, |s| s.epochs_done);
+            // status.toml is written when a run starts and ends; while it trains, the epochs
+            // complete on disk are the truth.
+            let epochs_done = match status {
+                Some(s) if state.is_final() => s.epochs_done,
+                _ => train::epochs_on_disk(&dir),
+            };
             let epoch_seconds = (1..=epochs_done as u32)
                 .map(|e| {
                     rows.iter()

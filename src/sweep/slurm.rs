@@ -195,8 +195,10 @@ pub fn submit(
 ) -> Result<Option<Submission>> {
     let mut sbatch = tool("sbatch")?;
     let name = &manifest.name;
-    let earlier = submissions(store, name)?;
-    let ids: Vec<String> = earlier.iter().map(|s| s.job_id.clone()).collect();
+    let ids: Vec<String> = submissions(store, name)?
+        .iter()
+        .map(|s| s.job_id.clone())
+        .collect();
     let queued = queue(&ids)?;
     if let Some(task) = queued.first() {
         bail!(
@@ -261,11 +263,19 @@ pub fn submit(
         script: script_path,
         submitted: now_rfc3339(),
     };
+    // Read again just before the write, so that a submission made meanwhile is kept too.
     let mut jobs = Jobs {
-        submission: earlier,
+        submission: submissions(store, name)?,
     };
     jobs.submission.push(submission.clone());
-    write_atomic(&dir.join("jobs.toml"), toml::to_string(&jobs)?.as_bytes())?;
+    write_atomic(&dir.join("jobs.toml"), toml::to_string(&jobs)?.as_bytes()).with_context(
+        || {
+            format!(
+                "job {} was submitted but could not be recorded; `scancel {}` it or record it by hand",
+                submission.job_id, submission.job_id
+            )
+        },
+    )?;
     Ok(Some(submission))
 }
 

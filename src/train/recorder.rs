@@ -148,6 +148,11 @@ impl MetricLogger for EpochRecorder {
                 let Some(train) = self.pending_train.take() else {
                     return;
                 };
+                // burn-train ends the split with its summary even when a stop cut it short;
+                // such an epoch is not complete (and gets no checkpoint): keep it off disk.
+                if self.interrupter.should_stop() {
+                    return;
+                }
                 let mut state = self.state.lock().unwrap();
                 if state.non_finite.is_none() {
                     for (row, split) in [(&train, "train"), (&test, "test")] {
