@@ -694,3 +694,45 @@ fn a_flex_run_killed_mid_run_resumes_to_the_uninterrupted_numbers() {
         p.resumes
     );
 }
+
+#[test]
+fn a_worker_that_fails_before_starting_its_run_is_retried_then_failed_not_respawned_forever() {
+    let scratch = tempfile::tempdir().unwrap();
+    let matrix = write_matrix(
+        scratch.path(),
+        "broken",
+        "[base]\nepochs = 1\nlimit = 300\nhidden = [16]\n[grid]\nseed = [1, 2]\n",
+    );
+    let results = scratch.path().join("results");
+    let out = common::vaelab(&results, &["--quiet", "sweep", path(&matrix)]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    // One run left interrupted with a metrics file its worker cannot read: the worker exits
+    // with an error before it writes any status.
+    let store = Store::new(&results);
+    let id = store.run_ids().unwrap()[0].clone();
+    let run = store.run(&id);
+    std::fs::remove_file(run.model_path()).unwrap();
+    std::fs::write(run.metrics_path(), b"not parquet").unwrap();
+    let mut child = common::command(&results)
+        .args(["--quiet", "sweep", path(&matrix), "--jobs", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(120) {
+            child.kill().unwrap();
+            panic!("the sweep respawns the broken run's worker for ever");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = common::text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("worker exited with code 1 after epoch 0 of 1 (3 attempts)"),
+        "{text}"
+    );
+    assert_eq!(run.current_state(), RunState::Failed);
+}

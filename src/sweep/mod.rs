@@ -424,7 +424,9 @@ pub fn write_tables(store: &Store, manifest: &Manifest, report: &SweepReport) ->
     let mut all_rows: Vec<(usize, EpochRow)> = Vec::new();
     let mut finals = Vec::new();
     for (k, (run, _, _)) in report.runs.iter().enumerate() {
-        let rows = read_metrics(&store.run(&run.id).metrics_path())?;
+        // A run whose metrics cannot be read has its state (and reason) in the table and no
+        // metrics, rather than no table at all.
+        let rows = read_metrics(&store.run(&run.id).metrics_path()).unwrap_or_default();
         finals.push((
             last_row(&rows, "train").cloned(),
             last_row(&rows, "test").cloned(),
