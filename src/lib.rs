@@ -1,9 +1,10 @@
 //! vaelab: a research harness for autoencoder experiments.
 //!
 //! The modules follow the data: [`config`] (validated run specs) → [`data`] (MNIST) →
-//! [`model`] (AE, VAE) → [`train`] (Burn's Learner, metrics) → [`store`] (run directories,
-//! Parquet, provenance) → [`sweep`] (manifests, resumable execution) → [`report`] (tables,
-//! later plots and diffs) → [`cli`].
+//! [`model`] (AE, VAE) → [`train`] (a run's life cycle and Burn's Learner) → [`store`] (run
+//! directories, durable writes, Parquet, provenance) → [`sweep`] (manifests, resumable
+//! execution here or on Slurm) → [`report`] (tables, plots, diffs, the HTML report) → [`cli`].
+//! Cross-cutting: [`panics`] (panics as one-line failures), [`faults`] (failpoints for tests).
 
 pub mod cli;
 pub mod config;

@@ -3,8 +3,10 @@
 //! `results/sweeps/<name>/manifest.toml` lists every run of the expanded matrix with its full
 //! parameters and the code fingerprint it was frozen at. Executing entry `i` of a manifest is
 //! self-contained ([`run_entry`], `vaelab entry MANIFEST I`), which is what a Slurm array task
-//! or a `--jobs N` child process runs. Completed runs are skipped by reading one small file;
-//! runs locked by another live process are waited for, runs of a dead one are taken over.
+//! or a `--jobs N` child process runs ([`slurm`] submits a manifest as a job array). Completed
+//! runs are skipped by reading one small file; runs locked by another live process are waited
+//! for, runs of a dead one are taken over; a `--jobs` worker that keeps dying is retried twice,
+//! then its run is failed.
 
 pub mod slurm;
 
