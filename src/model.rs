@@ -105,11 +105,30 @@ pub struct Forward {
 }
 
 impl ModelConfig {
-    /// Builds the model with freshly initialised weights on `device` (seed the device first).
-    pub fn init(&self, device: &Device) -> Autoencoder {
+    /// Layer widths of the encoder, pixels to code; the decoder runs them backwards.
+    fn encoder_widths(&self) -> Vec<usize> {
         let mut enc = vec![PIXELS];
         enc.extend(&self.hidden);
         enc.push(self.latent);
+        enc
+    }
+
+    /// Trainable parameters of [`ModelConfig::init`]'s model, counted without building it, in
+    /// f64 so that absurd sizes compare instead of overflowing (validation asks it).
+    pub fn parameter_count(&self) -> f64 {
+        let linear = |w: &[usize]| (w[0] as f64 + 1.0) * w[1] as f64;
+        let enc = self.encoder_widths();
+        let dec: Vec<usize> = enc.iter().rev().copied().collect();
+        let heads = match self.kind {
+            ModelKind::Vae => 2.0 * linear(&[self.latent, self.latent]),
+            ModelKind::Ae => 0.0,
+        };
+        enc.windows(2).map(linear).sum::<f64>() + heads + dec.windows(2).map(linear).sum::<f64>()
+    }
+
+    /// Builds the model with freshly initialised weights on `device` (seed the device first).
+    pub fn init(&self, device: &Device) -> Autoencoder {
+        let enc = self.encoder_widths();
         let dec: Vec<usize> = enc.iter().rev().copied().collect();
         let heads = (self.kind == ModelKind::Vae).then(|| GaussianHeads {
             mu: LinearConfig::new(self.latent, self.latent).init(device),
@@ -223,6 +242,24 @@ mod tests {
 
     fn device() -> Device {
         crate::train::test_device()
+    }
+
+    /// The count validation uses equals what Burn builds, for both kinds and deeper MLPs.
+    #[test]
+    fn parameter_count_matches_the_built_model() {
+        for (kind, hidden, latent) in [
+            (ModelKind::Vae, vec![256], 4),
+            (ModelKind::Ae, vec![256], 4),
+            (ModelKind::Vae, vec![64, 32], 7),
+        ] {
+            let config = ModelConfig {
+                kind,
+                hidden,
+                latent,
+            };
+            let built = config.init(&device()).num_params();
+            assert_eq!(config.parameter_count(), built as f64, "{config:?}");
+        }
     }
 
     fn values(t: Tensor<1>) -> Vec<f32> {

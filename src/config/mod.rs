@@ -170,28 +170,6 @@ impl RunSpec {
         Ok(())
     }
 
-    /// Trainable parameters of the model: every layer's weights and biases (in f64, so that
-    /// absurd sizes compare instead of overflowing).
-    pub fn parameter_count(&self) -> f64 {
-        let code = if self.model == ModelKind::Vae { 2 } else { 1 };
-        let mut widths = vec![crate::data::PIXELS as f64];
-        widths.extend(self.hidden.iter().map(|&h| h as f64));
-        let enc: f64 = widths
-            .iter()
-            .zip(
-                widths
-                    .iter()
-                    .skip(1)
-                    .chain([&((self.latent * code) as f64)]),
-            )
-            .map(|(i, o)| i * o + o)
-            .sum();
-        let mut back: Vec<f64> = widths.iter().rev().copied().collect();
-        back.insert(0, self.latent as f64);
-        let dec: f64 = back.windows(2).map(|w| w[0] * w[1] + w[1]).sum();
-        enc + dec
-    }
-
     /// Bytes a run holds at its peak, roughly: six f32 copies of the parameters (weights,
     /// gradients, Adam's two moments, the Learner's copy before each step, the checkpoint being
     /// written) and four of the activations of a batch.
@@ -199,7 +177,8 @@ impl RunSpec {
         let widths: f64 = self.hidden.iter().map(|&h| h as f64).sum::<f64>()
             + 2.0 * self.latent as f64
             + crate::data::PIXELS as f64;
-        6.0 * 4.0 * self.parameter_count() + 4.0 * 4.0 * 2.0 * self.batch_size as f64 * widths
+        let parameters = self.model_config().parameter_count();
+        6.0 * 4.0 * parameters + 4.0 * 4.0 * 2.0 * self.batch_size as f64 * widths
     }
 
     /// The architecture part of the spec.
@@ -321,8 +300,11 @@ mod tests {
         let err = huge.validate().unwrap_err();
         assert_eq!(err.key, "latent");
         assert!(err.allowed.contains("available"), "{err}");
-        // The article's model: 784-256-4 VAE has 784·256+256 + 256·8+8 + 4·256+256 + 256·784+784.
-        assert_eq!(RunSpec::default().parameter_count(), 405_784.0);
+        // The article's model, 784-256-4 VAE: 785·256 + 257·4 + 2·(5·4) + 5·256 + 257·784.
+        assert_eq!(
+            RunSpec::default().model_config().parameter_count(),
+            404_796.0
+        );
         let wide = RunSpec {
             hidden: vec![10_000_000_000],
             ..RunSpec::default()
