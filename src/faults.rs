@@ -14,8 +14,6 @@ pub mod names {
     pub const BEFORE_RENAME: &str = "durable::before_rename";
     /// After the Learner returned with every epoch checkpointed, before `model.bpk` is saved.
     pub const BEFORE_MODEL_SAVE: &str = "train::before_model_save";
-    /// After one checkpoint file is complete (`what`: `model-3`, `optim-3`, `scheduler-3`).
-    pub const CHECKPOINTED: &str = "train::checkpointed";
     /// At the start of every training step.
     pub const STEP: &str = "train::step";
 }
@@ -40,12 +38,13 @@ pub fn setup() -> Result<(), String> {
 pub fn point(name: &str, what: &str) {
     #[cfg(feature = "failpoints")]
     {
-        let full = if what.is_empty() {
-            name.to_string()
+        // No allocation for a plain point: `train::step` runs every batch.
+        let armed = if what.is_empty() {
+            fail::eval(name, |_| ())
         } else {
-            format!("{name}::{what}")
+            fail::eval(&format!("{name}::{what}"), |_| ())
         };
-        if fail::eval(&full, |_| ()).is_some() {
+        if armed.is_some() {
             // SAFETY: raises a signal at this process; SIGKILL cannot be caught.
             unsafe {
                 libc::raise(libc::SIGKILL);

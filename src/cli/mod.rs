@@ -359,7 +359,7 @@ fn submit_plan(
             manifest.runs.len()
         ),
         Some(job) => {
-            let tasks = job.array.split('%').next().unwrap_or("").split(',').count();
+            let tasks = job.entries().len();
             println!(
                 "sweep {}: submitted Slurm job {} ({tasks} of {} runs, array {})",
                 manifest.name,

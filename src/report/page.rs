@@ -126,9 +126,9 @@ fn metric(record: &RunRecord, key: &'static str) -> Metric {
 }
 
 /// One line on what to do about a run that is not done.
-fn note(record: &RunRecord, message: Option<String>, source: &str) -> String {
+fn note(record: &RunRecord, source: &str) -> String {
     match record.state {
-        RunState::Failed => message.unwrap_or_else(|| "failed".into()),
+        RunState::Failed => record.message.clone().unwrap_or_else(|| "failed".into()),
         RunState::Interrupted => format!("resume: vaelab sweep {source}"),
         RunState::Running => "training now".into(),
         _ => String::new(),
@@ -151,6 +151,7 @@ pub fn write_sweep(store: &Store, manifest: &Manifest, live: bool) -> Result<Pat
                     spec: r.spec.clone(),
                     provenance: None,
                     state: RunState::Failed,
+                    message: None,
                     rows: Vec::new(),
                 },
                 Some(format!("unreadable: {u}")),
@@ -163,12 +164,6 @@ pub fn write_sweep(store: &Store, manifest: &Manifest, live: bool) -> Result<Pat
         .iter()
         .zip(&unreadable)
         .map(|(r, unreadable)| {
-            let message = store
-                .run(&r.id)
-                .read_status()
-                .ok()
-                .flatten()
-                .and_then(|s| s.message);
             Row {
                 id: r.id.clone(),
                 // Only runs that have started get a page.
@@ -191,7 +186,7 @@ pub fn write_sweep(store: &Store, manifest: &Manifest, live: bool) -> Result<Pat
                 metrics: METRICS.iter().map(|m| metric(r, m)).collect(),
                 note: unreadable
                     .clone()
-                    .unwrap_or_else(|| note(r, message, &manifest.source)),
+                    .unwrap_or_else(|| note(r, &manifest.source)),
             }
         })
         .collect();
@@ -322,9 +317,8 @@ pub fn write_run(store: &Store, record: &RunRecord) -> Result<PathBuf> {
         caption: caption.into(),
     })
     .collect();
-    let message = dir.read_status().ok().flatten().and_then(|s| s.message);
     let note = match record.state {
-        RunState::Failed => message.unwrap_or_default(),
+        RunState::Failed => record.message.clone().unwrap_or_default(),
         RunState::Interrupted => "Interrupted: rerun the same command to resume.".into(),
         _ => String::new(),
     };

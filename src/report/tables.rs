@@ -138,14 +138,10 @@ pub fn slurm_table(
     ));
     for (index, run) in runs.iter().enumerate() {
         // The newest submission that included this entry.
-        let job = submissions.iter().rev().find(|s| {
-            s.array
-                .split('%')
-                .next()
-                .unwrap_or("")
-                .split(',')
-                .any(|i| i == index.to_string())
-        });
+        let job = submissions
+            .iter()
+            .rev()
+            .find(|s| s.entries().contains(&index));
         let Some(job) = job else { continue };
         let slurm = match queued
             .iter()

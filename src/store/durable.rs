@@ -49,7 +49,7 @@ where
     File::open(tmp.path())
         .and_then(|f| f.sync_all())
         .with_context(|| format!("cannot flush {}", path.display()))?;
-    crate::faults::point("durable::before_rename", &name);
+    crate::faults::point(crate::faults::names::BEFORE_RENAME, &name);
     tmp.persist(path)
         .with_context(|| format!("cannot rename into {}", path.display()))?;
     sync_dir(dir)

@@ -253,6 +253,8 @@ pub struct RunRecord {
     pub provenance: Option<Provenance>,
     /// Where it stands now: see [`RunDir::state`].
     pub state: RunState,
+    /// Why it failed or stopped, from `status.toml`.
+    pub message: Option<String>,
     /// Its per-epoch rows.
     pub rows: Vec<EpochRow>,
 }
@@ -309,6 +311,7 @@ impl Store {
             spec,
             provenance,
             state: run.state(status.as_ref()),
+            message: status.and_then(|s| s.message),
             rows,
         })
     }
@@ -328,6 +331,7 @@ impl Store {
             spec: spec.clone(),
             provenance: None,
             state: RunState::Queued,
+            message: None,
             rows: Vec::new(),
         })
     }

@@ -36,6 +36,14 @@ pub struct Submission {
     pub submitted: String,
 }
 
+impl Submission {
+    /// The manifest entries it submitted (its `--array` without the `%K` limit).
+    pub fn entries(&self) -> Vec<usize> {
+        let list = self.array.split('%').next().unwrap_or("");
+        list.split(',').filter_map(|i| i.parse().ok()).collect()
+    }
+}
+
 #[derive(Default, Serialize, Deserialize)]
 struct Jobs {
     #[serde(default)]

@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 
 use burn::train::checkpoint::{Checkpoint, Checkpointer, CheckpointerError};
 
-use crate::faults;
 use crate::store::durable;
 
 /// Like burn-train's `FileCheckpointer` (same `<name>-<epoch>.bpk` files), but each record is
@@ -39,12 +38,7 @@ impl<R: Checkpoint> Checkpointer<R> for AtomicCheckpointer {
         std::fs::create_dir_all(&self.directory).map_err(CheckpointerError::IOError)?;
         let path = self.path(&self.name, epoch);
         durable::write_with(&path, |tmp| record.save(tmp.to_path_buf()))
-            .map_err(|e| CheckpointerError::IOError(std::io::Error::other(format!("{e:#}"))))?;
-        faults::point(
-            faults::names::CHECKPOINTED,
-            &format!("{}-{epoch}", self.name),
-        );
-        Ok(())
+            .map_err(|e| CheckpointerError::IOError(std::io::Error::other(format!("{e:#}"))))
     }
 
     fn delete(&self, epoch: usize) -> Result<(), CheckpointerError> {
