@@ -506,7 +506,11 @@ fn install_ctrl_c() -> burn::train::Interrupter {
     let handle = interrupter.clone();
     let _ = ctrlc::set_handler(move || {
         if handle.should_stop() {
-            std::process::exit(130);
+            // `_exit`, not `exit`: exit handlers would tear libtorch down under the training
+            // thread, whose next kernel call then panics and records the run as failed. Quit
+            // as a kill would; the run resumes from its last complete epoch.
+            // SAFETY: ends the process at once; nothing runs after it.
+            unsafe { libc::_exit(130) }
         }
         STOP_SIGNAL.store(libc::SIGINT, Ordering::SeqCst);
         eprintln!("\nstopping at the next batch boundary (Ctrl-C again to quit now)");
