@@ -162,24 +162,39 @@ fn every_file_is_fsynced_before_its_rename_and_the_directory_after() {
     let log = std::fs::read_to_string(&trace).unwrap();
     let lines: Vec<&str> = log.lines().collect();
     let mut renamed = Vec::new();
+    // A line that starts a rename (strace splits a call another thread interrupts into
+    // `… <unfinished ...>` and `<... renameat resumed>`).
+    let starts_rename = |l: &str| l.contains("rename") && !l.contains("resumed>");
     for (i, line) in lines.iter().enumerate() {
-        if !line.contains("rename") || !line.contains(".tmp") {
+        if !starts_rename(line) || !line.contains(".tmp") {
             continue;
         }
         // renameat2(AT_FDCWD, "/…/.status.toml.Ab12.tmp", AT_FDCWD, "/…/status.toml", …)
         let quoted: Vec<&str> = line.split('"').skip(1).step_by(2).collect();
         let (from, to) = (quoted[0], quoted[1]);
+        // Burn's recorder renames its own temporary into ours: not a file reaching its name.
+        if Path::new(to)
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
+            continue;
+        }
         let dir = Path::new(to).parent().unwrap().to_str().unwrap();
         let synced_before = lines[..i]
             .iter()
             .any(|l| l.contains("fsync(") && l.contains(&format!("<{from}>")));
-        // ... and before the next rename, so a later file's sync cannot stand in for it.
+        // ... and by the same thread before its next rename, so a later file's sync cannot
+        // stand in for it (`strace -f` starts every line with the thread id, and threads
+        // interleave: the checkpointer writes in a thread of its own).
+        let tid = line.split_whitespace().next().unwrap();
+        let same_thread = |l: &&&str| l.split_whitespace().next() == Some(tid);
         let next = lines[i + 1..]
             .iter()
-            .position(|l| l.contains("rename"))
+            .position(|l| same_thread(&l) && starts_rename(l))
             .map_or(lines.len(), |k| i + 1 + k);
         let synced_dir_after = lines[i..next]
             .iter()
+            .filter(same_thread)
             .any(|l| l.contains("fsync(") && l.contains(&format!("<{dir}>")));
         assert!(
             synced_before,
