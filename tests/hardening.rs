@@ -48,6 +48,20 @@ fn write_matrix(dir: &Path, name: &str, body: &str) -> PathBuf {
     path
 }
 
+/// Two tiny runs (seeds 1 and 2, one epoch on 300 images): the sweep most tests need.
+const TWO_TINY_RUNS: &str =
+    "[base]\nepochs = 1\nlimit = 300\nhidden = [16]\n[grid]\nseed = [1, 2]\n";
+
+/// Sweep `name` of `body`, trained to its end in a scratch folder: (scratch, matrix, results).
+fn trained_sweep(name: &str, body: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let scratch = tempfile::tempdir().unwrap();
+    let matrix = write_matrix(scratch.path(), name, body);
+    let results = scratch.path().join("results");
+    let out = common::vaelab(&results, &["--quiet", "sweep", path(&matrix)]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    (scratch, matrix, results)
+}
+
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -227,15 +241,7 @@ fn every_file_is_fsynced_before_its_rename_and_the_directory_after() {
 
 #[test]
 fn unreadable_runs_are_listed_with_their_file_and_make_diff_fail() {
-    let scratch = tempfile::tempdir().unwrap();
-    let matrix = write_matrix(
-        scratch.path(),
-        "two",
-        "[base]\nepochs = 1\nlimit = 300\nhidden = [16]\n[grid]\nseed = [1, 2]\n",
-    );
-    let results = scratch.path().join("results");
-    let out = common::vaelab(&results, &["--quiet", "sweep", path(&matrix)]);
-    assert!(out.status.success(), "{}", common::text(&out));
+    let (_scratch, _matrix, results) = trained_sweep("two", TWO_TINY_RUNS);
     let clean = common::vaelab(&results, &["diff", "two", "two"]);
     assert_eq!(clean.status.code(), Some(0), "{}", common::text(&clean));
 
@@ -276,11 +282,7 @@ fn unreadable_runs_are_listed_with_their_file_and_make_diff_fail() {
 #[test]
 fn a_worker_that_keeps_dying_is_retried_then_failed_and_a_relaunch_finishes_it() {
     let scratch = tempfile::tempdir().unwrap();
-    let matrix = write_matrix(
-        scratch.path(),
-        "dies",
-        "[base]\nepochs = 1\nlimit = 300\nhidden = [16]\n[grid]\nseed = [1, 2]\n",
-    );
+    let matrix = write_matrix(scratch.path(), "dies", TWO_TINY_RUNS);
     let results = scratch.path().join("results");
     let args = ["--quiet", "sweep", path(&matrix), "--jobs", "2"];
     let out = common::vaelab_env(
@@ -312,11 +314,7 @@ fn a_worker_that_keeps_dying_is_retried_then_failed_and_a_relaunch_finishes_it()
 #[test]
 fn a_panic_fails_its_run_in_one_line_and_the_sweep_goes_on() {
     let scratch = tempfile::tempdir().unwrap();
-    let matrix = write_matrix(
-        scratch.path(),
-        "panics",
-        "[base]\nepochs = 1\nlimit = 300\nhidden = [16]\n[grid]\nseed = [1, 2]\n",
-    );
+    let matrix = write_matrix(scratch.path(), "panics", TWO_TINY_RUNS);
     let results = scratch.path().join("results");
     // Only the first training step of the process panics: the first run.
     let out = common::vaelab_env(
@@ -508,11 +506,7 @@ fn ctrl_c_stops_at_a_batch_boundary_names_one_state_everywhere_and_resumes() {
 #[test]
 fn a_run_held_by_another_process_exits_busy_and_entry_trains_one_manifest_entry() {
     let scratch = tempfile::tempdir().unwrap();
-    let matrix = write_matrix(
-        scratch.path(),
-        "entries",
-        "[base]\nepochs = 1\nlimit = 300\nhidden = [16]\n[grid]\nseed = [1, 2]\n",
-    );
+    let matrix = write_matrix(scratch.path(), "entries", TWO_TINY_RUNS);
     let results = scratch.path().join("results");
     let dry = common::vaelab(&results, &["sweep", path(&matrix), "--dry-run"]);
     assert!(dry.status.success());
@@ -577,47 +571,39 @@ fn provenance_records_what_can_change_numbers_and_tables_keep_their_schemas() {
     assert!(p.resumes.is_empty());
     assert!(!p.finished.is_empty() && p.epoch_seconds.len() == 2);
 
-    let df = read_parquet(&run.join("metrics.parquet")).unwrap();
-    let schema: Vec<String> = df
+    assert_eq!(schema(&run.join("metrics.parquet")), METRICS_SCHEMA);
+}
+
+/// `metrics.parquet`'s columns and types; `epochs.parquet` starts with them too.
+const METRICS_SCHEMA: [&str; 9] = [
+    "run_id:str",
+    "epoch:u32",
+    "split:str",
+    "recon:f64",
+    "kl:f64",
+    "beta_kl:f64",
+    "loss:f64",
+    "article_loss:f64",
+    "seconds:f64",
+];
+
+/// `name:dtype` of every column of a Parquet file.
+fn schema(path: &Path) -> Vec<String> {
+    read_parquet(path)
+        .unwrap()
         .columns()
         .iter()
         .map(|c| format!("{}:{}", c.name(), c.dtype()))
-        .collect();
-    assert_eq!(
-        schema,
-        [
-            "run_id:str",
-            "epoch:u32",
-            "split:str",
-            "recon:f64",
-            "kl:f64",
-            "beta_kl:f64",
-            "loss:f64",
-            "article_loss:f64",
-            "seconds:f64"
-        ]
-    );
+        .collect()
 }
 
 #[test]
 fn sweep_tables_keep_their_schemas() {
-    let scratch = tempfile::tempdir().unwrap();
-    let matrix = write_matrix(
-        scratch.path(),
+    let (_scratch, _matrix, results) = trained_sweep(
         "schema",
         "[base]\nepochs = 1\nlimit = 300\nhidden = [16]\n[grid]\nmodel = [\"ae\", \"vae\"]\n",
     );
-    let results = scratch.path().join("results");
-    let out = common::vaelab(&results, &["--quiet", "sweep", path(&matrix)]);
-    assert!(out.status.success(), "{}", common::text(&out));
-    let schema = |table: &str| -> Vec<String> {
-        read_parquet(&results.join(format!("sweeps/schema/{table}.parquet")))
-            .unwrap()
-            .columns()
-            .iter()
-            .map(|c| format!("{}:{}", c.name(), c.dtype()))
-            .collect()
-    };
+    let table = |name: &str| schema(&results.join(format!("sweeps/schema/{name}.parquet")));
     let params = [
         "sweep:str",
         "model:str",
@@ -644,20 +630,10 @@ fn sweep_tables_keep_their_schemas() {
         "train_loss:f64",
         "article_loss:f64",
     ]);
-    assert_eq!(schema("summary"), summary);
-    let mut epochs = vec![
-        "run_id:str",
-        "epoch:u32",
-        "split:str",
-        "recon:f64",
-        "kl:f64",
-        "beta_kl:f64",
-        "loss:f64",
-        "article_loss:f64",
-        "seconds:f64",
-    ];
+    assert_eq!(table("summary"), summary);
+    let mut epochs = METRICS_SCHEMA.to_vec();
     epochs.extend(params);
-    assert_eq!(schema("epochs"), epochs);
+    assert_eq!(table("epochs"), epochs);
 }
 
 #[cfg(feature = "failpoints")]
@@ -712,15 +688,7 @@ fn a_flex_run_killed_mid_run_resumes_to_the_uninterrupted_numbers() {
 
 #[test]
 fn a_worker_that_fails_before_starting_its_run_is_retried_then_failed_not_respawned_forever() {
-    let scratch = tempfile::tempdir().unwrap();
-    let matrix = write_matrix(
-        scratch.path(),
-        "broken",
-        "[base]\nepochs = 1\nlimit = 300\nhidden = [16]\n[grid]\nseed = [1, 2]\n",
-    );
-    let results = scratch.path().join("results");
-    let out = common::vaelab(&results, &["--quiet", "sweep", path(&matrix)]);
-    assert!(out.status.success(), "{}", common::text(&out));
+    let (_scratch, matrix, results) = trained_sweep("broken", TWO_TINY_RUNS);
     // One run left interrupted with a metrics file its worker cannot read: the worker exits
     // with an error before it writes any status.
     let store = Store::new(&results);

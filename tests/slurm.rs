@@ -160,6 +160,19 @@ fn a_sweep_submitted_to_slurm_gives_the_local_numbers() {
 /// One run long enough to be interrupted mid-run: 3 epochs on 30,000 images.
 const LONG: &str = "[base]\nepochs = 3\nlimit = 30000\nhidden = [64]\n[slurm]\ncpus_per_task = 1\n";
 
+/// The log of task 0 of `job` in sweep `name`.
+fn task_log(results: &Path, name: &str, job: &str) -> PathBuf {
+    results.join(format!("sweeps/{name}/slurm/logs/{job}_0.out"))
+}
+
+/// Waits until `job` has left the queue with every run done; its task 0's log.
+fn finished_log(results: &Path, name: &str, job: &str) -> String {
+    wait("the task to finish", 300, || {
+        queued(job).is_empty() && all_done(results)
+    });
+    std::fs::read_to_string(task_log(results, name, job)).unwrap()
+}
+
 fn submit_long(dir: &Path, name: &str) -> (PathBuf, PathBuf, String) {
     let m = matrix(dir, name, LONG);
     let results = dir.join("results");
@@ -170,7 +183,7 @@ fn submit_long(dir: &Path, name: &str) -> (PathBuf, PathBuf, String) {
     );
     assert!(out.status.success(), "{}", common::text(&out));
     let job = job_id(&out);
-    let log = results.join(format!("sweeps/{name}/slurm/logs/{job}_0.out"));
+    let log = task_log(&results, name, &job);
     // Epoch 1 complete on disk (metrics and checkpoint), so a stop now resumes after it.
     wait("epoch 1", 300, || {
         std::fs::read_to_string(&log).is_ok_and(|l| l.contains("epoch   1/3"))
@@ -194,11 +207,7 @@ fn a_task_warned_of_its_time_limit_checkpoints_requeues_itself_and_resumes() {
     // What `--signal=B:USR1@90` makes Slurm send 90 s before the time limit.
     slurm("scancel", &["--signal=USR1", "--batch", &task]);
     // The requeued task starts again once its old credential expired (10 s on the test cluster).
-    wait("the task to finish", 300, || {
-        queued(&job).is_empty() && all_done(&results)
-    });
-    let log = std::fs::read_to_string(results.join(format!("sweeps/warned/slurm/logs/{task}.out")))
-        .unwrap();
+    let log = finished_log(&results, "warned", &job);
     assert!(log.contains("SIGUSR1 (time limit near): stopping"), "{log}");
     assert!(log.contains("requeued: "), "{log}");
     assert!(log.contains(": resuming after epoch"), "{log}");
@@ -225,12 +234,7 @@ fn a_cancelled_task_requeued_by_hand_resumes_and_cancel_keeps_finished_runs() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("no Slurm job of it is queued"));
 
     slurm("scontrol", &["requeue", &task]);
-    wait("the task to finish", 300, || {
-        queued(&job).is_empty() && all_done(&results)
-    });
-    let log =
-        std::fs::read_to_string(results.join(format!("sweeps/cancelled/slurm/logs/{task}.out")))
-            .unwrap();
+    let log = finished_log(&results, "cancelled", &job);
     assert!(log.contains("SIGTERM: stopping"), "{log}");
     assert!(log.contains(": resuming after epoch"), "{log}");
     assert_eq!(numbers(&results), local(&m));
