@@ -14,6 +14,9 @@ use burn::data::dataloader::{DataLoader, DataLoaderIterator, Progress};
 use burn::data::dataset::DatasetError;
 use burn::prelude::*;
 use burn::tensor::TensorData;
+use rand::{RngExt, SeedableRng};
+use rand_distr::StandardNormal;
+use rand_pcg::Pcg64Mcg;
 use sha2::{Digest, Sha256};
 
 /// Pixels per MNIST image (28 × 28).
@@ -190,11 +193,16 @@ fn read_idx(
     Ok(bytes[header..].to_vec())
 }
 
-/// A batch of images for the autoencoders (labels ride along for plots; training ignores them).
+/// A batch for a stack of M autoencoders: each member's own images (its own data order) and,
+/// for VAEs, its own reparameterisation noise.
 #[derive(Clone, Debug)]
-pub struct ImageBatch {
-    /// `[batch, PIXELS]` pixels in [0, 1].
-    pub images: Tensor<2>,
+pub struct StackBatch {
+    /// `[M, batch, PIXELS]` pixels in [0, 1].
+    pub images: Tensor<3>,
+    /// `[M, batch, latent]` standard-normal draws (VAEs only).
+    pub noise: Option<Tensor<3>>,
+    /// The epoch the batch belongs to (the per-member metrics are tallied by epoch).
+    pub epoch: usize,
 }
 
 /// Mixes a run seed with an epoch number into an independent stream seed (splitmix64).
@@ -218,27 +226,44 @@ pub fn epoch_order(range: std::ops::Range<usize>, seed: u64, epoch: usize) -> Ve
     order
 }
 
-/// A Burn [`DataLoader`] over an in-memory MNIST split whose order depends only on (seed, epoch).
+/// Which split a [`StackLoader`] feeds: training batches are shuffled per member and epoch;
+/// evaluation keeps file order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Feed {
+    /// Shuffled by each member's seed and the epoch number.
+    Train,
+    /// File order.
+    Test,
+}
+
+/// A Burn [`DataLoader`] feeding M stacked members from one in-memory MNIST split, each member
+/// exactly as its own run would be fed: its data order depends only on (its seed, epoch), and
+/// its noise is a stream of its own seeded by (its seed, split, epoch).
 ///
 /// Burn's own loader advances one RNG across epochs, so a run resumed at epoch k would see
-/// epoch 1's order again. Here each call to `iter` is one epoch: it shuffles with
-/// `epoch_seed(seed, epoch)` and, for the training loader, reseeds the device RNG the same way,
-/// so a resumed run reproduces the uninterrupted run's numbers exactly.
-pub struct MnistLoader {
+/// epoch 1's order again. Here each call to `iter` is one epoch: a resumed run reproduces the
+/// uninterrupted run's numbers exactly, and a member's numbers do not depend on who else is in
+/// its stack.
+pub struct StackLoader {
     data: Mnist,
     batch_size: usize,
-    shuffle_seed: Option<u64>,
+    feed: Feed,
+    seeds: Vec<u64>,
+    /// Noise columns per image (a VAE's latent size; 0 for AEs).
+    latent: usize,
     next_epoch: Arc<AtomicUsize>,
     device: Device,
     range: (usize, usize),
 }
 
-impl MnistLoader {
-    /// A loader over all of `data`; `shuffle_seed = None` keeps file order (evaluation).
+impl StackLoader {
+    /// A loader for members seeded `seeds` over all of `data`, starting at `first_epoch`.
     pub fn new(
         data: Mnist,
         batch_size: usize,
-        shuffle_seed: Option<u64>,
+        feed: Feed,
+        seeds: Vec<u64>,
+        latent: usize,
         first_epoch: usize,
         device: Device,
     ) -> Self {
@@ -246,30 +271,60 @@ impl MnistLoader {
         Self {
             data,
             batch_size,
-            shuffle_seed,
+            feed,
+            seeds,
+            latent,
             next_epoch: Arc::new(AtomicUsize::new(first_epoch)),
             device,
             range: (0, len),
         }
     }
 
-    fn order(&self, epoch: usize) -> Vec<usize> {
-        match self.shuffle_seed {
-            Some(seed) => epoch_order(self.range.0..self.range.1, seed, epoch),
-            None => (self.range.0..self.range.1).collect(),
+    fn with_range(&self, range: (usize, usize), device: &Device) -> Self {
+        Self {
+            data: self.data.clone(),
+            batch_size: self.batch_size,
+            feed: self.feed,
+            seeds: self.seeds.clone(),
+            latent: self.latent,
+            next_epoch: self.next_epoch.clone(),
+            device: device.clone(),
+            range,
         }
     }
 }
 
-impl DataLoader<ImageBatch> for MnistLoader {
-    fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<ImageBatch> + 'a> {
+/// The standard-normal stream of a member's noise in one split and epoch.
+pub fn noise_stream(seed: u64, feed: Feed, epoch: usize) -> Pcg64Mcg {
+    let salt = match feed {
+        Feed::Train => 0x5EED,
+        Feed::Test => 0x7E57,
+    };
+    Pcg64Mcg::seed_from_u64(epoch_seed(seed ^ salt, epoch))
+}
+
+impl DataLoader<StackBatch> for StackLoader {
+    fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<StackBatch> + 'a> {
         let epoch = self.next_epoch.fetch_add(1, Ordering::SeqCst);
-        if let Some(seed) = self.shuffle_seed {
-            self.device.seed(epoch_seed(seed ^ 0x5EED, epoch));
-        }
-        Box::new(MnistIter {
+        let range = self.range.0..self.range.1;
+        let orders = self
+            .seeds
+            .iter()
+            .map(|&seed| match self.feed {
+                Feed::Train => epoch_order(range.clone(), seed, epoch),
+                Feed::Test => range.clone().collect(),
+            })
+            .collect();
+        let noise = self
+            .seeds
+            .iter()
+            .map(|&seed| noise_stream(seed, self.feed, epoch))
+            .collect();
+        Box::new(StackIter {
             loader: self,
-            order: self.order(epoch),
+            orders,
+            noise,
+            epoch,
             pos: 0,
         })
     }
@@ -278,55 +333,71 @@ impl DataLoader<ImageBatch> for MnistLoader {
         self.range.1 - self.range.0
     }
 
-    fn to_device(&self, device: &Device) -> Arc<dyn DataLoader<ImageBatch>> {
-        Arc::new(Self {
-            data: self.data.clone(),
-            batch_size: self.batch_size,
-            shuffle_seed: self.shuffle_seed,
-            next_epoch: self.next_epoch.clone(),
-            device: device.clone(),
-            range: self.range,
-        })
+    fn to_device(&self, device: &Device) -> Arc<dyn DataLoader<StackBatch>> {
+        Arc::new(self.with_range(self.range, device))
     }
 
-    fn slice(&self, start: usize, end: usize) -> Arc<dyn DataLoader<ImageBatch>> {
+    fn slice(&self, start: usize, end: usize) -> Arc<dyn DataLoader<StackBatch>> {
         let base = self.range.0;
-        Arc::new(Self {
-            data: self.data.clone(),
-            batch_size: self.batch_size,
-            shuffle_seed: self.shuffle_seed,
-            next_epoch: self.next_epoch.clone(),
-            device: self.device.clone(),
-            range: (base + start, (base + end).min(self.range.1)),
-        })
+        let range = (base + start, (base + end).min(self.range.1));
+        Arc::new(self.with_range(range, &self.device))
     }
 }
 
-struct MnistIter<'a> {
-    loader: &'a MnistLoader,
-    order: Vec<usize>,
+struct StackIter<'a> {
+    loader: &'a StackLoader,
+    orders: Vec<Vec<usize>>,
+    noise: Vec<Pcg64Mcg>,
+    epoch: usize,
     pos: usize,
 }
 
-impl Iterator for MnistIter<'_> {
-    type Item = Result<ImageBatch, DatasetError>;
+impl Iterator for StackIter<'_> {
+    type Item = Result<StackBatch, DatasetError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.pos >= self.order.len() {
+        let len = self.orders.first().map_or(0, Vec::len);
+        if self.pos >= len {
             return None;
         }
-        let end = (self.pos + self.loader.batch_size).min(self.order.len());
-        let images = self
-            .loader
-            .data
-            .batch(&self.order[self.pos..end], &self.loader.device);
+        let loader = self.loader;
+        let end = (self.pos + loader.batch_size).min(len);
+        let (members, rows) = (self.orders.len(), end - self.pos);
+        let mut pixels = Vec::with_capacity(members * rows * PIXELS);
+        for order in &self.orders {
+            for &i in &order[self.pos..end] {
+                pixels.extend_from_slice(loader.data.image(i));
+            }
+        }
+        let images = Tensor::from_data(
+            TensorData::new(pixels, [members, rows, PIXELS]),
+            &loader.device,
+        );
+        let noise = (loader.latent > 0).then(|| {
+            let mut draws = Vec::with_capacity(members * rows * loader.latent);
+            for stream in &mut self.noise {
+                draws.extend((0..rows * loader.latent).map(|_| {
+                    let z: f32 = stream.sample(StandardNormal);
+                    z
+                }));
+            }
+            Tensor::from_data(
+                TensorData::new(draws, [members, rows, loader.latent]),
+                &loader.device,
+            )
+        });
         self.pos = end;
-        Some(Ok(ImageBatch { images }))
+        Some(Ok(StackBatch {
+            images,
+            noise,
+            epoch: self.epoch,
+        }))
     }
 }
 
-impl DataLoaderIterator<ImageBatch> for MnistIter<'_> {
+impl DataLoaderIterator<StackBatch> for StackIter<'_> {
     fn progress(&self) -> Progress {
-        Progress::new(self.pos, self.order.len(), Some("images".into()))
+        let len = self.orders.first().map_or(0, Vec::len);
+        Progress::new(self.pos, len, Some("images".into()))
     }
 }

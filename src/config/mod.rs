@@ -198,6 +198,24 @@ impl RunSpec {
         }
     }
 
+    /// What runs must share to train as one stacked model: everything that shapes a tensor or
+    /// the epoch loop (kind, widths, latent size, batch size, epochs, data limit, backend,
+    /// device). Members may differ in β, seed and learning rate.
+    pub fn stack_key(&self) -> String {
+        let hidden: Vec<String> = self.hidden.iter().map(|h| h.to_string()).collect();
+        format!(
+            "{} {}-{} batch {} epochs {} limit {} {} {:?}",
+            self.model,
+            hidden.join("-"),
+            self.latent,
+            self.batch_size,
+            self.epochs,
+            self.limit.map_or("-".to_string(), |l| l.to_string()),
+            self.backend.as_str(),
+            self.device
+        )
+    }
+
     /// The spec with parameters that cannot matter cleared, so equal runs compare equal
     /// (an AE under different β is one run).
     pub fn canonical(&self) -> RunSpec {

@@ -73,6 +73,11 @@ pub struct Provenance {
     /// (facts that can change numbers without changing the run id).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resumes: Vec<String>,
+    /// The stacks the run trained in, one line per launch that trained it: the stack size and
+    /// the other members' run ids (`1` alone). Stacking does not change a member's numbers
+    /// (README, "Stacked sweeps"); this says how it was computed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stacks: Vec<String>,
     /// The command line.
     pub command: Vec<String>,
     /// RFC 3339 UTC start of the first launch.
@@ -118,11 +123,26 @@ impl Provenance {
             libtorch: LIBTORCH.into(),
             data_sha256,
             resumes: Vec::new(),
+            stacks: Vec::new(),
             command: std::env::args().collect(),
             started: now_rfc3339(),
             finished: String::new(),
             epoch_seconds: Vec::new(),
         }
+    }
+
+    /// Notes that this launch trains the run in a stack with `others` (run ids).
+    pub fn note_stack(&mut self, from_epoch: usize, others: &[String]) {
+        let with = if others.is_empty() {
+            String::new()
+        } else {
+            format!(" with {}", others.join(" "))
+        };
+        self.stacks.push(format!(
+            "epochs {}-: stack of {}{with}",
+            from_epoch + 1,
+            others.len() + 1
+        ));
     }
 
     /// The facts that can change a run's numbers without changing its id, by name.

@@ -1,9 +1,15 @@
-//! Per-epoch checkpoints that are either whole on disk or absent.
+//! Per-epoch checkpoints that are either whole on disk or absent, one file per member.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
+use burn::module::Module;
+use burn::store::ModuleRecord;
 use burn::train::checkpoint::{Checkpoint, Checkpointer, CheckpointerError};
 
+use super::recorder::SharedRows;
+use super::training::StackTrainee;
+use crate::model::Autoencoder;
 use crate::store::durable;
 
 /// Like burn-train's `FileCheckpointer` (same `<name>-<epoch>.bpk` files), but each record is
@@ -51,5 +57,124 @@ impl<R: Checkpoint> Checkpointer<R> for AtomicCheckpointer {
 
     fn restore(&self, epoch: usize) -> Result<R, CheckpointerError> {
         R::load(self.path(&self.name, epoch))
+    }
+}
+
+/// One member's share of a stack checkpoint: its network and its Adam moments, each shaped
+/// like the network. The file is `checkpoint/model-<epoch>.bpk` in the member's own run
+/// directory, so that a relaunch can restack members whatever stack they trained in.
+#[derive(Module, Debug)]
+pub struct MemberCheckpoint {
+    /// The network after the epoch.
+    pub net: Autoencoder,
+    /// Adam's first moment.
+    pub moment_1: Autoencoder,
+    /// Adam's second moment.
+    pub moment_2: Autoencoder,
+}
+
+impl MemberCheckpoint {
+    /// Reads the checkpoint of `epoch` in `dir`, shaped like `like`.
+    pub fn load(dir: &Path, epoch: usize, like: &Autoencoder) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let path = dir.join(format!("{MODEL}-{epoch}.bpk"));
+        let record = ModuleRecord::load(&path)
+            .with_context(|| format!("cannot read checkpoint {}", path.display()))?;
+        let template = Self {
+            net: like.clone(),
+            moment_1: like.clone(),
+            moment_2: like.clone(),
+        };
+        template
+            .try_load_record(record)
+            .with_context(|| format!("checkpoint {} does not fit the model", path.display()))
+    }
+}
+
+/// The name of the per-member checkpoint files.
+pub const MODEL: &str = "model";
+
+/// The Learner's model checkpointer for a stack: saving splits the stack's record into one
+/// [`MemberCheckpoint`] per member (members the recorder has failed are skipped, so that their
+/// last checkpoint is the last finite one); restoring stacks the members' files again.
+pub struct MemberCheckpointer {
+    template: Mutex<StackTrainee>,
+    dirs: Vec<AtomicCheckpointer>,
+    state: SharedRows,
+}
+
+impl MemberCheckpointer {
+    /// Checkpoints of `template`'s members into `dirs` (one per member, in stack order).
+    pub fn new(template: StackTrainee, dirs: Vec<PathBuf>, state: SharedRows) -> Self {
+        Self {
+            template: Mutex::new(template),
+            dirs: dirs
+                .into_iter()
+                .map(|d| AtomicCheckpointer::new(d, MODEL))
+                .collect(),
+            state,
+        }
+    }
+
+    fn live(&self) -> Vec<bool> {
+        let state = self.state.lock().unwrap();
+        (0..self.dirs.len())
+            .map(|i| state.members.get(i).is_none_or(|m| m.failed.is_none()))
+            .collect()
+    }
+}
+
+fn io_error(e: impl std::fmt::Display) -> CheckpointerError {
+    CheckpointerError::IOError(std::io::Error::other(e.to_string()))
+}
+
+impl Checkpointer<ModuleRecord> for MemberCheckpointer {
+    fn save(&self, epoch: usize, record: ModuleRecord) -> Result<(), CheckpointerError> {
+        let trainee = self.template.lock().unwrap().clone().load_record(record);
+        for (i, live) in self.live().into_iter().enumerate() {
+            if live {
+                self.dirs[i].save(epoch, trainee.member_checkpoint(i).into_record())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn delete(&self, epoch: usize) -> Result<(), CheckpointerError> {
+        for (i, live) in self.live().into_iter().enumerate() {
+            if live {
+                Checkpointer::<ModuleRecord>::delete(&self.dirs[i], epoch)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn restore(&self, epoch: usize) -> Result<ModuleRecord, CheckpointerError> {
+        let template = self.template.lock().unwrap().clone();
+        let members = (0..self.dirs.len())
+            .map(|i| {
+                let like = template.net.member(i);
+                MemberCheckpoint::load(&self.dirs[i].directory, epoch, &like).map_err(io_error)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(template.restacked(&members).into_record())
+    }
+}
+
+/// A checkpointer that keeps nothing: a stack's optimiser state lives in its model (see
+/// [`StackTrainee`]) and its learning rate is constant, so the Learner's optimiser and scheduler
+/// records are empty.
+pub struct NoCheckpoint;
+
+impl<R: Checkpoint + Default> Checkpointer<R> for NoCheckpoint {
+    fn save(&self, _epoch: usize, _record: R) -> Result<(), CheckpointerError> {
+        Ok(())
+    }
+
+    fn delete(&self, _epoch: usize) -> Result<(), CheckpointerError> {
+        Ok(())
+    }
+
+    fn restore(&self, _epoch: usize) -> Result<R, CheckpointerError> {
+        Ok(R::default())
     }
 }

@@ -1,10 +1,14 @@
-//! What a training or evaluation step reports, and the Learner metrics built from it.
+//! What a training or evaluation step of a stack reports, and how it reaches the recorder.
 //!
-//! A step reduces its per-image loss terms to four batch sums on the device; they are read back
-//! once per batch (in `ItemLazy::sync`) and every metric takes its number from those sums, so a
-//! batch costs one device read whatever the number of metrics.
+//! A step reduces each member's per-image loss terms to four batch sums on the device (`[M, 4]`);
+//! they are read back once per batch (in `ItemLazy::sync`). Burn's metrics are one number each,
+//! so the per-member numbers travel beside them: [`StackLoss`] (the number the progress bar
+//! shows, the mean loss over the members) adds every batch's sums into a [`Tallies`] keyed by
+//! split and epoch, which the recorder takes when that split's epoch ends. Keyed by epoch,
+//! the next epoch's batches cannot mix into a tally the recorder has not taken yet.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use burn::prelude::*;
 use burn::tensor::TensorReadError;
@@ -15,41 +19,48 @@ use burn::train::metric::{
 };
 use burn::train::ItemLazy;
 
-use crate::model::LossTerms;
+use crate::model::StackTerms;
 
-/// Batch sums of the loss terms, in this order.
+/// The name of the one Burn metric (the progress bar shows it).
+pub const LOSS_METRIC: &str = "loss";
+
+/// Batch sums of one member's loss terms, in this order.
 const RECON: usize = 0;
 const KL: usize = 1;
 const BETA_KL: usize = 2;
 const LOSS: usize = 3;
 
-/// The output of one step: the batch sums of the loss terms.
+/// The output of one step: each member's batch sums of the loss terms.
 pub struct StepOutput {
-    sums: Tensor<1>,
+    sums: Tensor<2>,
     images: usize,
-    values: Option<[f64; 4]>,
+    epoch: usize,
+    values: Option<Vec<[f64; 4]>>,
 }
 
 impl StepOutput {
-    /// Reduces per-image terms to batch sums (`beta` weights the KL column).
-    pub fn new(terms: &LossTerms, beta: f64) -> Self {
-        let images = terms.recon.dims()[0];
+    /// Reduces per-image terms to batch sums per member (`betas`, `[M, 1, 1]`, weights the KL
+    /// column); `epoch` is the batch's.
+    pub fn new(terms: &StackTerms, betas: Tensor<3>, epoch: usize) -> Self {
+        let [members, images, _] = terms.recon.dims();
         // Off the autodiff graph: these sums are read, never differentiated, and tracked ones
         // would add graph nodes to every step and keep them alive until the metrics thread
         // drops the output.
-        let recon = terms.recon.clone().without_autodiff().sum();
+        let per_member = |t: &Tensor<3>| t.clone().without_autodiff().sum_dim(1);
+        let recon = per_member(&terms.recon);
         let (kl, beta_kl) = match &terms.kl {
             Some(kl) => {
-                let kl = kl.clone().without_autodiff().sum();
-                (kl.clone(), kl.mul_scalar(beta))
+                let kl = per_member(kl);
+                (kl.clone(), kl * betas.without_autodiff())
             }
             None => (recon.zeros_like(), recon.zeros_like()),
         };
-        let loss = terms.loss.clone().without_autodiff().sum();
-        let sums = Tensor::cat(vec![recon, kl, beta_kl, loss], 0);
+        let loss = per_member(&terms.loss);
+        let sums = Tensor::cat(vec![recon, kl, beta_kl, loss], 2).reshape([members, 4]);
         Self {
             sums,
             images,
+            epoch,
             values: None,
         }
     }
@@ -60,97 +71,153 @@ impl ItemLazy for StepOutput {
         let sums = self.sums.without_autodiff();
         let data = sums.to_data().convert::<f64>();
         let v: Vec<f64> = data.try_to_vec().unwrap_or_default();
-        let values = (v.len() == 4).then(|| [v[0], v[1], v[2], v[3]]);
+        let values = v.chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]).collect();
         Ok(Self {
             sums,
             images: self.images,
-            values,
+            epoch: self.epoch,
+            values: Some(values),
         })
     }
 }
 
-/// What every [`TermMetric`] reads from a step.
-pub struct TermsInput {
-    sums: [f64; 4],
+/// What [`StackLoss`] reads from a step.
+pub struct StackInput {
+    sums: Vec<[f64; 4]>,
+    images: usize,
+    epoch: usize,
+}
+
+impl Adaptor<StackInput> for StepOutput {
+    fn adapt(&self) -> StackInput {
+        StackInput {
+            sums: self.values.clone().unwrap_or_default(),
+            images: self.images,
+            epoch: self.epoch,
+        }
+    }
+}
+
+/// One member's epoch means so far.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MemberMeans {
+    /// Mean squared error per image.
+    pub recon: f64,
+    /// Mean KL per image.
+    pub kl: f64,
+    /// Mean β·KL per image.
+    pub beta_kl: f64,
+    /// Mean loss per image.
+    pub loss: f64,
+    /// The article's printed number: Σ_b (batch size × batch loss sum) / images.
+    pub article_loss: f64,
+}
+
+/// Sums of one split of one epoch, per member.
+#[derive(Clone, Debug, Default)]
+pub struct Tally {
+    sums: Vec<[f64; 4]>,
+    article: Vec<f64>,
     images: usize,
 }
 
-impl Adaptor<TermsInput> for StepOutput {
-    fn adapt(&self) -> TermsInput {
-        TermsInput {
-            sums: self.values.unwrap_or([f64::NAN; 4]),
-            images: self.images,
+impl Tally {
+    fn add(&mut self, input: &StackInput) {
+        if self.sums.len() < input.sums.len() {
+            self.sums.resize(input.sums.len(), [0.0; 4]);
+            self.article.resize(input.sums.len(), 0.0);
+        }
+        let n = input.images as f64;
+        for (i, s) in input.sums.iter().enumerate() {
+            for k in 0..4 {
+                self.sums[i][k] += s[k];
+            }
+            // The article adds `loss.item() * batch_size` with a sum-reduced loss.
+            self.article[i] += n * s[LOSS];
+        }
+        self.images += input.images;
+    }
+
+    /// Member `i`'s epoch means (NaN when it saw no batch).
+    pub fn means(&self, i: usize) -> MemberMeans {
+        let n = self.images as f64;
+        let Some(s) = self.sums.get(i) else {
+            let nan = f64::NAN;
+            return MemberMeans {
+                recon: nan,
+                kl: nan,
+                beta_kl: nan,
+                loss: nan,
+                article_loss: nan,
+            };
+        };
+        MemberMeans {
+            recon: s[RECON] / n,
+            kl: s[KL] / n,
+            beta_kl: s[BETA_KL] / n,
+            loss: s[LOSS] / n,
+            article_loss: self.article[i] / n,
         }
     }
 }
 
-/// Which number a [`TermMetric`] tracks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Term {
-    /// Mean squared error per image.
-    Recon,
-    /// Mean KL per image.
-    Kl,
-    /// Mean β·KL per image.
-    BetaKl,
-    /// Mean total loss per image.
-    Loss,
-    /// The article's printed number: Σ_b (batch size × batch loss sum) / images.
-    ArticleLoss,
+/// Which split a tally belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// Training batches.
+    Train,
+    /// Evaluation on the test split.
+    Test,
 }
 
-impl Term {
-    /// The metric name, which is also the Parquet column.
-    pub fn name(self) -> &'static str {
-        match self {
-            Term::Recon => "recon",
-            Term::Kl => "kl",
-            Term::BetaKl => "beta_kl",
-            Term::Loss => "loss",
-            Term::ArticleLoss => "article_loss",
-        }
-    }
-}
+/// Per-member sums of every (split, epoch) not yet taken by the recorder.
+pub type Tallies = Arc<Mutex<HashMap<(Phase, usize), Tally>>>;
 
-/// A sample-weighted epoch mean of one loss term, as a burn-train numeric metric.
+/// Burn's numeric metric `loss` (mean per image over the members with a finite loss), which
+/// also adds each batch into the [`Tallies`].
 #[derive(Clone)]
-pub struct TermMetric {
-    term: Term,
+pub struct StackLoss {
+    phase: Phase,
+    tallies: Tallies,
     name: MetricName,
     state: NumericMetricState,
 }
 
-impl TermMetric {
-    /// The metric for `term`.
-    pub fn new(term: Term) -> Self {
+impl StackLoss {
+    /// The metric of `phase`, adding into `tallies`.
+    pub fn new(phase: Phase, tallies: Tallies) -> Self {
         Self {
-            term,
-            name: Arc::new(term.name().to_string()),
+            phase,
+            tallies,
+            name: Arc::new(LOSS_METRIC.to_string()),
             state: NumericMetricState::default(),
         }
     }
 }
 
-impl Metric for TermMetric {
-    type Input = TermsInput;
+impl Metric for StackLoss {
+    type Input = StackInput;
 
     fn update(
         &mut self,
-        input: &TermsInput,
+        input: &StackInput,
         _metadata: &MetricMetadata,
     ) -> Result<SerializedEntry, TensorReadError> {
+        self.tallies
+            .lock()
+            .unwrap()
+            .entry((self.phase, input.epoch))
+            .or_default()
+            .add(input);
+        let finite: Vec<f64> = input
+            .sums
+            .iter()
+            .map(|s| s[LOSS])
+            .filter(|v| v.is_finite())
+            .collect();
         let n = input.images;
-        let per_image = |k: usize| input.sums[k] / n as f64;
-        // The article adds `loss.item() * batch_size` with a sum-reduced loss, then divides by the
-        // number of images: a mean of batch sums weighted by batch size.
-        let value = match self.term {
-            Term::Recon => per_image(RECON),
-            Term::Kl => per_image(KL),
-            Term::BetaKl => per_image(BETA_KL),
-            Term::Loss => per_image(LOSS),
-            Term::ArticleLoss => input.sums[LOSS],
-        };
-        self.state.update(value, n);
+        let mean = finite.iter().sum::<f64>() / (finite.len().max(1) * n.max(1)) as f64;
+        self.state.update(mean, n);
         Ok(self
             .state
             .compute_update(FormatOptions::new(self.name()).precision(3)))
@@ -179,7 +246,7 @@ impl Metric for TermMetric {
     }
 }
 
-impl Numeric for TermMetric {
+impl Numeric for StackLoss {
     fn value(&self) -> Option<NumericEntry> {
         Some(self.state.current_value())
     }

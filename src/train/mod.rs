@@ -16,13 +16,16 @@ mod recorder;
 pub mod run;
 pub mod training;
 
-pub use checkpoint::AtomicCheckpointer;
-pub use metrics::{StepOutput, Term, TermMetric};
-pub use optim::Adam;
+pub use checkpoint::{AtomicCheckpointer, MemberCheckpoint};
+pub use metrics::{StackLoss, StepOutput};
+pub use optim::adam_step;
 pub use progress::{stderr_is_terminal, BarRenderer, Progress};
 pub use recorder::EpochRecorder;
-pub use run::{epoch_line, epochs_on_disk, train_run, EpochHook, Outcome, RunReport, TrainOptions};
-pub use training::{device_for, optimizer, Trainee};
+pub use run::{
+    epoch_line, epochs_on_disk, train_run, train_stack, EpochHook, Outcome, RunReport,
+    TrainOptions,
+};
+pub use training::{device_for, StackTrainee};
 
 #[cfg(test)]
 use burn::prelude::*;

@@ -15,7 +15,7 @@ use burn::train::renderer::{
 use burn::train::LearnerSummary;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::metrics::Term;
+use super::metrics::LOSS_METRIC;
 
 /// Where training reports go: a live bar on a terminal, or nowhere but the per-epoch lines.
 #[derive(Clone)]
@@ -98,7 +98,7 @@ impl BarRenderer {
             epoch: 0,
             total_epochs: 0,
             split: String::new(),
-            loss_id: MetricId::new(Arc::new(Term::Loss.name().to_string())),
+            loss_id: MetricId::new(Arc::new(LOSS_METRIC.to_string())),
         }
     }
 

@@ -1,49 +1,63 @@
-//! The bridge from burn-train's metric events to the run's `metrics.parquet`.
+//! The bridge from burn-train's epoch events to each stacked member's `metrics.parquet`.
 //!
-//! The Learner calls [`MetricLogger::log`] per batch with each metric's running epoch mean and
-//! [`MetricLogger::log_epoch_summary`] at the end of each split. When the test split of an epoch
-//! ends, the epoch's two rows are appended and the whole file is rewritten atomically; the
-//! Learner writes that epoch's checkpoint right after, so on disk the metrics are never behind
-//! the newest checkpoint.
+//! The Learner calls [`MetricLogger::log_epoch_summary`] at the end of each split. The train
+//! split's per-member means are kept; when the test split of an epoch ends, each live member's
+//! two rows are appended and its whole file rewritten atomically. A member whose epoch is not
+//! finite is failed there (its rows are written, nothing after); the others go on, and the
+//! Learner is stopped only when no member is left.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use burn::train::logger::MetricLogger;
 use burn::train::metric::store::{EpochSummary, MetricsUpdate, Split};
-use burn::train::metric::{MetricDefinition, MetricId, NumericEntry};
+use burn::train::metric::{MetricDefinition, NumericEntry};
 use burn::train::Interrupter;
 
+use super::metrics::{Phase, Tallies};
 use crate::store::{write_metrics, EpochRow};
 
-/// Called with each finished epoch's (train, test) rows.
-pub type EpochCallback = Box<dyn FnMut(&EpochRow, &EpochRow) + Send>;
+/// Called with member index and its finished epoch's (train, test) rows.
+pub type EpochCallback = Box<dyn FnMut(usize, &EpochRow, &EpochRow) + Send>;
 
-/// Shared view of the rows written so far (the trainer reads it after the Learner returns).
+/// Shared view of what the recorder has written (the trainer and the checkpointer read it).
 pub type SharedRows = Arc<Mutex<RecorderState>>;
 
-/// What the recorder has seen.
-#[derive(Default)]
-pub struct RecorderState {
+/// One member's log.
+#[derive(Clone, Debug, Default)]
+pub struct MemberLog {
     /// Rows of every finished epoch, train then test.
     pub rows: Vec<EpochRow>,
-    /// The first error met while writing, if any (the Learner's logger API cannot return one).
+    /// The first error met while writing its metrics (the logger API cannot return one).
     pub error: Option<String>,
-    /// Epoch and reason of the first non-finite loss.
-    pub non_finite: Option<(usize, String)>,
+    /// Why the member failed (a non-finite epoch), if it did.
+    pub failed: Option<String>,
 }
 
-/// A [`MetricLogger`] that turns epoch summaries into [`EpochRow`]s in `metrics.parquet`, and
-/// stops training (through the Learner's interrupter) at the first non-finite epoch.
+/// What the recorder has seen, per member.
+#[derive(Default)]
+pub struct RecorderState {
+    /// In stack order.
+    pub members: Vec<MemberLog>,
+}
+
+/// Where a member's metrics go.
+pub struct MemberSink {
+    /// Its run id.
+    pub run_id: String,
+    /// Its `metrics.parquet`.
+    pub path: PathBuf,
+    /// Rows already on disk (a resumed run's).
+    pub rows: Vec<EpochRow>,
+}
+
+/// A [`MetricLogger`] that turns each split's per-member tallies into [`EpochRow`]s.
 pub struct EpochRecorder {
-    run_id: String,
-    path: PathBuf,
+    sinks: Vec<(String, PathBuf)>,
     variational: bool,
-    names: HashMap<MetricId, String>,
-    current: HashMap<String, f64>,
-    pending_train: Option<EpochRow>,
+    tallies: Tallies,
+    pending_train: Option<Vec<EpochRow>>,
     split_started: Instant,
     state: SharedRows,
     on_epoch: EpochCallback,
@@ -51,25 +65,26 @@ pub struct EpochRecorder {
 }
 
 impl EpochRecorder {
-    /// A recorder continuing from `rows` (those of a resumed run, or none).
+    /// A recorder for the members `sinks`, reading `tallies`.
     pub fn new(
-        run_id: &str,
-        path: PathBuf,
+        sinks: Vec<MemberSink>,
         variational: bool,
-        rows: Vec<EpochRow>,
+        tallies: Tallies,
         on_epoch: EpochCallback,
         interrupter: Interrupter,
     ) -> (Self, SharedRows) {
-        let state = Arc::new(Mutex::new(RecorderState {
-            rows,
-            ..RecorderState::default()
-        }));
+        let members = sinks
+            .iter()
+            .map(|s| MemberLog {
+                rows: s.rows.clone(),
+                ..MemberLog::default()
+            })
+            .collect();
+        let state = Arc::new(Mutex::new(RecorderState { members }));
         let recorder = Self {
-            run_id: run_id.to_string(),
-            path,
+            sinks: sinks.into_iter().map(|s| (s.run_id, s.path)).collect(),
             variational,
-            names: HashMap::new(),
-            current: HashMap::new(),
+            tallies,
             pending_train: None,
             split_started: Instant::now(),
             state: state.clone(),
@@ -79,48 +94,42 @@ impl EpochRecorder {
         (recorder, state)
     }
 
-    fn row(&mut self, epoch: usize, split: &str) -> EpochRow {
-        let get = |k: &str| self.current.get(k).copied();
-        let vae = |k: &str| if self.variational { get(k) } else { None };
-        let row = EpochRow {
-            run_id: self.run_id.clone(),
-            epoch: epoch as u32,
-            split: split.to_string(),
-            recon: get("recon").unwrap_or(f64::NAN),
-            kl: vae("kl"),
-            beta_kl: vae("beta_kl"),
-            loss: get("loss").unwrap_or(f64::NAN),
-            article_loss: if split == "train" {
-                get("article_loss")
-            } else {
-                None
-            },
-            seconds: self.split_started.elapsed().as_secs_f64(),
-        };
-        self.current.clear();
+    /// Each member's row of `phase` in `epoch`, its share of the split's wall time as seconds.
+    fn rows(&mut self, epoch: usize, phase: Phase) -> Vec<EpochRow> {
+        let tally = self
+            .tallies
+            .lock()
+            .unwrap()
+            .remove(&(phase, epoch))
+            .unwrap_or_default();
+        let seconds = self.split_started.elapsed().as_secs_f64() / self.sinks.len() as f64;
         self.split_started = Instant::now();
-        row
+        let split = match phase {
+            Phase::Train => "train",
+            Phase::Test => "test",
+        };
+        let vae = |v: f64| self.variational.then_some(v);
+        (0..self.sinks.len())
+            .map(|i| {
+                let m = tally.means(i);
+                EpochRow {
+                    run_id: self.sinks[i].0.clone(),
+                    epoch: epoch as u32,
+                    split: split.to_string(),
+                    recon: m.recon,
+                    kl: vae(m.kl),
+                    beta_kl: vae(m.beta_kl),
+                    loss: m.loss,
+                    article_loss: (phase == Phase::Train).then_some(m.article_loss),
+                    seconds,
+                }
+            })
+            .collect()
     }
 }
 
 impl MetricLogger for EpochRecorder {
-    fn log(&mut self, update: MetricsUpdate, _epoch: usize, _split: &Split) {
-        for entry in update.entries_numeric {
-            let Some(name) = self.names.get(&entry.entry.metric_id) else {
-                continue;
-            };
-            // The running entry is the sample-weighted mean over the epoch so far; a final entry,
-            // when the metric logs one, is the authoritative epoch value.
-            let value = match (&entry.numeric_entry, &entry.running_entry) {
-                (Some(NumericEntry::Final(v)), _) => Some(*v),
-                (_, Some(running)) => Some(running.current()),
-                _ => None,
-            };
-            if let Some(v) = value {
-                self.current.insert(name.clone(), v);
-            }
-        }
-    }
+    fn log(&mut self, _update: MetricsUpdate, _epoch: usize, _split: &Split) {}
 
     fn read_numeric(
         &mut self,
@@ -131,48 +140,51 @@ impl MetricLogger for EpochRecorder {
         Err("the epoch recorder keeps epoch means only; read metrics.parquet".into())
     }
 
-    fn log_metric_definition(&mut self, definition: MetricDefinition) {
-        self.names
-            .insert(definition.metric_id, definition.name.to_string());
-    }
+    fn log_metric_definition(&mut self, _definition: MetricDefinition) {}
 
     fn log_epoch_summary(&mut self, summary: EpochSummary) {
         let epoch = summary.epoch_number;
-        match summary.split {
-            Split::Train => {
-                let row = self.row(epoch, "train");
-                self.pending_train = Some(row);
+        if summary.split == Split::Train {
+            self.pending_train = Some(self.rows(epoch, Phase::Train));
+            return;
+        }
+        let tests = self.rows(epoch, Phase::Test);
+        let Some(trains) = self.pending_train.take() else {
+            return;
+        };
+        // burn-train ends the split with its summary even when a stop cut it short; such an
+        // epoch is not complete (and gets no checkpoint): keep it off disk.
+        if self.interrupter.should_stop() {
+            return;
+        }
+        let mut state = self.state.lock().unwrap();
+        let mut finished = Vec::new();
+        for (i, (train, test)) in trains.into_iter().zip(tests).enumerate() {
+            let member = &mut state.members[i];
+            if member.failed.is_some() {
+                continue;
             }
-            Split::Valid | Split::Test(_) => {
-                let test = self.row(epoch, "test");
-                let Some(train) = self.pending_train.take() else {
-                    return;
-                };
-                // burn-train ends the split with its summary even when a stop cut it short;
-                // such an epoch is not complete (and gets no checkpoint): keep it off disk.
-                if self.interrupter.should_stop() {
-                    return;
+            for (row, split) in [(&train, "train"), (&test, "test")] {
+                let values = [Some(row.recon), row.kl, Some(row.loss)];
+                if member.failed.is_none() && values.iter().flatten().any(|v| !v.is_finite()) {
+                    member.failed = Some(format!("non-finite {split} loss at epoch {epoch}"));
                 }
-                let mut state = self.state.lock().unwrap();
-                if state.non_finite.is_none() {
-                    for (row, split) in [(&train, "train"), (&test, "test")] {
-                        let values = [Some(row.recon), row.kl, Some(row.loss)];
-                        if values.iter().flatten().any(|v| !v.is_finite()) {
-                            let reason = format!("non-finite {split} loss at epoch {epoch}");
-                            self.interrupter.stop(Some(&reason));
-                            state.non_finite = Some((epoch, reason));
-                        }
-                    }
-                }
-                state.rows.retain(|r| r.epoch as usize != epoch);
-                state.rows.push(train.clone());
-                state.rows.push(test.clone());
-                if let Err(e) = write_metrics(&self.path, &state.rows) {
-                    state.error.get_or_insert_with(|| format!("{e:#}"));
-                }
-                drop(state);
-                (self.on_epoch)(&train, &test);
             }
+            member.rows.retain(|r| r.epoch as usize != epoch);
+            member.rows.push(train.clone());
+            member.rows.push(test.clone());
+            if let Err(e) = write_metrics(&self.sinks[i].1, &member.rows) {
+                member.error.get_or_insert_with(|| format!("{e:#}"));
+            }
+            finished.push((i, train, test));
+        }
+        if state.members.iter().all(|m| m.failed.is_some()) {
+            let reason = state.members[0].failed.clone();
+            self.interrupter.stop(reason.as_deref());
+        }
+        drop(state);
+        for (i, train, test) in finished {
+            (self.on_epoch)(i, &train, &test);
         }
     }
 }

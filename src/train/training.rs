@@ -1,66 +1,193 @@
-//! The Learner wiring, top to bottom: the model burn-train trains ([`Trainee`]), its train and
-//! inference steps, the device and optimiser, and [`learn`], which hands everything to
-//! `SupervisedTraining` for one run. The run's life cycle around it is in [`super::run`].
+//! The Learner wiring, top to bottom: the model burn-train trains ([`StackTrainee`]: M stacked
+//! members, their Adam moments, their β and learning rates), its train and inference steps, its
+//! fused optimiser step, the device, and [`learn`], which hands everything to
+//! `SupervisedTraining` for one stack. A solo run is a stack of one. The runs' life cycle
+//! around it is in [`super::run`].
 
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
-use burn::module::Module;
-use burn::optim::ModuleOptimizer;
+use anyhow::{bail, Result};
+use burn::module::{Module, Param};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
-use burn::store::ModuleRecord;
 use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::{
     InferenceStep, Interrupter, Learner, SupervisedTraining, TrainOutput, TrainStep,
 };
 
-use super::checkpoint::AtomicCheckpointer;
-use super::metrics::{StepOutput, Term, TermMetric};
-use super::optim::Adam;
+use super::checkpoint::{MemberCheckpoint, MemberCheckpointer, NoCheckpoint};
+use super::metrics::{Phase, StackLoss, StepOutput, Tallies};
+use super::optim;
 use super::progress::{BarRenderer, Progress};
-use super::recorder;
+use super::recorder::{self, MemberSink};
 use super::run::{epoch_line, Outcome, TrainOptions};
 use crate::config::{BackendKind, DeviceKind, RunSpec};
-use crate::data::{ImageBatch, Mnist, MnistLoader};
-use crate::model::{Autoencoder, LossTerms};
+use crate::data::{Feed, Mnist, StackBatch, StackLoader};
+use crate::model::{Autoencoder, StackTerms, StackedAutoencoder};
 use crate::store::{durable, EpochRow, RunDir};
 
-/// The model the Learner trains: the autoencoder plus its KL weight.
+/// The model the Learner trains: M stacked autoencoders and, shaped like them, their Adam
+/// moments. Keeping the moments in the model (not in Burn's optimiser) lets one fused step
+/// update every parameter with each member's own learning rate, and puts the whole training
+/// state in the one record the checkpointer splits per member.
 #[derive(Module, Debug)]
-pub struct Trainee {
-    /// The autoencoder.
-    pub net: Autoencoder,
-    /// KL weight of the loss.
-    pub beta: f64,
+pub struct StackTrainee {
+    /// The members' networks.
+    pub net: StackedAutoencoder,
+    moment_1: StackedAutoencoder,
+    moment_2: StackedAutoencoder,
+    #[module(skip)]
+    hyper: Hyper,
 }
 
-impl Trainee {
-    fn terms(&self, images: Tensor<2>) -> LossTerms {
-        let forward = self.net.forward(images.clone());
-        LossTerms::new(&forward, images, self.beta)
+/// What the members may differ in beyond their weights, and the shared step count.
+#[derive(Clone, Debug)]
+struct Hyper {
+    /// KL weight per member (0 for AEs).
+    betas: Vec<f64>,
+    /// Adam learning rate per member.
+    lrs: Vec<f64>,
+    /// Optimiser steps taken so far (Adam's t; the same for every member).
+    steps: usize,
+}
+
+impl StackTrainee {
+    /// A stack of `nets` with zero moments (as Adam starts), `steps` optimiser steps done.
+    fn new(nets: &[Autoencoder], specs: &[RunSpec], steps: usize) -> Self {
+        let zeros = |n: &Autoencoder| {
+            n.clone()
+                .map(&mut ZeroParams)
+                .no_grad()
+        };
+        let zero: Vec<Autoencoder> = nets.iter().map(zeros).collect();
+        Self {
+            net: StackedAutoencoder::from_members(nets),
+            moment_1: StackedAutoencoder::from_members(&zero).no_grad(),
+            moment_2: StackedAutoencoder::from_members(&zero).no_grad(),
+            hyper: Hyper {
+                betas: specs.iter().map(RunSpec::effective_beta).collect(),
+                lrs: specs.iter().map(|s| s.lr).collect(),
+                steps,
+            },
+        }
+    }
+
+    /// Member `i`'s network and moments (what its checkpoint file holds).
+    pub fn member_checkpoint(&self, i: usize) -> MemberCheckpoint {
+        MemberCheckpoint {
+            net: self.net.member(i),
+            moment_1: self.moment_1.member(i),
+            moment_2: self.moment_2.member(i),
+        }
+    }
+
+    /// This stack's shape and hyper-parameters with the members' checkpointed state.
+    pub fn restacked(&self, members: &[MemberCheckpoint]) -> Self {
+        let part = |f: fn(&MemberCheckpoint) -> &Autoencoder| {
+            members.iter().map(|m| f(m).clone()).collect::<Vec<_>>()
+        };
+        Self {
+            net: StackedAutoencoder::from_members(&part(|m| &m.net)),
+            moment_1: StackedAutoencoder::from_members(&part(|m| &m.moment_1)).no_grad(),
+            moment_2: StackedAutoencoder::from_members(&part(|m| &m.moment_2)).no_grad(),
+            hyper: self.hyper.clone(),
+        }
+    }
+
+    /// `[M, 1, 1]` KL weights on `device`.
+    fn betas(&self, device: &Device) -> Tensor<3> {
+        let betas: Vec<f32> = self.hyper.betas.iter().map(|&b| b as f32).collect();
+        let m = betas.len();
+        Tensor::<1>::from_floats(betas.as_slice(), device).reshape([m, 1, 1])
+    }
+
+    fn terms(&self, batch: &StackBatch) -> (StackTerms, Tensor<3>) {
+        let betas = self.betas(&batch.images.device());
+        let forward = self.net.forward(batch.images.clone(), batch.noise.clone());
+        (
+            StackTerms::new(&forward, batch.images.clone(), betas.clone()),
+            betas,
+        )
     }
 }
 
-impl TrainStep for Trainee {
-    type Input = ImageBatch;
+/// Maps every parameter to zeros of its shape (Adam's initial moments).
+struct ZeroParams;
+
+impl burn::module::ModuleMapper for ZeroParams {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        param.map(|t| t.zeros_like())
+    }
+}
+
+impl TrainStep for StackTrainee {
+    type Input = StackBatch;
     type Output = StepOutput;
 
-    fn step(&self, batch: ImageBatch) -> TrainOutput<StepOutput> {
+    fn step(&self, batch: StackBatch) -> TrainOutput<StepOutput> {
         crate::faults::point(crate::faults::names::STEP, "");
-        let terms = self.terms(batch.images);
-        let output = StepOutput::new(&terms, self.beta);
-        // The article back-propagates the batch *sum* (MSELoss(reduction="sum") + β·KLD summed).
+        let (terms, betas) = self.terms(&batch);
+        let output = StepOutput::new(&terms, betas, batch.epoch);
+        // Each member back-propagates its batch *sum*, as the article does
+        // (MSELoss(reduction="sum") + β·KLD summed); the stack's loss is the sum over members,
+        // so every member's gradient is its own.
         let grads = terms.loss.sum().backward();
         TrainOutput::new(self, grads, output)
     }
+
+    /// Adam on every parameter in one fused pass each ([`optim::adam_step`]), each member at its
+    /// own learning rate; Burn's optimiser and the Learner's learning rate are not used.
+    fn optimize(
+        self,
+        _optim: &mut ModuleOptimizer,
+        _lr: burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate,
+        mut grads: GradientsParams,
+    ) -> Self {
+        let Self {
+            net,
+            moment_1,
+            moment_2,
+            hyper,
+        } = self;
+        let time = hyper.steps + 1;
+        let (mut ps, mut ms, mut vs) = (Vec::new(), Vec::new(), Vec::new());
+        let params = net.params().into_iter();
+        for ((p, m), v) in params.zip(moment_1.params()).zip(moment_2.params()) {
+            let id = p.id;
+            let (p, m, v) = (p.val(), m.val().inner(), v.val().inner());
+            match grads.remove::<3>(id) {
+                Some(g) => {
+                    let (np, nm, nv) = optim::adam_step(p.inner(), g, m, v, &hyper.lrs, time);
+                    ps.push(Tensor::from_inner(np).require_grad());
+                    ms.push(Tensor::from_inner(nm));
+                    vs.push(Tensor::from_inner(nv));
+                }
+                None => {
+                    ps.push(p);
+                    ms.push(Tensor::from_inner(m));
+                    vs.push(Tensor::from_inner(v));
+                }
+            }
+        }
+        Self {
+            net: net.with_values(ps),
+            moment_1: moment_1.with_values(ms),
+            moment_2: moment_2.with_values(vs),
+            hyper: Hyper {
+                steps: time,
+                ..hyper
+            },
+        }
+    }
 }
 
-impl InferenceStep for Trainee {
-    type Input = ImageBatch;
+impl InferenceStep for StackTrainee {
+    type Input = StackBatch;
     type Output = StepOutput;
 
-    fn step(&self, batch: ImageBatch) -> StepOutput {
-        StepOutput::new(&self.terms(batch.images), self.beta)
+    fn step(&self, batch: StackBatch) -> StepOutput {
+        let (terms, betas) = self.terms(&batch);
+        StepOutput::new(&terms, betas, batch.epoch)
     }
 }
 
@@ -94,12 +221,7 @@ pub fn device_for(spec: &RunSpec) -> Result<Device> {
     }
 }
 
-/// The run's optimiser: Adam with PyTorch's ε (1e-8), in place on libtorch.
-pub fn optimizer(spec: &RunSpec) -> ModuleOptimizer {
-    ModuleOptimizer::from(Adam::new(1e-8, spec.backend == BackendKind::Tch))
-}
-
-/// What the Learner left: how it stopped, and the trained network when it ran to the end.
+/// How one member of a stack came out of the Learner.
 pub struct Learned {
     /// Done, interrupted or failed (never busy or already done).
     pub outcome: Outcome,
@@ -107,50 +229,83 @@ pub struct Learned {
     pub net: Option<Autoencoder>,
 }
 
-/// Trains `spec` with Burn's Learner from epoch `start_epoch + 1` to the end, recording each
-/// epoch into `run` (metrics, checkpoint); the model file is the caller's job.
+/// A member of a stack handed to [`learn`]: its spec, run directory and rows on disk.
+pub struct Member<'a> {
+    /// Its parameters (all members share [`crate::config::RunSpec::stack_key`]).
+    pub spec: &'a RunSpec,
+    /// Its run directory.
+    pub run: &'a RunDir,
+    /// Its metrics rows up to `start_epoch`.
+    pub rows: Vec<EpochRow>,
+}
+
+/// Trains `members` as one stack with Burn's Learner from epoch `start_epoch + 1` to the end,
+/// recording each epoch into every member's run directory (metrics, checkpoint); the model
+/// files are the caller's job. Returns one [`Learned`] per member, in order.
 #[allow(clippy::too_many_arguments)]
 pub fn learn(
-    spec: &RunSpec,
-    run: &RunDir,
+    members: Vec<Member<'_>>,
     device: Device,
     train_set: Mnist,
     test_set: Mnist,
-    rows: Vec<EpochRow>,
     start_epoch: usize,
     opts: &TrainOptions,
     progress: &Progress,
-) -> Result<Learned> {
-    // The Learner gets an interrupter of this run's own: a non-finite loss stops this run only,
-    // while Ctrl-C (on the shared one) is forwarded to it.
+    labels: Vec<String>,
+) -> Result<Vec<Learned>> {
+    let first = members[0].spec;
+    // The Learner gets an interrupter of this stack's own: members going non-finite stop it
+    // only when none is left, while Ctrl-C (on the shared one) is forwarded to it.
     let stop = ForwardStop::spawn(opts.interrupter.clone());
     // Parameters must be created as tracked autodiff leaves for the Learner to train them.
     let device = device.autodiff();
-    device.seed(spec.seed);
-    let trainee = Trainee {
-        net: spec.model_config().init(&device),
-        beta: spec.effective_beta(),
+    // Each member is initialised exactly as its run alone: seeded with its own seed.
+    let nets: Vec<Autoencoder> = members
+        .iter()
+        .map(|m| {
+            device.seed(m.spec.seed);
+            m.spec.model_config().init(&device)
+        })
+        .collect();
+    let specs: Vec<RunSpec> = members.iter().map(|m| m.spec.clone()).collect();
+    let batches = train_set.len().div_ceil(first.batch_size);
+    let trainee = StackTrainee::new(&nets, &specs, start_epoch * batches);
+    let variational = trainee.net.is_variational();
+    let seeds: Vec<u64> = specs.iter().map(|s| s.seed).collect();
+    let latent = if variational { first.latent } else { 0 };
+    let loader = |data, feed, first_epoch| {
+        Arc::new(StackLoader::new(
+            data,
+            first.batch_size,
+            feed,
+            seeds.clone(),
+            latent,
+            first_epoch,
+            device.clone(),
+        ))
     };
-    let train_loader = MnistLoader::new(
-        train_set,
-        spec.batch_size,
-        Some(spec.seed),
-        start_epoch + 1,
-        device.clone(),
-    );
-    let test_loader = MnistLoader::new(test_set, spec.batch_size, None, 1, device.clone());
+    let train_loader = loader(train_set, Feed::Train, start_epoch + 1);
+    let test_loader = loader(test_set, Feed::Test, start_epoch + 1);
 
-    let (label, epochs) = (progress.label().to_string(), spec.epochs);
+    let epochs = first.epochs;
     let printer = progress.clone();
     let overall = opts.sweep_bars.as_ref().map(|(_, bar)| bar.clone());
     let on_epoch = opts.on_epoch.clone();
+    let tallies = Tallies::default();
+    let sinks = members
+        .iter()
+        .map(|m| MemberSink {
+            run_id: m.run.id.clone(),
+            path: m.run.metrics_path(),
+            rows: m.rows.clone(),
+        })
+        .collect();
     let (recorder, recorded) = recorder::EpochRecorder::new(
-        &run.id,
-        run.metrics_path(),
-        trainee.net.is_variational(),
-        rows,
-        Box::new(move |train, test| {
-            printer.println(epoch_line(&label, epochs, train, test));
+        sinks,
+        variational,
+        tallies.clone(),
+        Box::new(move |i, train, test| {
+            printer.println(epoch_line(&labels[i], epochs, train, test));
             if let Some(bar) = &overall {
                 bar.inc(1);
             }
@@ -160,69 +315,68 @@ pub fn learn(
         }),
         stop.local.clone(),
     );
+    let checkpointer = MemberCheckpointer::new(
+        trainee.clone(),
+        members.iter().map(|m| m.run.checkpoint_dir()).collect(),
+        recorded.clone(),
+    );
 
-    let ckpt = |name| AtomicCheckpointer::new(run.checkpoint_dir(), name);
     let mut training =
-        SupervisedTraining::new(&run.path, Arc::new(train_loader), Arc::new(test_loader))
-            .metrics((TermMetric::new(Term::Recon), TermMetric::new(Term::Loss)))
-            .metric_train_numeric(TermMetric::new(Term::ArticleLoss))
+        SupervisedTraining::new(&members[0].run.path, train_loader, test_loader)
+            .metric_train_numeric(StackLoss::new(Phase::Train, tallies.clone()))
+            .metric_valid_numeric(StackLoss::new(Phase::Test, tallies))
             .with_metric_logger(recorder)
             .renderer(Box::new(BarRenderer::new(progress.clone())))
             .with_interrupter(stop.local.clone())
             .with_application_logger(None)
-            .with_custom_checkpointers(ckpt("model"), ckpt("optim"), ckpt("scheduler"))
+            .with_custom_checkpointers(checkpointer, NoCheckpoint, NoCheckpoint)
             .with_checkpointing_strategy(KeepLastNCheckpoints::new(2))
-            .num_epochs(spec.epochs);
-    if trainee.net.is_variational() {
-        training = training.metrics((TermMetric::new(Term::Kl), TermMetric::new(Term::BetaKl)));
-    }
+            .num_epochs(epochs);
     if start_epoch > 0 {
         training = training.checkpoint(start_epoch);
     }
-
-    let result = training.launch(Learner::new(trainee, optimizer(spec), spec.lr));
+    // Burn's optimiser is never stepped (see `StackTrainee::optimize`); the Learner wants one.
+    let unused = ModuleOptimizer::from(AdamConfig::new().build());
+    let result = training.launch(Learner::new(trainee, unused, 1.0));
 
     let state = recorded.lock().unwrap();
-    if let Some(error) = &state.error {
-        bail!("{}: cannot write metrics: {error}", run.id);
-    }
-    let failed = |reason: String| Learned {
-        outcome: Outcome::Failed { reason },
-        net: None,
-    };
-    if let Some((_, reason)) = &state.non_finite {
-        return Ok(failed(reason.clone()));
-    }
-    if let Some(error) = result.error {
-        return Ok(failed(error.to_string()));
-    }
-    if result.interrupted.is_some() || opts.interrupter.should_stop() {
-        return Ok(Learned {
-            outcome: Outcome::Interrupted { epochs_done: 0 },
-            net: None,
-        });
-    }
-    Ok(Learned {
-        outcome: Outcome::Done,
-        net: Some(result.model.net),
-    })
+    let stopped = result.interrupted.is_some() || opts.interrupter.should_stop();
+    let learned = state
+        .members
+        .iter()
+        .enumerate()
+        .map(|(i, log)| {
+            let outcome = if let Some(error) = &log.error {
+                Outcome::Failed {
+                    reason: format!("cannot write metrics: {error}"),
+                }
+            } else if let Some(reason) = &log.failed {
+                Outcome::Failed {
+                    reason: reason.clone(),
+                }
+            } else if let Some(error) = &result.error {
+                Outcome::Failed {
+                    reason: error.to_string(),
+                }
+            } else if stopped {
+                Outcome::Interrupted { epochs_done: 0 }
+            } else {
+                Outcome::Done
+            };
+            let net = (outcome == Outcome::Done).then(|| result.model.net.member(i));
+            Learned { outcome, net }
+        })
+        .collect();
+    Ok(learned)
 }
 
 /// Writes `model.bpk` from the checkpoint of `epoch` (a run whose last epoch was checkpointed
 /// but whose model file was never saved: killed or stopped in between).
 pub fn restore_model(spec: &RunSpec, run: &RunDir, epoch: usize) -> Result<()> {
     let device = device_for(spec)?;
-    let trainee = Trainee {
-        net: spec.model_config().init(&device),
-        beta: spec.effective_beta(),
-    };
-    let path = run.checkpoint_dir().join(format!("model-{epoch}.bpk"));
-    let record = ModuleRecord::load(&path)
-        .with_context(|| format!("cannot read checkpoint {}", path.display()))?;
-    let trainee = trainee
-        .try_load_record(record)
-        .with_context(|| format!("checkpoint {} does not fit the model", path.display()))?;
-    save_model(trainee.net, run)
+    let like = spec.model_config().init(&device);
+    let checkpoint = MemberCheckpoint::load(&run.checkpoint_dir(), epoch, &like)?;
+    save_model(checkpoint.net, run)
 }
 
 /// Saves the trained network as the run's `model.bpk` (atomically and durably).

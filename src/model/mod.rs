@@ -1,7 +1,8 @@
 //! The article's autoencoders: a plain AE and a VAE sharing one MLP encoder/decoder design.
 //!
-//! Loss terms are returned per image (`[batch]` tensors) and reduced by the caller, so the same
-//! code serves one run or, later, several sweep members stacked along the batch axis.
+//! Loss terms are returned per image and reduced by the caller. Training runs the same design
+//! stacked ([`stack`]: M members as one model, one batched matmul per layer); a trained member
+//! is saved and used as an ordinary [`Autoencoder`].
 
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
@@ -11,6 +12,9 @@ use burn::tensor::Distribution;
 use serde::{Deserialize, Serialize};
 
 use crate::data::PIXELS;
+
+pub mod stack;
+pub use stack::{StackForward, StackTerms, StackedAutoencoder};
 
 /// Which autoencoder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -198,14 +202,27 @@ pub fn reparameterize(mu: Tensor<2>, log_var: Tensor<2>) -> Tensor<2> {
 /// Per-image sum of squared errors over the pixels (the article's `MSELoss(reduction="sum")`
 /// divided among the images of the batch). `[batch, PIXELS]` × 2 → `[batch]`.
 pub fn reconstruction_error(decoded: Tensor<2>, target: Tensor<2>) -> Tensor<1> {
-    (decoded - target).square().sum_dim(1).squeeze_dim(1)
+    reconstruction_error_keepdim(decoded, target).squeeze_dim(1)
 }
 
 /// Per-image closed-form KL(N(mu, exp(log_var)) ‖ N(0, I)) summed over latent dims, in nats:
 /// `-0.5 * Σ (1 + log_var - mu² - exp(log_var))`. `[batch, latent]` × 2 → `[batch]`.
 pub fn kl_divergence(mu: Tensor<2>, log_var: Tensor<2>) -> Tensor<1> {
+    kl_divergence_keepdim(mu, log_var).squeeze_dim(1)
+}
+
+/// [`reconstruction_error`] over the last axis of any rank, keeping it (size 1).
+pub fn reconstruction_error_keepdim<const D: usize>(
+    decoded: Tensor<D>,
+    target: Tensor<D>,
+) -> Tensor<D> {
+    (decoded - target).square().sum_dim(D - 1)
+}
+
+/// [`kl_divergence`] over the last axis of any rank, keeping it (size 1).
+pub fn kl_divergence_keepdim<const D: usize>(mu: Tensor<D>, log_var: Tensor<D>) -> Tensor<D> {
     let inner = log_var.clone().add_scalar(1.0) - mu.square() - log_var.exp();
-    inner.sum_dim(1).squeeze_dim::<1>(1).mul_scalar(-0.5)
+    inner.sum_dim(D - 1).mul_scalar(-0.5)
 }
 
 /// The loss terms of one batch, per image.

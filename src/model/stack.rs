@@ -1,0 +1,313 @@
+//! Several autoencoders of one architecture as one model: every parameter carries a leading
+//! member dimension `[M, …]` and each layer is one batched matmul, so M small runs cost about
+//! one run's per-operation overhead.
+//!
+//! Members never mix: member `i`'s output depends only on member `i`'s weights, images and
+//! noise, so its gradient (the stack's loss is the sum of the members' losses) is exactly its
+//! own. A stack is built from ordinary [`Autoencoder`]s and gives them back
+//! ([`StackedAutoencoder::from_members`], [`StackedAutoencoder::member`]): a member is
+//! initialised and saved exactly as a solo run.
+
+use burn::module::{Module, Param};
+use burn::nn::Linear;
+use burn::prelude::*;
+
+use super::{kl_divergence_keepdim, reconstruction_error_keepdim, Autoencoder, GaussianHeads, Mlp};
+
+/// `M` linear layers of one shape: weight `[M, in, out]`, bias `[M, 1, out]`.
+#[derive(Module, Debug)]
+pub struct StackedLinear {
+    weight: Param<Tensor<3>>,
+    bias: Param<Tensor<3>>,
+}
+
+impl StackedLinear {
+    fn stack(layers: &[&Linear]) -> Self {
+        let weight = Tensor::stack::<3>(layers.iter().map(|l| l.weight.val()).collect(), 0);
+        let bias = Tensor::stack::<2>(
+            layers
+                .iter()
+                .map(|l| l.bias.as_ref().expect("vaelab's layers have a bias").val())
+                .collect(),
+            0,
+        )
+        .unsqueeze_dim::<3>(1);
+        Self {
+            weight: Param::from_tensor(weight.detach()),
+            bias: Param::from_tensor(bias.detach()),
+        }
+    }
+
+    fn member(&self, i: usize) -> Linear {
+        let [_, d_in, d_out] = self.weight.dims();
+        let weight = self.weight.val().slice(i..i + 1).reshape([d_in, d_out]);
+        let bias = self.bias.val().slice(i..i + 1).reshape([d_out]);
+        Linear {
+            weight: Param::from_tensor(weight.detach()),
+            bias: Some(Param::from_tensor(bias.detach())),
+        }
+    }
+
+    /// `[M, B, in]` → `[M, B, out]`.
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        x.matmul(self.weight.val()) + self.bias.val()
+    }
+}
+
+/// Stacked [`Mlp`]: ReLU between layers, the last one linear.
+#[derive(Module, Debug)]
+pub struct StackedMlp {
+    layers: Vec<StackedLinear>,
+}
+
+impl StackedMlp {
+    fn stack(mlps: &[&Mlp]) -> Self {
+        let layers = (0..mlps[0].layers.len())
+            .map(|k| StackedLinear::stack(&mlps.iter().map(|m| &m.layers[k]).collect::<Vec<_>>()))
+            .collect();
+        Self { layers }
+    }
+
+    fn member(&self, i: usize) -> Mlp {
+        Mlp {
+            layers: self.layers.iter().map(|l| l.member(i)).collect(),
+        }
+    }
+
+    fn forward(&self, mut x: Tensor<3>) -> Tensor<3> {
+        let last = self.layers.len() - 1;
+        for (k, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(x);
+            if k < last {
+                x = burn::tensor::activation::relu(x);
+            }
+        }
+        x
+    }
+}
+
+/// Stacked [`GaussianHeads`].
+#[derive(Module, Debug)]
+pub struct StackedHeads {
+    mu: StackedLinear,
+    log_var: StackedLinear,
+}
+
+/// M autoencoders of one kind and architecture, trained as one model.
+#[derive(Module, Debug)]
+pub struct StackedAutoencoder {
+    encoder: StackedMlp,
+    heads: Option<StackedHeads>,
+    decoder: StackedMlp,
+    latent: usize,
+    members: usize,
+}
+
+/// What one stacked forward pass produces, per member and image.
+#[derive(Clone, Debug)]
+pub struct StackForward {
+    /// `[M, B, PIXELS]` reconstructions in (0, 1).
+    pub decoded: Tensor<3>,
+    /// `[M, B, latent]` code (AE) or posterior mean (VAE).
+    pub mu: Tensor<3>,
+    /// `[M, B, latent]` posterior log-variance; `None` for AEs.
+    pub log_var: Option<Tensor<3>>,
+}
+
+/// The loss terms of a stacked batch, per member and image (`[M, B, 1]` each).
+#[derive(Clone, Debug)]
+pub struct StackTerms {
+    /// Squared error per image.
+    pub recon: Tensor<3>,
+    /// KL per image; `None` for AEs.
+    pub kl: Option<Tensor<3>>,
+    /// `recon + β·kl` per image, each member with its own β.
+    pub loss: Tensor<3>,
+}
+
+impl StackedAutoencoder {
+    /// Stacks `members` (all of one kind and architecture, on one device) in order.
+    pub fn from_members(members: &[Autoencoder]) -> Self {
+        let first = &members[0];
+        let all = |f: fn(&Autoencoder) -> &Mlp| members.iter().map(f).collect::<Vec<_>>();
+        let heads = first.heads.as_ref().map(|_| {
+            let heads: Vec<&GaussianHeads> =
+                members.iter().map(|m| m.heads.as_ref().unwrap()).collect();
+            StackedHeads {
+                mu: StackedLinear::stack(&heads.iter().map(|h| &h.mu).collect::<Vec<_>>()),
+                log_var: StackedLinear::stack(
+                    &heads.iter().map(|h| &h.log_var).collect::<Vec<_>>(),
+                ),
+            }
+        });
+        Self {
+            encoder: StackedMlp::stack(&all(|m| &m.encoder)),
+            heads,
+            decoder: StackedMlp::stack(&all(|m| &m.decoder)),
+            latent: first.latent,
+            members: members.len(),
+        }
+    }
+
+    /// Member `i` as an ordinary autoencoder (its weights copied out of the stack).
+    pub fn member(&self, i: usize) -> Autoencoder {
+        Autoencoder {
+            encoder: self.encoder.member(i),
+            heads: self.heads.as_ref().map(|h| GaussianHeads {
+                mu: h.mu.member(i),
+                log_var: h.log_var.member(i),
+            }),
+            decoder: self.decoder.member(i),
+            latent: self.latent,
+        }
+    }
+
+    /// Every parameter, in a fixed order (encoder, heads, decoder; weight before bias).
+    pub fn params(&self) -> Vec<&Param<Tensor<3>>> {
+        let mut all: Vec<&StackedLinear> = self.encoder.layers.iter().collect();
+        if let Some(h) = &self.heads {
+            all.extend([&h.mu, &h.log_var]);
+        }
+        all.extend(&self.decoder.layers);
+        all.iter().flat_map(|l| [&l.weight, &l.bias]).collect()
+    }
+
+    /// The same model with new values for its parameters, given in [`Self::params`] order;
+    /// each parameter keeps its id.
+    pub fn with_values(mut self, values: Vec<Tensor<3>>) -> Self {
+        let mut values = values.into_iter();
+        let mut replace = |param: Param<Tensor<3>>| {
+            let (id, _, mapper) = param.consume();
+            let value = values.next().expect("one value per parameter");
+            Param::from_mapped_value(id, value, mapper)
+        };
+        let mut layer = |l: StackedLinear| StackedLinear {
+            weight: replace(l.weight),
+            bias: replace(l.bias),
+        };
+        self.encoder.layers = self.encoder.layers.into_iter().map(&mut layer).collect();
+        self.heads = self.heads.map(|h| StackedHeads {
+            mu: layer(h.mu),
+            log_var: layer(h.log_var),
+        });
+        self.decoder.layers = self.decoder.layers.into_iter().map(&mut layer).collect();
+        self
+    }
+
+    /// Number of members.
+    pub fn members(&self) -> usize {
+        self.members
+    }
+
+    /// Latent size.
+    pub fn latent(&self) -> usize {
+        self.latent
+    }
+
+    /// True for VAEs.
+    pub fn is_variational(&self) -> bool {
+        self.heads.is_some()
+    }
+
+    /// Full pass over `[M, B, PIXELS]` images; a VAE decodes `z = mu + noise · exp(log_var/2)`
+    /// with the caller's standard-normal `noise` (`[M, B, latent]`), so that each member's
+    /// noise is its own stream whoever else is in the stack.
+    pub fn forward(&self, x: Tensor<3>, noise: Option<Tensor<3>>) -> StackForward {
+        let h = self.encoder.forward(x);
+        let (mu, log_var) = match &self.heads {
+            None => (h, None),
+            Some(heads) => (heads.mu.forward(h.clone()), Some(heads.log_var.forward(h))),
+        };
+        let z = match (&log_var, noise) {
+            (Some(lv), Some(eps)) => mu.clone() + eps * lv.clone().mul_scalar(0.5).exp(),
+            (Some(_), None) => panic!("a stacked VAE needs its noise"),
+            (None, _) => mu.clone(),
+        };
+        let decoded = burn::tensor::activation::sigmoid(self.decoder.forward(z));
+        StackForward {
+            decoded,
+            mu,
+            log_var,
+        }
+    }
+}
+
+impl StackTerms {
+    /// The terms of `forward` against `target`; `betas` is `[M, 1, 1]` (each member's KL
+    /// weight; ignored by AEs).
+    pub fn new(forward: &StackForward, target: Tensor<3>, betas: Tensor<3>) -> Self {
+        let recon = reconstruction_error_keepdim(forward.decoded.clone(), target);
+        let kl = forward
+            .log_var
+            .as_ref()
+            .map(|lv| kl_divergence_keepdim(forward.mu.clone(), lv.clone()));
+        let loss = match &kl {
+            Some(kl) => recon.clone() + kl.clone() * betas,
+            None => recon.clone(),
+        };
+        Self { recon, kl, loss }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::PIXELS;
+    use crate::model::{ModelConfig, ModelKind};
+    use burn::tensor::Distribution;
+
+    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().convert::<f32>().try_to_vec().unwrap()
+    }
+
+    /// Stacking and unstacking gives the members back; each member's decoding in a stack of 3
+    /// is bit for bit its decoding in a stack of its own, and equals the solo model's to float
+    /// rounding (a batched matmul need not round like a plain one).
+    #[test]
+    fn members_round_trip_and_compute_alone() {
+        let device = crate::train::test_device();
+        let config = ModelConfig {
+            kind: ModelKind::Vae,
+            hidden: vec![16],
+            latent: 3,
+        };
+        let nets: Vec<Autoencoder> = (0..3)
+            .map(|s| {
+                device.seed(s);
+                config.init(&device)
+            })
+            .collect();
+        let stack = StackedAutoencoder::from_members(&nets);
+        assert_eq!(stack.members(), 3);
+        let x = Tensor::<3>::random([3, 5, PIXELS], Distribution::Uniform(0.0, 1.0), &device);
+        let noise = Tensor::<3>::random([3, 5, 3], Distribution::Normal(0.0, 1.0), &device);
+        let out = stack.forward(x.clone(), Some(noise.clone()));
+        let weights = |n: &Autoencoder| {
+            let mut all: Vec<Vec<f32>> = Vec::new();
+            for mlp in [&n.encoder, &n.decoder] {
+                for l in &mlp.layers {
+                    all.push(values(l.weight.val()));
+                    all.push(values(l.bias.as_ref().unwrap().val()));
+                }
+            }
+            let heads = n.heads.as_ref().unwrap();
+            all.push(values(heads.log_var.weight.val()));
+            all
+        };
+        for (i, net) in nets.iter().enumerate() {
+            let back = stack.member(i);
+            assert_eq!(weights(net), weights(&back), "member {i} changed by the round trip");
+            let xi = x.clone().slice(i..i + 1);
+            let ei = noise.clone().slice(i..i + 1);
+            let alone = StackedAutoencoder::from_members(std::slice::from_ref(net));
+            let alone = alone.forward(xi.clone(), Some(ei.clone())).decoded;
+            let stacked = out.decoded.clone().slice(i..i + 1);
+            assert_eq!(values(alone.clone()), values(stacked), "member {i}");
+            let (mu, lv) = net.encode(xi.reshape([5, PIXELS]));
+            let z = mu + ei.reshape([5, 3]) * lv.unwrap().mul_scalar(0.5).exp();
+            for (a, b) in values(net.decode(z)).iter().zip(values(alone)) {
+                assert!((a - b).abs() < 1e-5, "member {i}: solo {a} vs stack {b}");
+            }
+        }
+    }
+}
