@@ -5,10 +5,8 @@
 //! makes 13 elementwise passes per parameter, most of them allocating; it was half of a
 //! training step (BENCHMARKS.md). Here, on libtorch CPU, the update of `torch.optim.Adam`
 //! (`fused=True` computes the same) is a Rust loop over the raw buffers, split over the cores:
-//! it reads p, g, m, v once and writes p, m, v once. Burn's `Learner` clones the model before
-//! each step, so parameter storage is shared and every output goes to a fresh buffer (the
-//! traffic is the same as in place). Other backends and devices run the same arithmetic as
-//! Burn tensor operations. Both are checked against Burn's Adam.
+//! it reads p, g, m, v once and writes p, m, v once, in place. Other backends and devices run
+//! the same arithmetic as Burn tensor operations. Both are checked against Burn's Adam.
 
 use burn::prelude::*;
 
@@ -21,7 +19,9 @@ pub const EPSILON: f64 = 1e-8;
 
 /// One Adam step of a stacked parameter `p` (`[M, …]`, member first) with gradient `g` and
 /// moments `m`, `v`, at step `time` (1 for the first), member `i` with learning rate `lrs[i]`.
-/// Returns the new (p, m, v); the inputs are left untouched. Tensors are non-autodiff.
+/// Returns the new (p, m, v): on libtorch CPU the inputs' own buffers, updated in place (see
+/// `libtorch::fused` for why that is safe under the Learner); elsewhere new tensors. Tensors
+/// are non-autodiff.
 pub fn adam_step<const D: usize>(
     p: Tensor<D>,
     g: Tensor<D>,
@@ -111,21 +111,25 @@ mod libtorch {
     /// Raw pointers handed to the worker threads; each task touches its own range only.
     #[derive(Clone, Copy)]
     struct Buffers {
-        p: *const f32,
+        p: *mut f32,
         g: *const f32,
-        m: *const f32,
-        v: *const f32,
-        p_out: *mut f32,
-        m_out: *mut f32,
-        v_out: *mut f32,
+        m: *mut f32,
+        v: *mut f32,
     }
-    // SAFETY: the tasks write disjoint ranges of the outputs and only read the inputs, which
-    // nothing writes during the step.
+    // SAFETY: the tasks write disjoint ranges and nothing else touches the buffers during the
+    // step (see `fused`).
     unsafe impl Send for Buffers {}
     unsafe impl Sync for Buffers {}
 
-    /// The fused update on libtorch CPU tensors; `None` when any tensor is elsewhere (CUDA,
-    /// another backend, another dtype or layout).
+    /// The fused update on libtorch CPU tensors, in place; `None` when any tensor is elsewhere
+    /// (CUDA, another backend, another dtype or layout).
+    ///
+    /// In place although burn-train's Learner holds a second handle on each buffer during the
+    /// step: `Learner::optimizer_step` (burn-train 0.22 `learner/base.rs`) clones its model,
+    /// steps the clone and replaces the original with the result, so the only other holder is
+    /// a copy that is dropped unread. Checkpoints copy the values out on the training thread
+    /// before the next step (the resume tests compare against uninterrupted runs). Writing into
+    /// fresh buffers instead costs a third more memory traffic, and the step is memory-bound.
     pub(super) fn fused<const D: usize>(
         p: &Tensor<D>,
         g: &Tensor<D>,
@@ -139,15 +143,11 @@ mod libtorch {
         if [g.numel(), m.numel(), v.numel()] != [n, n, n] || n % lrs.len() != 0 {
             return None;
         }
-        let (p_out, m_out, v_out) = (p.empty_like(), m.empty_like(), v.empty_like());
         let buffers = Buffers {
-            p: p.data_ptr() as *const f32,
+            p: p.data_ptr() as *mut f32,
             g: g.data_ptr() as *const f32,
-            m: m.data_ptr() as *const f32,
-            v: v.data_ptr() as *const f32,
-            p_out: p_out.data_ptr() as *mut f32,
-            m_out: m_out.data_ptr() as *mut f32,
-            v_out: v_out.data_ptr() as *mut f32,
+            m: m.data_ptr() as *mut f32,
+            v: v.data_ptr() as *mut f32,
         };
         let per_member = n / lrs.len();
         let tasks: Vec<(usize, usize, f32)> = lrs
@@ -171,33 +171,42 @@ mod libtorch {
         } else {
             tasks.iter().for_each(run);
         }
-        Some((wrap(p_out), wrap(m_out), wrap(v_out)))
+        Some((wrap(p), wrap(m), wrap(v)))
     }
 
-    /// Elements `[start, end)`: m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²;
-    /// p ← p − step·m / (√v / √(1−β₂ᵗ) + ε), as `torch.optim.Adam` computes it.
+    /// Elements `[start, end)`, with AVX2 where the CPU has it (same arithmetic, no FMA
+    /// contraction, so the same numbers).
     unsafe fn update(b: Buffers, start: usize, end: usize, step: f32, scale: f32) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return update_avx2(b, start, end, step, scale);
+        }
+        update_any(b, start, end, step, scale)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn update_avx2(b: Buffers, start: usize, end: usize, step: f32, scale: f32) {
+        update_any(b, start, end, step, scale)
+    }
+
+    /// m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²; p ← p − step·m / (√v / √(1−β₂ᵗ) + ε), as
+    /// `torch.optim.Adam` computes it.
+    #[inline(always)]
+    unsafe fn update_any(b: Buffers, start: usize, end: usize, step: f32, scale: f32) {
         let len = end - start;
-        let (p, g, m, v) = (
-            std::slice::from_raw_parts(b.p.add(start), len),
-            std::slice::from_raw_parts(b.g.add(start), len),
-            std::slice::from_raw_parts(b.m.add(start), len),
-            std::slice::from_raw_parts(b.v.add(start), len),
-        );
-        let (p_out, m_out, v_out) = (
-            std::slice::from_raw_parts_mut(b.p_out.add(start), len),
-            std::slice::from_raw_parts_mut(b.m_out.add(start), len),
-            std::slice::from_raw_parts_mut(b.v_out.add(start), len),
-        );
+        let p = std::slice::from_raw_parts_mut(b.p.add(start), len);
+        let g = std::slice::from_raw_parts(b.g.add(start), len);
+        let m = std::slice::from_raw_parts_mut(b.m.add(start), len);
+        let v = std::slice::from_raw_parts_mut(b.v.add(start), len);
         let (b1, b2) = (BETA_1 as f32, BETA_2 as f32);
         let (w1, w2, eps) = ((1.0 - BETA_1) as f32, (1.0 - BETA_2) as f32, EPSILON as f32);
-        for k in 0..len {
-            let gk = g[k];
-            let mk = b1 * m[k] + w1 * gk;
-            let vk = b2 * v[k] + w2 * gk * gk;
-            m_out[k] = mk;
-            v_out[k] = vk;
-            p_out[k] = p[k] - step * mk / (vk.sqrt() * scale + eps);
+        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let mk = b1 * *m + w1 * g;
+            let vk = b2 * *v + w2 * g * g;
+            *m = mk;
+            *v = vk;
+            *p -= step * mk / (vk.sqrt() * scale + eps);
         }
     }
 }
@@ -219,8 +228,7 @@ mod tests {
 
     /// Five steps of the fused step (libtorch CPU) and of its generic form (the same arithmetic
     /// as tensor operations), on a stack of 3 members with learning rates 0.01, 0.02 and 0.005,
-    /// agree with Burn's Adam run on each member alone to 1e-6, and never write into their
-    /// inputs.
+    /// agree with Burn's Adam run on each member alone to 1e-6.
     #[test]
     fn stacked_adam_matches_burns_adam_per_member() {
         let device = crate::train::test_device();
@@ -254,10 +262,11 @@ mod tests {
         }
 
         let fused = |force_generic: bool| {
-            let (mut p, mut m, mut v) = (init.clone(), init.zeros_like(), init.zeros_like());
+            // A copy: the fused step writes into its inputs.
+            let p0 = init.clone().mul_scalar(1.0);
+            let (mut p, mut m, mut v) = (p0, init.zeros_like(), init.zeros_like());
             for k in 0..5 {
                 let g = grad(&p, k);
-                let before = values(p.clone());
                 let (np, nm, nv) = if force_generic {
                     generic(
                         p.clone(),
@@ -270,7 +279,6 @@ mod tests {
                 } else {
                     adam_step(p.clone(), g, m.clone(), v.clone(), &lrs, k + 1)
                 };
-                assert_eq!(values(p.clone()), before, "step {k} wrote into its input");
                 (p, m, v) = (np, nm, nv);
             }
             values(p)

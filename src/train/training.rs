@@ -52,6 +52,20 @@ struct Hyper {
 }
 
 impl StackTrainee {
+    /// The stack of `specs` (which share [`RunSpec::stack_key`]) on `device` (an autodiff
+    /// device, to train), each member initialised exactly as its run alone (seeded with its
+    /// own seed), Adam's moments zero and `steps` optimiser steps counted as done.
+    pub fn init(specs: &[RunSpec], device: &Device, steps: usize) -> Self {
+        let nets: Vec<Autoencoder> = specs
+            .iter()
+            .map(|spec| {
+                device.seed(spec.seed);
+                spec.model_config().init(device)
+            })
+            .collect();
+        Self::new(&nets, specs, steps)
+    }
+
     /// A stack of `nets` with zero moments (as Adam starts), `steps` optimiser steps done.
     fn new(nets: &[Autoencoder], specs: &[RunSpec], steps: usize) -> Self {
         let zeros = |n: &Autoencoder| {
@@ -135,14 +149,21 @@ impl TrainStep for StackTrainee {
         TrainOutput::new(self, grads, output)
     }
 
-    /// Adam on every parameter in one fused pass each ([`optim::adam_step`]), each member at its
-    /// own learning rate; Burn's optimiser and the Learner's learning rate are not used.
+    /// [`StackTrainee::adam`]; Burn's optimiser and the Learner's learning rate are not used.
     fn optimize(
         self,
         _optim: &mut ModuleOptimizer,
         _lr: burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate,
-        mut grads: GradientsParams,
+        grads: GradientsParams,
     ) -> Self {
+        self.adam(grads)
+    }
+}
+
+impl StackTrainee {
+    /// One Adam step on every parameter, one fused pass each ([`optim::adam_step`]), each member
+    /// at its own learning rate.
+    pub fn adam(self, mut grads: GradientsParams) -> Self {
         let Self {
             net,
             moment_1,
@@ -259,17 +280,9 @@ pub fn learn(
     let stop = ForwardStop::spawn(opts.interrupter.clone());
     // Parameters must be created as tracked autodiff leaves for the Learner to train them.
     let device = device.autodiff();
-    // Each member is initialised exactly as its run alone: seeded with its own seed.
-    let nets: Vec<Autoencoder> = members
-        .iter()
-        .map(|m| {
-            device.seed(m.spec.seed);
-            m.spec.model_config().init(&device)
-        })
-        .collect();
     let specs: Vec<RunSpec> = members.iter().map(|m| m.spec.clone()).collect();
     let batches = train_set.len().div_ceil(first.batch_size);
-    let trainee = StackTrainee::new(&nets, &specs, start_epoch * batches);
+    let trainee = StackTrainee::init(&specs, &device, start_epoch * batches);
     let variational = trainee.net.is_variational();
     let seeds: Vec<u64> = specs.iter().map(|s| s.seed).collect();
     let latent = if variational { first.latent } else { 0 };
