@@ -511,8 +511,10 @@ fn a_run_held_by_another_process_exits_busy_and_entry_trains_one_manifest_entry(
     let dry = common::vaelab(&results, &["sweep", path(&matrix), "--dry-run"]);
     assert!(dry.status.success());
     // Freeze the manifest without training: a sweep interrupted before its first run.
-    let manifest =
-        vaelab::sweep::Manifest::from_plan(&vaelab::config::matrix::load(&matrix).unwrap());
+    let manifest = vaelab::sweep::Manifest::from_plan(
+        &vaelab::config::matrix::load(&matrix).unwrap(),
+        vaelab::sweep::stacking::StackPolicy::Off,
+    );
     let manifest_path = manifest.freeze(&Store::new(&results)).unwrap();
     let out = common::vaelab(&results, &["--quiet", "entry", path(&manifest_path), "1"]);
     assert!(out.status.success(), "{}", common::text(&out));

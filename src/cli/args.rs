@@ -68,6 +68,13 @@ pub enum Command {
         /// Runs trained at once, each in its own process with its share of the cores.
         #[arg(long, short, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
         jobs: u16,
+        /// Train runs of one shape (kind, widths, latent, batch size, epochs, limit, backend,
+        /// device) together as one stacked model: `auto` (a size from this machine's cache, or
+        /// the GPU's memory; printed by --dry-run), `off` (every run alone), or at most N per
+        /// stack. A member's numbers are those of its run alone (README, "Stacked sweeps");
+        /// --jobs runs that many stacks at once; on Slurm each array task trains one stack.
+        #[arg(long, default_value = defaults::STACK, value_name = "auto|off|N")]
+        stack: defaults::StackPolicy,
         /// Where the runs train: here, or as one Slurm job array (submitted with sbatch; the
         /// command returns at once; `vaelab status NAME` watches it, `vaelab cancel NAME` stops
         /// it). Relaunching submits only the runs not done.
@@ -100,13 +107,16 @@ pub enum Command {
         /// Runs trained at once.
         #[arg(long, short, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
         jobs: u16,
+        /// Stack runs of one shape as `vaelab sweep --stack` does.
+        #[arg(long, default_value = defaults::STACK, value_name = "auto|off|N")]
+        stack: defaults::StackPolicy,
     },
     /// Train entry INDEX (0-based) of a frozen sweep manifest: one self-contained job, e.g. one
     /// task of a Slurm array (`--array=0-N` with INDEX=$SLURM_ARRAY_TASK_ID).
     Entry {
         /// A manifest.toml under <RESULTS>/sweeps/<NAME>/.
         manifest: PathBuf,
-        /// Which run.
+        /// Which entry (a stack of runs, or one run).
         index: usize,
     },
     /// Render a sweep's or a run's pictures (PNG, charts also as SVG).

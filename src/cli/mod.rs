@@ -101,21 +101,23 @@ pub fn run(cli: Cli) -> Result<u8> {
             file,
             dry_run,
             jobs,
+            stack,
             executor,
             slurm,
         } => {
             let plan = matrix::load(file)?;
             if *dry_run {
-                print!("{}", report::plan_listing(&plan));
+                print!("{}", report::plan_listing(&plan, *stack));
                 return Ok(exit::OK);
             }
             if *executor == ExecutorArg::Slurm {
                 let settings = plan.slurm.overridden_by(&slurm.settings());
-                return submit_plan(&store, &plan, &data_dir, &settings);
+                return submit_plan(&store, &plan, &data_dir, &settings, *stack);
             }
             let opts = SweepOptions {
                 train: train_opts(install_ctrl_c()),
                 jobs: usize::from(*jobs),
+                stack: *stack,
                 on_progress: None,
             };
             Ok(run_plan(&plan, &opts)?.1)
@@ -127,6 +129,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             limit,
             with_reference,
             jobs,
+            stack,
         } => {
             let plan = matrix::load(file)?.with_overrides(
                 *seeds,
@@ -142,6 +145,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             let opts = SweepOptions {
                 train: train_opts(install_ctrl_c()),
                 jobs: usize::from(*jobs),
+                stack: *stack,
                 on_progress: None,
             };
             let (manifest, code) = run_plan(&plan, &opts)?;
@@ -156,18 +160,28 @@ pub fn run(cli: Cli) -> Result<u8> {
         }
         Command::Entry { manifest, index } => {
             let manifest = Manifest::read(manifest)?;
-            let report = sweep::run_entry(&manifest, *index, &train_opts(install_ctrl_c()))?;
-            let code = outcome_code(&report);
+            let reports = sweep::run_entry(&manifest, *index, &train_opts(install_ctrl_c()))?;
+            let codes: Vec<u8> = reports.iter().map(outcome_code).collect();
             // A Slurm task warned of its time limit: it has stopped with its last epoch
             // checkpointed; back into the queue, to resume from there.
             let warned = STOP_SIGNAL.load(std::sync::atomic::Ordering::SeqCst) == libc::SIGUSR1;
-            if warned && matches!(report.outcome, Outcome::Interrupted { .. }) {
+            let stopped: Vec<&str> = reports
+                .iter()
+                .filter(|r| matches!(r.outcome, Outcome::Interrupted { .. }))
+                .map(|r| r.id.as_str())
+                .collect();
+            if warned && !stopped.is_empty() {
                 sweep::slurm::requeue_self()?;
                 eprintln!(
-                    "requeued: {} resumes when Slurm runs this task again",
-                    report.id
+                    "requeued: {} resume(s) when Slurm runs this task again",
+                    stopped.join(", ")
                 );
             }
+            // The most telling code of the entry's runs: stopped, then failed, then busy.
+            let code = [exit::INTERRUPTED, exit::FAILED, exit::BUSY]
+                .into_iter()
+                .find(|c| codes.contains(c))
+                .unwrap_or(exit::OK);
             Ok(code)
         }
         Command::Cancel { sweep } => {
@@ -348,9 +362,10 @@ fn submit_plan(
     plan: &matrix::SweepPlan,
     data_dir: &std::path::Path,
     settings: &matrix::SlurmSettings,
+    stack: sweep::stacking::StackPolicy,
 ) -> Result<u8> {
     sweep::slurm::preflight()?;
-    let manifest = Manifest::from_plan(plan);
+    let manifest = Manifest::from_plan(plan, stack);
     let path = manifest.freeze(store)?;
     match sweep::slurm::submit(store, &manifest, &path, data_dir, settings)? {
         None => println!(
@@ -361,9 +376,10 @@ fn submit_plan(
         Some(job) => {
             let tasks = job.entries().len();
             println!(
-                "sweep {}: submitted Slurm job {} ({tasks} of {} runs, array {})",
+                "sweep {}: submitted Slurm job {} ({tasks} of {} entries for {} runs, array {})",
                 manifest.name,
                 job.job_id,
+                manifest.entries().len(),
                 manifest.runs.len(),
                 job.array
             );
@@ -391,10 +407,16 @@ fn run_plan(plan: &matrix::SweepPlan, opts: &SweepOptions) -> Result<(Manifest, 
     for spec in plan.runs.iter().map(|r| &r.spec) {
         train::device_for(spec)?;
     }
-    let manifest = Manifest::from_plan(plan);
+    let manifest = Manifest::from_plan(plan, opts.stack);
     let path = manifest.freeze(store)?;
+    let stacks = manifest.entries().len();
+    let stacked = if stacks < manifest.runs.len() {
+        format!(" in {stacks} stacks")
+    } else {
+        String::new()
+    };
     println!(
-        "sweep {}: {} runs, manifest {}",
+        "sweep {}: {} runs{stacked}, manifest {}",
         manifest.name,
         manifest.runs.len(),
         path.display()

@@ -25,3 +25,34 @@ pub const SEED: u64 = 0;
 pub const BACKEND: &str = "tch";
 /// `device`.
 pub const DEVICE: &str = "cpu";
+
+/// `vaelab sweep --stack`'s default.
+pub const STACK: &str = "auto";
+
+/// How to stack a sweep's runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StackPolicy {
+    /// The size `sweep::stacking::auto_size` picks for each group.
+    Auto,
+    /// Every run alone.
+    Off,
+    /// At most this many members per stack.
+    Size(usize),
+}
+
+impl std::str::FromStr for StackPolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "off" => Ok(Self::Off),
+            n => match n.parse::<usize>() {
+                Ok(n) if (1..=256).contains(&n) => Ok(Self::Size(n)),
+                _ => Err(format!(
+                    "{n:?}: expected auto, off or a stack size from 1 to 256"
+                )),
+            },
+        }
+    }
+}

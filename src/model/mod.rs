@@ -138,12 +138,26 @@ impl ModelConfig {
             mu: LinearConfig::new(self.latent, self.latent).init(device),
             log_var: LinearConfig::new(self.latent, self.latent).init(device),
         });
-        Autoencoder {
+        let net = Autoencoder {
             encoder: Mlp::new(&enc, device),
             heads,
             decoder: Mlp::new(&dec, device),
             latent: self.latent,
-        }
+        };
+        // Burn draws a parameter's initial values when it is first read; draw them all now,
+        // so that they depend only on the seed set before this call (a stack seeds each member
+        // in turn, then stacks them).
+        net.visit(&mut Draw);
+        net
+    }
+}
+
+/// Reads every parameter once (see [`ModelConfig::init`]).
+struct Draw;
+
+impl burn::module::ModuleVisitor for Draw {
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+        let _ = param.val();
     }
 }
 

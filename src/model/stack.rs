@@ -296,7 +296,11 @@ mod tests {
         };
         for (i, net) in nets.iter().enumerate() {
             let back = stack.member(i);
-            assert_eq!(weights(net), weights(&back), "member {i} changed by the round trip");
+            assert_eq!(
+                weights(net),
+                weights(&back),
+                "member {i} changed by the round trip"
+            );
             let xi = x.clone().slice(i..i + 1);
             let ei = noise.clone().slice(i..i + 1);
             let alone = StackedAutoencoder::from_members(std::slice::from_ref(net));

@@ -3,6 +3,7 @@
 use crate::config::matrix::{describe, SweepPlan};
 use crate::model::ModelKind;
 use crate::store::{build_info, last_row, read_metrics, EpochRow, RunRecord, RunState, Store};
+use crate::sweep::stacking::{self, StackPolicy};
 use crate::sweep::{eta_seconds, Manifest, RunProgress, SweepReport};
 
 /// A fixed-width table of per-epoch rows: epoch, split, recon, KL, β·KL, loss, article loss,
@@ -136,7 +137,10 @@ pub fn slurm_table(
         "{:<16} {:>5} {:<24} {:<11} {}\n",
         "run", "task", "slurm", "on disk", "log"
     ));
-    for (index, run) in runs.iter().enumerate() {
+    for (i, run) in runs.iter().enumerate() {
+        let Some(index) = manifest.entry_of(i) else {
+            continue;
+        };
         // The newest submission that included this entry.
         let job = submissions
             .iter()
@@ -165,18 +169,44 @@ pub fn slurm_table(
     out
 }
 
-/// `vaelab sweep --dry-run`: one line per run (id + the parameters that vary) and the counts.
-pub fn plan_listing(plan: &SweepPlan) -> String {
+/// `vaelab sweep --dry-run`: one line per run (id + the parameters that vary), grouped by the
+/// stack it trains in, and the counts.
+pub fn plan_listing(plan: &SweepPlan, stack: StackPolicy) -> String {
     let keys = plan.varying_keys();
+    let specs: Vec<_> = plan.runs.iter().map(|r| r.spec.clone()).collect();
+    let stacks = stacking::stacks(&specs, stack);
     let mut out = String::new();
-    for run in &plan.runs {
-        out.push_str(&format!(
-            "{}  {}\n",
-            run.spec.run_id(build_info::CODE_FINGERPRINT),
-            describe(&run.spec, &keys)
-        ));
+    for (k, members) in stacks.iter().enumerate() {
+        let spec = &specs[members[0]];
+        if stacks.len() < specs.len() {
+            out.push_str(&format!(
+                "stack {k}: {} member(s) of {} ({})\n",
+                members.len(),
+                spec.stack_key(),
+                match stack {
+                    StackPolicy::Auto => format!("auto size {}", stacking::auto_size(spec)),
+                    StackPolicy::Off => "off".to_string(),
+                    StackPolicy::Size(n) => format!("at most {n}"),
+                }
+            ));
+        }
+        for &i in members {
+            out.push_str(&format!(
+                "  {}  {}\n",
+                specs[i].run_id(build_info::CODE_FINGERPRINT),
+                describe(&specs[i], &keys)
+            ));
+        }
     }
-    out.push_str(&format!("{} runs in sweep {}", plan.runs.len(), plan.name));
+    if stacks.len() == specs.len() {
+        out.push_str("every run trains alone (no two runs share a shape, or --stack off)\n");
+    }
+    out.push_str(&format!(
+        "{} runs in {} entries in sweep {}",
+        plan.runs.len(),
+        stacks.len(),
+        plan.name
+    ));
     if plan.excluded > 0 {
         out.push_str(&format!(", {} grid points excluded", plan.excluded));
     }

@@ -1,14 +1,16 @@
-//! Sweeps: a frozen manifest of run ids, executed run by run (or N at a time), resumable.
+//! Sweeps: a frozen manifest of run ids, executed entry by entry (or N at a time), resumable.
 //!
 //! `results/sweeps/<name>/manifest.toml` lists every run of the expanded matrix with its full
-//! parameters and the code fingerprint it was frozen at. Executing entry `i` of a manifest is
-//! self-contained ([`run_entry`], `vaelab entry MANIFEST I`), which is what a Slurm array task
-//! or a `--jobs N` child process runs ([`slurm`] submits a manifest as a job array). Completed
-//! runs are skipped by reading one small file; runs locked by another live process are waited
-//! for, runs of a dead one are taken over; a `--jobs` worker that keeps dying is retried twice,
-//! then its run is failed.
+//! parameters and the code fingerprint it was frozen at, and the stacks its runs train in
+//! ([`stacking`]). An entry is one stack (or one run); executing entry `i` is self-contained
+//! ([`run_entry`], `vaelab entry MANIFEST I`), which is what a Slurm array task or a `--jobs N`
+//! child process runs ([`slurm`] submits a manifest as a job array). Completed runs are skipped
+//! by reading one small file; runs locked by another live process are waited for, runs of a
+//! dead one are taken over; a `--jobs` worker that keeps dying is retried twice, then its runs
+//! are failed.
 
 pub mod slurm;
+pub mod stacking;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -51,12 +53,24 @@ pub struct Manifest {
     pub created: String,
     /// The runs, in execution order.
     pub runs: Vec<ManifestRun>,
+    /// The stacks (indices into `runs`), each one entry; empty when every run is its own
+    /// entry (`--stack off`, and manifests written before stacking).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stacks: Vec<Vec<usize>>,
 }
 
 impl Manifest {
-    /// Freezes an expanded matrix at the current code.
-    pub fn from_plan(plan: &SweepPlan) -> Self {
+    /// Freezes an expanded matrix at the current code, its runs stacked by `policy`.
+    pub fn from_plan(plan: &SweepPlan, policy: stacking::StackPolicy) -> Self {
+        let specs: Vec<RunSpec> = plan.runs.iter().map(|r| r.spec.clone()).collect();
+        let stacks = stacking::stacks(&specs, policy);
+        let stacks = if stacks.iter().all(|s| s.len() == 1) {
+            Vec::new()
+        } else {
+            stacks
+        };
         Self {
+            stacks,
             name: plan.name.clone(),
             description: plan.description.clone(),
             source: plan.source.display().to_string(),
@@ -71,6 +85,20 @@ impl Manifest {
                 })
                 .collect(),
         }
+    }
+
+    /// The entries: what one `vaelab entry MANIFEST I` trains (a stack, or one run).
+    pub fn entries(&self) -> Vec<Vec<usize>> {
+        if self.stacks.is_empty() {
+            (0..self.runs.len()).map(|i| vec![i]).collect()
+        } else {
+            self.stacks.clone()
+        }
+    }
+
+    /// The entry that trains run `run` (an index into `runs`).
+    pub fn entry_of(&self, run: usize) -> Option<usize> {
+        self.entries().iter().position(|e| e.contains(&run))
     }
 
     /// `results/sweeps/<name>/manifest.toml`.
@@ -93,7 +121,7 @@ impl Manifest {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
         if let Ok(old) = Self::read(&path) {
-            if old.runs == self.runs {
+            if old.runs == self.runs && old.stacks == self.stacks {
                 return Ok(path);
             }
             let history = dir.join("history");
@@ -111,8 +139,10 @@ impl Manifest {
 pub struct SweepOptions {
     /// Per-run training options (results root, data, interrupter).
     pub train: TrainOptions,
-    /// Runs trained at once (each in its own process when > 1).
+    /// Entries (stacks) trained at once (each in its own process when > 1).
     pub jobs: usize,
+    /// How the runs are stacked into entries.
+    pub stack: stacking::StackPolicy,
     /// Called whenever an epoch may have finished: after each epoch of an in-process run, and
     /// every poll (half a second) while `--jobs` workers train; the CLI rewrites the report.
     pub on_progress: Option<train::EpochHook>,
@@ -137,28 +167,35 @@ impl SweepReport {
     }
 }
 
-/// Trains entry `index` of `manifest` (a Slurm array task, or a `--jobs` child).
+/// Trains entry `index` of `manifest` (a Slurm array task, or a `--jobs` child): one stack,
+/// or one run; a report per run.
 pub fn run_entry(
     manifest: &Manifest,
     index: usize,
     opts: &TrainOptions,
-) -> Result<train::RunReport> {
-    let Some(entry) = manifest.runs.get(index) else {
+) -> Result<Vec<train::RunReport>> {
+    let entries = manifest.entries();
+    let Some(entry) = entries.get(index) else {
         bail!(
             "entry {index} is out of range: manifest {} has entries 0..{}",
             manifest.name,
-            manifest.runs.len()
+            entries.len()
         );
     };
-    if entry.spec.run_id(build_info::CODE_FINGERPRINT) != entry.id {
-        bail!(
-            "run {} was frozen at code {}, but this binary is {}; rebuild at that commit or relaunch the sweep",
-            entry.id,
-            manifest.code_fingerprint,
-            build_info::CODE_FINGERPRINT
-        );
+    let mut specs = Vec::new();
+    for &i in entry {
+        let run = &manifest.runs[i];
+        if run.spec.run_id(build_info::CODE_FINGERPRINT) != run.id {
+            bail!(
+                "run {} was frozen at code {}, but this binary is {}; rebuild at that commit or relaunch the sweep",
+                run.id,
+                manifest.code_fingerprint,
+                build_info::CODE_FINGERPRINT
+            );
+        }
+        specs.push(run.spec.clone());
     }
-    train::train_run(&entry.spec, opts)
+    train::train_stack(&specs, opts)
 }
 
 /// Where run `id` stands ([`crate::store::RunDir::state`]) and why, when it failed or stopped.
@@ -203,31 +240,44 @@ pub fn run_sweep(manifest: &Manifest, opts: &SweepOptions) -> Result<SweepReport
     overall.set_position(done_epochs as u64);
     overall.reset_eta();
 
-    let mut pending: Vec<usize> = (0..manifest.runs.len()).collect();
-    let mut runs_done = 0;
+    let entries = manifest.entries();
+    let mut pending: Vec<usize> = (0..entries.len()).collect();
     let interrupter = opts.train.interrupter.clone();
     let mut workers = Workers::default();
     let manifest_path = Manifest::path(store, &manifest.name);
+    let final_runs = || {
+        manifest
+            .runs
+            .iter()
+            .filter(|r| final_state(store, &r.id).0.is_final())
+            .count()
+    };
+    let runs_message = || format!("{}/{} runs", final_runs(), manifest.runs.len());
     while !pending.is_empty() || !workers.children.is_empty() {
         if interrupter.should_stop() {
             break;
         }
-        overall.set_message(format!("{runs_done}/{} runs", manifest.runs.len()));
+        overall.set_message(runs_message());
         let mut waiting = Vec::new();
         for index in std::mem::take(&mut pending) {
             if interrupter.should_stop() {
                 waiting.push(index);
                 continue;
             }
-            let entry = &manifest.runs[index];
-            let run = store.run(&entry.id);
+            let todo: Vec<usize> = entries[index]
+                .iter()
+                .copied()
+                .filter(|&i| store.run(&manifest.runs[i].id).current_state() != RunState::Done)
+                .collect();
             // Done runs are skipped; failed ones are tried again, once per launch (a killed
             // worker, a full disk): a run that fails now is not queued again.
-            if run.current_state() == RunState::Done {
-                runs_done += 1;
+            if todo.is_empty() {
                 continue;
             }
-            if Lock::is_held(&run.lock_path()) {
+            if todo
+                .iter()
+                .any(|&i| Lock::is_held(&store.run(&manifest.runs[i].id).lock_path()))
+            {
                 waiting.push(index);
                 continue;
             }
@@ -235,15 +285,18 @@ pub fn run_sweep(manifest: &Manifest, opts: &SweepOptions) -> Result<SweepReport
                 let mut train_opts = opts.train.clone();
                 train_opts.sweep_bars = Some((multi.clone(), overall.clone()));
                 train_opts.on_epoch = opts.on_progress.clone();
-                let report = run_entry(manifest, index, &train_opts)?;
-                match report.outcome {
-                    Outcome::Busy { .. } => waiting.push(index),
-                    Outcome::Interrupted { .. } => waiting.push(index),
-                    _ => runs_done += 1,
+                let reports = run_entry(manifest, index, &train_opts)?;
+                if reports.iter().any(|r| {
+                    matches!(
+                        r.outcome,
+                        Outcome::Busy { .. } | Outcome::Interrupted { .. }
+                    )
+                }) {
+                    waiting.push(index);
                 }
             } else {
                 while workers.children.len() >= opts.jobs && !interrupter.should_stop() {
-                    workers.reap(&mut waiting, &mut runs_done, store, manifest)?;
+                    workers.reap(&mut waiting, store, manifest, &entries)?;
                     if let Some(hook) = &opts.on_progress {
                         hook();
                     }
@@ -257,13 +310,16 @@ pub fn run_sweep(manifest: &Manifest, opts: &SweepOptions) -> Result<SweepReport
                 let child = spawn_entry(&manifest_path, index, opts)?;
                 workers.children.push(Worker {
                     index,
-                    status_before: status_stamp(&run),
+                    status_before: entries[index]
+                        .iter()
+                        .map(|&i| status_stamp(&store.run(&manifest.runs[i].id)))
+                        .collect(),
                     child,
                 });
             }
-            overall.set_message(format!("{runs_done}/{} runs", manifest.runs.len()));
+            overall.set_message(runs_message());
         }
-        workers.reap(&mut waiting, &mut runs_done, store, manifest)?;
+        workers.reap(&mut waiting, store, manifest, &entries)?;
         if !workers.children.is_empty() {
             if let Some(hook) = &opts.on_progress {
                 hook();
@@ -325,19 +381,17 @@ fn spawn_entry(manifest: &Path, index: usize, opts: &SweepOptions) -> Result<Chi
 struct Worker {
     /// The manifest entry it trains.
     index: usize,
-    /// When its run's `status.toml` was last written before it started (None: never).
-    status_before: Option<std::time::SystemTime>,
+    /// Each member's status.toml time when it started.
+    status_before: Vec<Option<std::time::SystemTime>>,
     child: Child,
 }
 
-/// When `status.toml` of `run` was last written (None when there is none).
 fn status_stamp(run: &crate::store::RunDir) -> Option<std::time::SystemTime> {
     std::fs::metadata(run.file("status.toml"))
         .and_then(|m| m.modified())
         .ok()
 }
 
-/// The `--jobs` worker processes, and how often each run's worker died.
 #[derive(Default)]
 struct Workers {
     children: Vec<Worker>,
@@ -345,16 +399,15 @@ struct Workers {
 }
 
 impl Workers {
-    /// Collects the workers that exited. A run whose worker exited without recording an
-    /// outcome (still `running` on disk: it crashed or was killed; or its status untouched: it
-    /// failed before it started, say on an unreadable file) is queued again, at most
-    /// [`WORKER_RETRIES`] times; then it is marked failed with the worker's fate.
+    /// Collects the workers that ended: an entry whose runs all ended is done; one stopped on
+    /// request or held elsewhere waits; one whose worker died without recording anything is
+    /// retried, [`WORKER_RETRIES`] times, then its unfinished runs are failed.
     fn reap(
         &mut self,
         waiting: &mut Vec<usize>,
-        runs_done: &mut usize,
         store: &Store,
         manifest: &Manifest,
+        entries: &[Vec<usize>],
     ) -> Result<()> {
         let mut still = Vec::new();
         for mut worker in self.children.drain(..) {
@@ -363,40 +416,55 @@ impl Workers {
                 continue;
             };
             let index = worker.index;
-            let id = &manifest.runs[index].id;
-            let run = store.run(id);
-            let status = run.read_status().ok().flatten();
-            let state = run.state(status.as_ref());
-            let recorded = status
-                .as_ref()
-                .is_some_and(|s| s.state != RunState::Running)
-                && status_stamp(&run) != worker.status_before;
-            if state.is_final() {
-                *runs_done += 1;
-            } else if recorded || state == RunState::Running {
+            let members = &entries[index];
+            let mut all_final = true;
+            let mut recorded_or_held = false;
+            for (k, &i) in members.iter().enumerate() {
+                let run = store.run(&manifest.runs[i].id);
+                let status = run.read_status().ok().flatten();
+                let state = run.state(status.as_ref());
+                all_final &= state.is_final();
+                if state.is_final() {
+                    continue;
+                }
+                let recorded = status
+                    .as_ref()
+                    .is_some_and(|s| s.state != RunState::Running)
+                    && status_stamp(&run) != worker.status_before[k];
+                recorded_or_held |= recorded || state == RunState::Running;
+            }
+            if all_final {
+                continue;
+            }
+            if recorded_or_held {
                 // Stopped on request, or another live process holds it: the loop decides.
                 waiting.push(index);
-            } else {
-                let deaths = self.deaths.entry(index).or_insert(0);
-                *deaths += 1;
-                if *deaths <= WORKER_RETRIES {
-                    waiting.push(index);
-                } else {
-                    let epochs_done = train::epochs_on_disk(&run);
-                    let reason = format!(
-                        "worker {} after epoch {epochs_done} of {} ({} attempts)",
-                        describe_exit(exit),
-                        manifest.runs[index].spec.epochs,
-                        *deaths
-                    );
-                    if let Ok(Ok(_lock)) = Lock::acquire(&run.lock_path()) {
-                        run.write_status(&RunStatus {
-                            state: RunState::Failed,
-                            epochs_done,
-                            message: Some(reason),
-                        })?;
-                    }
-                    *runs_done += 1;
+                continue;
+            }
+            let deaths = self.deaths.entry(index).or_insert(0);
+            *deaths += 1;
+            if *deaths <= WORKER_RETRIES {
+                waiting.push(index);
+                continue;
+            }
+            for &i in members {
+                let run = store.run(&manifest.runs[i].id);
+                if run.current_state().is_final() {
+                    continue;
+                }
+                let epochs_done = train::epochs_on_disk(&run);
+                let reason = format!(
+                    "worker {} after epoch {epochs_done} of {} ({} attempts)",
+                    describe_exit(exit),
+                    manifest.runs[i].spec.epochs,
+                    *deaths
+                );
+                if let Ok(Ok(_lock)) = Lock::acquire(&run.lock_path()) {
+                    run.write_status(&RunStatus {
+                        state: RunState::Failed,
+                        epochs_done,
+                        message: Some(reason),
+                    })?;
                 }
             }
         }
@@ -405,7 +473,6 @@ impl Workers {
     }
 }
 
-/// "killed by signal 9" or "exited with code 101".
 fn describe_exit(exit: std::process::ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (exit.code(), exit.signal()) {

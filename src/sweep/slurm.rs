@@ -217,10 +217,13 @@ pub fn submit(
         );
     }
     let todo: Vec<usize> = manifest
-        .runs
+        .entries()
         .iter()
         .enumerate()
-        .filter(|(_, r)| store.run(&r.id).current_state() != RunState::Done)
+        .filter(|(_, runs)| {
+            runs.iter()
+                .any(|&i| store.run(&manifest.runs[i].id).current_state() != RunState::Done)
+        })
         .map(|(i, _)| i)
         .collect();
     if todo.is_empty() {

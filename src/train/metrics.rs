@@ -71,7 +71,10 @@ impl ItemLazy for StepOutput {
         let sums = self.sums.without_autodiff();
         let data = sums.to_data().convert::<f64>();
         let v: Vec<f64> = data.try_to_vec().unwrap_or_default();
-        let values = v.chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]).collect();
+        let values = v
+            .chunks_exact(4)
+            .map(|c| [c[0], c[1], c[2], c[3]])
+            .collect();
         Ok(Self {
             sums,
             images: self.images,

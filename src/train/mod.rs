@@ -22,8 +22,7 @@ pub use optim::adam_step;
 pub use progress::{stderr_is_terminal, BarRenderer, Progress};
 pub use recorder::EpochRecorder;
 pub use run::{
-    epoch_line, epochs_on_disk, train_run, train_stack, EpochHook, Outcome, RunReport,
-    TrainOptions,
+    epoch_line, epochs_on_disk, train_run, train_stack, EpochHook, Outcome, RunReport, TrainOptions,
 };
 pub use training::{device_for, StackTrainee};
 

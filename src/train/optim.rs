@@ -75,7 +75,11 @@ fn generic<const D: usize>(
     let m = m.mul_scalar(BETA_1) + g.clone().mul_scalar(1.0 - BETA_1);
     let v = v.mul_scalar(BETA_2) + g.square().mul_scalar(1.0 - BETA_2);
     let steps = lrs.iter().map(|lr| (lr / c.bias_1) as f32).collect();
-    let denom = v.clone().sqrt().div_scalar(c.bias_2_sqrt).add_scalar(EPSILON);
+    let denom = v
+        .clone()
+        .sqrt()
+        .div_scalar(c.bias_2_sqrt)
+        .add_scalar(EPSILON);
     let p = p - m.clone().div(denom) * per_member(steps, &m);
     (p, m, v)
 }
@@ -287,11 +291,17 @@ mod tests {
         for (name, got) in [("fused", fused(false)), ("generic", fused(true))] {
             let mut moved = 0.0f32;
             for ((a, b), s) in got.iter().zip(&want).zip(&start) {
-                assert!((a - b).abs() <= 1e-6 * (1.0 + b.abs()), "{name}: {a} vs {b}");
+                assert!(
+                    (a - b).abs() <= 1e-6 * (1.0 + b.abs()),
+                    "{name}: {a} vs {b}"
+                );
                 moved = moved.max((a - s).abs());
             }
             // Five steps of lr ≥ 0.005 move each weight by about 0.025 at least.
-            assert!(moved > 0.02, "{name}: the parameters did not move ({moved})");
+            assert!(
+                moved > 0.02,
+                "{name}: the parameters did not move ({moved})"
+            );
         }
     }
 }

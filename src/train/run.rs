@@ -257,7 +257,9 @@ fn train_group(
     let progress = Progress::new(&label, opts.quiet, multi);
     let epochs = group[0].1.spec.epochs;
     if start_epoch > 0 {
-        progress.println(format!("{label}: resuming after epoch {start_epoch}/{epochs}"));
+        progress.println(format!(
+            "{label}: resuming after epoch {start_epoch}/{epochs}"
+        ));
     }
     let learned: Vec<Result<Learned, String>> = if start_epoch >= epochs {
         // Every epoch is checkpointed; only the model files may be missing.

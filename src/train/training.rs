@@ -68,11 +68,7 @@ impl StackTrainee {
 
     /// A stack of `nets` with zero moments (as Adam starts), `steps` optimiser steps done.
     fn new(nets: &[Autoencoder], specs: &[RunSpec], steps: usize) -> Self {
-        let zeros = |n: &Autoencoder| {
-            n.clone()
-                .map(&mut ZeroParams)
-                .no_grad()
-        };
+        let zeros = |n: &Autoencoder| n.clone().map(&mut ZeroParams).no_grad();
         let zero: Vec<Autoencoder> = nets.iter().map(zeros).collect();
         Self {
             net: StackedAutoencoder::from_members(nets),
@@ -334,17 +330,16 @@ pub fn learn(
         recorded.clone(),
     );
 
-    let mut training =
-        SupervisedTraining::new(&members[0].run.path, train_loader, test_loader)
-            .metric_train_numeric(StackLoss::new(Phase::Train, tallies.clone()))
-            .metric_valid_numeric(StackLoss::new(Phase::Test, tallies))
-            .with_metric_logger(recorder)
-            .renderer(Box::new(BarRenderer::new(progress.clone())))
-            .with_interrupter(stop.local.clone())
-            .with_application_logger(None)
-            .with_custom_checkpointers(checkpointer, NoCheckpoint, NoCheckpoint)
-            .with_checkpointing_strategy(KeepLastNCheckpoints::new(2))
-            .num_epochs(epochs);
+    let mut training = SupervisedTraining::new(&members[0].run.path, train_loader, test_loader)
+        .metric_train_numeric(StackLoss::new(Phase::Train, tallies.clone()))
+        .metric_valid_numeric(StackLoss::new(Phase::Test, tallies))
+        .with_metric_logger(recorder)
+        .renderer(Box::new(BarRenderer::new(progress.clone())))
+        .with_interrupter(stop.local.clone())
+        .with_application_logger(None)
+        .with_custom_checkpointers(checkpointer, NoCheckpoint, NoCheckpoint)
+        .with_checkpointing_strategy(KeepLastNCheckpoints::new(2))
+        .num_epochs(epochs);
     if start_epoch > 0 {
         training = training.checkpoint(start_epoch);
     }
