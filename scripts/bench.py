@@ -29,6 +29,7 @@ VAELAB = TARGET / "release/vaelab"
 BARE = TARGET / "release/examples/bare_loop"
 TORCH_PY = Path(os.environ.get("VAELAB_TORCH_PYTHON", CACHE / "torch-ref/bin/python"))
 REFERENCE = REPO / "scripts/reference/article.py"
+STACKED_REFERENCE = REPO / "scripts/reference/stacked.py"
 IMAGES = 60_000
 
 WORKLOADS = {
@@ -81,10 +82,98 @@ def harness(w: dict, epochs: int, backend: str = "tch") -> tuple:
         return train, test
 
 
-def bare(w: dict, epochs: int, backend: str = "tch") -> list:
-    """Per-epoch JSON of the bare loop: seconds, and forward/backward/optimizer seconds."""
-    out = run([BARE, backend, ",".join(map(str, w["hidden"])), w["latent"], w["batch"], epochs])
+def bare(w: dict, epochs: int, backend: str = "tch", members: int = 1, limit: str = "-") -> list:
+    """Per-epoch JSON of the bare loop: seconds, and batch/step/optimizer seconds."""
+    out = run([BARE, backend, ",".join(map(str, w["hidden"])), w["latent"], w["batch"], epochs, limit, members])
     return epoch_json(out.stdout)
+
+
+BETAS = [0.5 * i for i in range(11)]
+
+
+def beta_matrix(name: str, seeds: list, epochs: int, limit: int | None) -> str:
+    """The β sweep at the article's setup: β 0 to 5 by 0.5 for each seed."""
+    text = (f'[sweep]\nname = "{name}"\n[base]\nmodel = "vae"\nepochs = {epochs}\n'
+            + (f"limit = {limit}\n" if limit else "")
+            + f"[grid]\nbeta = {BETAS}\nseed = {seeds}\n")
+    return text
+
+
+def sweep_member_epoch(matrix: str, stack: str, epoch: int = 2) -> float:
+    """Seconds per member of epoch `epoch`'s training split through the full harness
+    (`vaelab sweep --stack STACK`): the sum over runs of their rows' seconds (a stacked member's
+    row holds its share of the stack's time) divided by the number of runs."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.toml"
+        path.write_text(matrix)
+        results = Path(tmp) / "results"
+        run([VAELAB, "--results", results, "--quiet", "sweep", path, "--stack", stack])
+        ids = [l.split()[0] for l in run([VAELAB, "--results", results, "ls"]).stdout.splitlines()[1:] if l.strip()]
+        total = 0.0
+        for run_id in ids:
+            show = run([VAELAB, "--results", results, "show", run_id]).stdout
+            total += sum(float(l.split()[-1]) for l in show.splitlines()
+                         if re.match(rf"\s+{epoch}\s+train\s", l))
+        return total / len(ids)
+
+
+def sweep_wall(matrix_path: Path, stack: str) -> float:
+    """Wall seconds of a whole `vaelab sweep` (plots and report included)."""
+    with tempfile.TemporaryDirectory() as results:
+        t = time.perf_counter()
+        run([VAELAB, "--results", results, "--quiet", "sweep", matrix_path, "--stack", stack])
+        return time.perf_counter() - t
+
+
+def beta_sweep(reps: int) -> dict:
+    """The "β sweep" workload: 11 VAE members at the article's setup on all of MNIST, per
+    member-epoch, side by side in each repetition; then stack sizes and beta.toml."""
+    w = WORKLOADS["article"]
+    full = beta_matrix("beta11", [0], 2, None)
+    contenders = {
+        "pytorch_one": lambda: pytorch(w, 2)[1],
+        "pytorch_ftz_one": lambda: pytorch(w, 2, flush_denormal=True)[1],
+        "pytorch_stacked_fused": lambda: epoch_seconds_json(
+            run([TORCH_PY, STACKED_REFERENCE, "--members", 11, "--epochs", 2]).stdout)[1] / 11,
+        "vaelab_off": lambda: sweep_member_epoch(full, "off"),
+        "vaelab_auto": lambda: sweep_member_epoch(full, "auto"),
+        "bare_stack_11": lambda: bare(w, 2, members=11)[1]["seconds"] / 11,
+    }
+    times = {k: [] for k in contenders}
+    keys = list(contenders)
+    for rep in range(reps):
+        order = keys[rep % len(keys):] + keys[:rep % len(keys)]
+        for k in order:
+            s = contenders[k]()
+            times[k].append(s)
+            print(f"bench: beta rep {rep + 1}/{reps} {k}: {s:.2f} s/member-epoch", file=sys.stderr)
+    # Stack sizes through the full harness: 33 members (3 seeds) on 12,000 images, scaled to 60,000.
+    scale = IMAGES / 12_000
+    sizes = {}
+    for size in ["1", "2", "4", "11", "33"]:
+        s = sweep_member_epoch(beta_matrix("sizes", [0, 1, 2], 2, 12_000), size) * scale
+        sizes[size] = s
+        print(f"bench: beta stack size {size}: {s:.2f} s/member-epoch (scaled)", file=sys.stderr)
+    # experiments/beta.toml with 1 epoch of its 30, stacked (auto) and not.
+    text = (REPO / "experiments/beta.toml").read_text()
+    one_epoch = re.sub(r"(?m)^epochs\s*=\s*\d+", "epochs = 1", text)
+    walls = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "beta1.toml"
+        path.write_text(one_epoch)
+        runs = len([l for l in run([VAELAB, "sweep", path, "--dry-run", "--stack", "off"]).stdout.splitlines()
+                    if l.startswith("  ")])
+        for stack in ["off", "auto"]:
+            walls[stack] = sweep_wall(path, stack)
+            print(f"bench: beta.toml, 1 epoch, --stack {stack}: {walls[stack]:.0f} s", file=sys.stderr)
+    return {
+        "seconds_per_member_epoch": {k: median_spread(v) for k, v in times.items()},
+        "seconds_per_rep": times,
+        "stack_sizes_scaled": sizes,
+        "beta_toml_one_epoch_seconds": walls,
+        "beta_toml_runs": runs,
+        "auto_size": run([VAELAB, "sweep", REPO / "experiments/beta.toml", "--dry-run"]).stdout.split("auto size ")[1].split(")")[0],
+    }
 
 
 def gemm_gflops() -> float:
@@ -131,9 +220,9 @@ def peak_rss_mb(cmd: list) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description="vaelab benchmarks")
     p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--workloads", default="article,large")
+    p.add_argument("--workloads", default="article,large,beta")
     args = p.parse_args()
-    for path in (VAELAB, BARE, TORCH_PY):
+    for path in (VAELAB, BARE, TORCH_PY, STACKED_REFERENCE):
         if not Path(path).exists():
             sys.exit(f"bench: {path} is missing (./scripts/bench builds and installs it)")
 
@@ -142,6 +231,9 @@ def main() -> None:
     gflops = gemm_gflops()
     report["gemm_gflops"] = gflops
     for name in args.workloads.split(","):
+        if name == "beta":
+            report["beta"] = beta_sweep(args.reps)
+            continue
         w = WORKLOADS[name]
         phases = []
 
@@ -177,7 +269,7 @@ def main() -> None:
             "floor_seconds": floor,
             "train_gflop_per_epoch": train_flops_per_epoch(w) / 1e9,
             "bare_tch_phases": {k: statistics.median(p[k] for p in phases)
-                                for k in ("forward", "backward", "optimizer")},
+                                for k in ("batch", "step", "optimizer")},
         }
 
     # Start-up, no-op relaunch of a finished 30-run sweep, evaluation time, peak memory.
@@ -197,6 +289,32 @@ def main() -> None:
     (REPO / "benchmarks.json").write_text(json.dumps(report, indent=2) + "\n")
     (REPO / "BENCHMARKS.md").write_text(markdown(report))
     print((REPO / "BENCHMARKS.md").read_text())
+
+
+def beta_markdown(b: dict) -> list:
+    names = {"pytorch_one": "PyTorch 2.9 eager, one run at a time (`scripts/reference/article.py`)",
+             "pytorch_ftz_one": "the same + `torch.set_flush_denormal(True)`",
+             "pytorch_stacked_fused": "PyTorch stacked (`baddbmm`, `Adam(fused=True)`, `scripts/reference/stacked.py`), 11 members",
+             "vaelab_off": "vaelab sweep `--stack off` (full harness, every run alone)",
+             "vaelab_auto": f"vaelab sweep `--stack auto` (full harness, auto size {b['auto_size']})",
+             "bare_stack_11": "vaelab bare loop, 11 members stacked (`examples/bare_loop.rs`)"}
+    spe = b["seconds_per_member_epoch"]
+    base = spe["pytorch_one"]["median"]
+    out = ["## β sweep: 11 VAE members (β 0 to 5 by 0.5), article setup, per member-epoch", "",
+           "| contender | s/member-epoch (median) | spread | × PyTorch one at a time |", "|---|---:|---:|---:|"]
+    for k, v in spe.items():
+        out.append(f"| {names[k]} | {v['median']:.2f} | {v['min']:.2f}–{v['max']:.2f} | {v['median'] / base:.2f} |")
+    out += ["", "Stack size through the full harness (33 members, 3 seeds × 11 β, on 12,000 images, "
+            "scaled to 60,000; one measurement each):", "",
+            "| stack size | " + " | ".join(b["stack_sizes_scaled"]) + " |",
+            "|---|" + "---:|" * len(b["stack_sizes_scaled"]),
+            "| s/member-epoch | " + " | ".join(f"{v:.2f}" for v in b["stack_sizes_scaled"].values()) + " |", ""]
+    walls = b["beta_toml_one_epoch_seconds"]
+    out += [f"`experiments/beta.toml` ({b['beta_toml_runs']} runs) with 1 epoch of its 30, whole sweep wall time "
+            f"(plots and report included): `--stack off` {walls['off']:.0f} s, `--stack auto` {walls['auto']:.0f} s "
+            f"(× {walls['auto'] / walls['off']:.2f}); scaled to 30 epochs ≈ {30 * walls['off'] / 3600:.1f} h and "
+            f"{30 * walls['auto'] / 3600:.1f} h.", ""]
+    return out
 
 
 def cpu_model() -> str:
@@ -239,8 +357,10 @@ def markdown(r: dict) -> str:
                 f"per repetition (the two run minutes apart at most): median {100 * statistics.median(paired):+.1f}% "
                 f"({', '.join(f'{100 * x:+.1f}%' for x in paired)}). "
                 f"Full harness vs PyTorch: {spe['vaelab_tch']['median'] / base:.2f}× (target ≤ 1.00×). "
-                f"Where the bare loop's epoch goes (median): batch, forward and loss {ph['forward']:.2f} s, "
-                f"backward {ph['backward']:.2f} s, optimiser step {ph['optimizer']:.2f} s.", ""]
+                f"Where the bare loop's epoch goes (median): building batches {ph['batch']:.2f} s, "
+                f"forward, loss and backward {ph['step']:.2f} s, optimiser step {ph['optimizer']:.2f} s.", ""]
+    if "beta" in r:
+        out += beta_markdown(r["beta"])
     h, n = r["help_seconds"], r["noop_relaunch_30_runs_seconds"]
     out += ["## Start-up, relaunch, evaluation, memory", "",
             "| what | seconds / MB | target |", "|---|---:|---|",

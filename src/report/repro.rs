@@ -897,6 +897,7 @@ mod tests {
             code_fingerprint: "test".into(),
             created: String::new(),
             runs: vec![run("r0", 0.0)],
+            stacks: Vec::new(),
         };
         let spec = spec(0.05, 2, vec![table(0.0, &[100.0; 4])]);
         let render = |seeds: &[&[f64]], reference: bool| {
