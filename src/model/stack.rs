@@ -261,8 +261,10 @@ mod tests {
     }
 
     /// Stacking and unstacking gives the members back; each member's decoding in a stack of 3
-    /// is bit for bit its decoding in a stack of its own, and equals the solo model's to float
-    /// rounding (a batched matmul need not round like a plain one).
+    /// equals its decoding in a stack of its own and the solo model's to float rounding. Not
+    /// bit for bit at these tiny shapes: libtorch picks another matmul kernel for 3 batched
+    /// products of 5 rows than for 1, and 36 of 3,920 outputs differ by one ulp (at the
+    /// training shapes of `tests/stacking.rs` the sweeps agree bit for bit).
     #[test]
     fn members_round_trip_and_compute_alone() {
         let device = crate::train::test_device();
@@ -306,7 +308,9 @@ mod tests {
             let alone = StackedAutoencoder::from_members(std::slice::from_ref(net));
             let alone = alone.forward(xi.clone(), Some(ei.clone())).decoded;
             let stacked = out.decoded.clone().slice(i..i + 1);
-            assert_eq!(values(alone.clone()), values(stacked), "member {i}");
+            for (a, b) in values(alone.clone()).iter().zip(values(stacked)) {
+                assert!((a - b).abs() <= 1e-6, "member {i}: alone {a} vs stacked {b}");
+            }
             let (mu, lv) = net.encode(xi.reshape([5, PIXELS]));
             let z = mu + ei.reshape([5, 3]) * lv.unwrap().mul_scalar(0.5).exp();
             for (a, b) in values(net.decode(z)).iter().zip(values(alone)) {

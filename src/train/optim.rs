@@ -247,7 +247,10 @@ mod tests {
         for (i, &lr) in lrs.iter().enumerate() {
             let ad = device.clone().autodiff();
             let mut model = Weights {
-                w: Param::from_tensor(init.clone().slice(i..i + 1).to_device(&ad).detach()),
+                w: Param::from_tensor(Tensor::from_data(
+                    init.clone().slice(i..i + 1).into_data(),
+                    &ad,
+                )),
             };
             let mut optim = ModuleOptimizer::from(
                 AdamConfig::new()
@@ -257,7 +260,7 @@ mod tests {
                     .build(),
             );
             for k in 0..5 {
-                let t = target(k).slice(i..i + 1).to_device(&ad);
+                let t = Tensor::<3>::from_data(target(k).slice(i..i + 1).into_data(), &ad);
                 let loss = (model.w.val() - t).square().sum();
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
                 model = optim.step(lr, model, grads);
