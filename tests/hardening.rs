@@ -230,7 +230,6 @@ fn every_file_is_fsynced_before_its_rename_and_the_directory_after() {
         "metrics.parquet",
         "model.bpk",
         "model-1.bpk",
-        "optim-1.bpk",
     ] {
         assert!(
             renamed.iter().any(|r| r == file),
@@ -320,7 +319,7 @@ fn a_panic_fails_its_run_in_one_line_and_the_sweep_goes_on() {
     let out = common::vaelab_env(
         &results,
         &[("FAILPOINTS", "train::step=1*panic(injected fault)")],
-        &["--quiet", "sweep", path(&matrix)],
+        &["--quiet", "sweep", path(&matrix), "--stack", "off"],
     );
     let text = common::text(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
@@ -330,10 +329,38 @@ fn a_panic_fails_its_run_in_one_line_and_the_sweep_goes_on() {
         !text.contains("backtrace") && !text.contains("panicked at"),
         "{text}"
     );
-    let summary = read_parquet(&results.join("sweeps/panics/summary.parquet")).unwrap();
-    let states = summary.column("state").unwrap().str().unwrap().clone();
-    let states: Vec<&str> = (0..states.len()).map(|i| states.get(i).unwrap()).collect();
-    assert_eq!(states, ["failed", "done"]);
+    let states = |results: &Path| {
+        let summary = read_parquet(&results.join("sweeps/panics/summary.parquet")).unwrap();
+        let states = summary.column("state").unwrap().str().unwrap().clone();
+        (0..states.len())
+            .map(|i| states.get(i).unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(states(&results), ["failed", "done"]);
+
+    // Stacked, the two runs share the step that panics: both fail with the reason, and a
+    // relaunch trains them.
+    let stacked = scratch.path().join("stacked");
+    let out = common::vaelab_env(
+        &stacked,
+        &[("FAILPOINTS", "train::step=1*panic(injected fault)")],
+        &["--quiet", "sweep", path(&matrix), "--stack", "2"],
+    );
+    let text = common::text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("2 run(s) failed"), "{text}");
+    assert_eq!(
+        text.matches("(panicked: injected fault)").count(),
+        2,
+        "{text}"
+    );
+    assert_eq!(states(&stacked), ["failed", "failed"]);
+    let out = common::vaelab(
+        &stacked,
+        &["--quiet", "sweep", path(&matrix), "--stack", "2"],
+    );
+    assert!(out.status.success(), "{}", common::text(&out));
+    assert_eq!(states(&stacked), ["done", "done"]);
 }
 
 #[test]

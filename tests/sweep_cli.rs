@@ -124,18 +124,21 @@ fn a_dry_run_lists_the_deduplicated_runs_and_writes_nothing() {
     let scratch = tempfile::tempdir().unwrap();
     let results = scratch.path().join("results");
     let matrix = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/quick.toml");
-    let out = common::vaelab(&results, &["sweep", path(&matrix), "--dry-run"]);
+    let out = common::vaelab(
+        &results,
+        &["sweep", path(&matrix), "--dry-run", "--stack", "off"],
+    );
     assert!(out.status.success(), "{}", common::text(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
     // AE once (β does not apply), VAE at β 0, 1, 3.
-    assert_eq!(lines.len(), 5, "{text}");
+    assert_eq!(lines.len(), 6, "{text}");
     assert!(lines[..4]
         .iter()
         .all(|l| l.len() > 17 && l.contains("model=")));
     assert_eq!(
-        lines[4],
-        "4 runs in sweep quick, 2 duplicate points merged (same run, e.g. an AE under several beta)"
+        lines[5],
+        "4 runs in 4 entries in sweep quick, 2 duplicate points merged (same run, e.g. an AE under several beta)"
     );
     assert!(!results.exists());
     // Every shipped matrix expands to the number of runs the README gives.
@@ -152,7 +155,8 @@ fn a_dry_run_lists_the_deduplicated_runs_and_writes_nothing() {
         let text = String::from_utf8_lossy(&out.stdout);
         let last = text.lines().last().unwrap_or_default();
         assert!(
-            last.starts_with(&format!("{runs} runs in sweep {name}")),
+            last.starts_with(&format!("{runs} runs in "))
+                && last.contains(&format!("sweep {name}")),
             "{last}"
         );
     }

@@ -309,7 +309,10 @@ mod tests {
             let alone = alone.forward(xi.clone(), Some(ei.clone())).decoded;
             let stacked = out.decoded.clone().slice(i..i + 1);
             for (a, b) in values(alone.clone()).iter().zip(values(stacked)) {
-                assert!((a - b).abs() <= 1e-6, "member {i}: alone {a} vs stacked {b}");
+                assert!(
+                    (a - b).abs() <= 1e-6,
+                    "member {i}: alone {a} vs stacked {b}"
+                );
             }
             let (mu, lv) = net.encode(xi.reshape([5, PIXELS]));
             let z = mu + ei.reshape([5, 3]) * lv.unwrap().mul_scalar(0.5).exp();

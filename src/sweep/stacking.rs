@@ -41,27 +41,25 @@ pub fn auto_size(spec: &RunSpec) -> usize {
 /// The size of the CPU's last-level cache from sysfs (Linux).
 fn last_level_cache_bytes() -> Option<u64> {
     let dir = std::path::Path::new("/sys/devices/system/cpu/cpu0/cache");
-    let mut best = None;
-    for entry in std::fs::read_dir(dir).ok()?.flatten() {
-        let level: u32 = std::fs::read_to_string(entry.path().join("level"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()?;
-        let size = std::fs::read_to_string(entry.path().join("size")).ok()?;
-        let size = size.trim();
-        let bytes = match size.strip_suffix('K') {
-            Some(k) => k.parse::<u64>().ok()? << 10,
-            None => match size.strip_suffix('M') {
-                Some(m) => m.parse::<u64>().ok()? << 20,
-                None => size.parse().ok()?,
-            },
-        };
-        if best.is_none_or(|(l, _)| level > l) {
-            best = Some((level, bytes));
-        }
-    }
-    best.map(|(_, bytes)| bytes)
+    let read = |path: std::path::PathBuf| std::fs::read_to_string(path).ok();
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter_map(|entry| {
+            let level: u32 = read(entry.path().join("level"))?.trim().parse().ok()?;
+            let size = read(entry.path().join("size"))?;
+            let size = size.trim();
+            let bytes = if let Some(k) = size.strip_suffix('K') {
+                k.parse::<u64>().ok()? << 10
+            } else if let Some(m) = size.strip_suffix('M') {
+                m.parse::<u64>().ok()? << 20
+            } else {
+                size.parse().ok()?
+            };
+            Some((level, bytes))
+        })
+        .max()
+        .map(|(_, bytes)| bytes)
 }
 
 /// The stacks of `specs` under `policy`: lists of indices into `specs`, each list one stack,
@@ -142,6 +140,8 @@ mod tests {
             (0..4).map(|i| vec![i]).collect::<Vec<_>>()
         );
         assert!(auto_size(&vae(0.0)) >= 1);
+        #[cfg(target_os = "linux")]
+        assert!(last_level_cache_bytes().is_some(), "sysfs lists the caches");
         assert_eq!("auto".parse(), Ok(StackPolicy::Auto));
         assert_eq!("off".parse(), Ok(StackPolicy::Off));
         assert_eq!("11".parse(), Ok(StackPolicy::Size(11)));
