@@ -44,8 +44,15 @@ def env(threads: int = 2) -> dict:
     return e
 
 
-def run(cmd: list, **kw) -> subprocess.CompletedProcess:
-    out = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env(), **kw)
+# What the `vaelab` launcher sets for libtorch's OpenMP (src/main.rs); programs that link
+# libtorch directly (the bare loop, and PyTorch where named so) get it from here.
+SPIN = {"GOMP_SPINCOUNT": "20000"}
+
+
+def run(cmd: list, extra: dict | None = None, **kw) -> subprocess.CompletedProcess:
+    e = env()
+    e.update(extra or {})
+    out = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=e, **kw)
     if out.returncode != 0:
         sys.exit(f"bench: {' '.join(map(str, cmd))} failed:\n{out.stderr[-2000:]}")
     return out
@@ -84,7 +91,8 @@ def harness(w: dict, epochs: int, backend: str = "tch") -> tuple:
 
 def bare(w: dict, epochs: int, backend: str = "tch", members: int = 1, limit: str = "-") -> list:
     """Per-epoch JSON of the bare loop: seconds, and batch/step/optimizer seconds."""
-    out = run([BARE, backend, ",".join(map(str, w["hidden"])), w["latent"], w["batch"], epochs, limit, members])
+    out = run([BARE, backend, ",".join(map(str, w["hidden"])), w["latent"], w["batch"], epochs, limit, members],
+              extra=SPIN)
     return epoch_json(out.stdout)
 
 
@@ -135,6 +143,8 @@ def beta_sweep(reps: int) -> dict:
         "pytorch_ftz_one": lambda: pytorch(w, 2, flush_denormal=True)[1],
         "pytorch_stacked_fused": lambda: epoch_seconds_json(
             run([TORCH_PY, STACKED_REFERENCE, "--members", 11, "--epochs", 2]).stdout)[1] / 11,
+        "pytorch_stacked_fused_spin": lambda: epoch_seconds_json(
+            run([TORCH_PY, STACKED_REFERENCE, "--members", 11, "--epochs", 2], extra=SPIN).stdout)[1] / 11,
         "vaelab_off": lambda: sweep_member_epoch(full, "off"),
         "vaelab_auto": lambda: sweep_member_epoch(full, "auto"),
         "bare_stack_11": lambda: bare(w, 2, members=11)[1]["seconds"] / 11,
@@ -295,6 +305,7 @@ def beta_markdown(b: dict) -> list:
     names = {"pytorch_one": "PyTorch 2.9 eager, one run at a time (`scripts/reference/article.py`)",
              "pytorch_ftz_one": "the same + `torch.set_flush_denormal(True)`",
              "pytorch_stacked_fused": "PyTorch stacked (`baddbmm`, `Adam(fused=True)`, `scripts/reference/stacked.py`), 11 members",
+             "pytorch_stacked_fused_spin": "the same with `GOMP_SPINCOUNT=20000` (what vaelab sets)",
              "vaelab_off": "vaelab sweep `--stack off` (full harness, every run alone)",
              "vaelab_auto": f"vaelab sweep `--stack auto` (full harness, auto size {b['auto_size']})",
              "bare_stack_11": "vaelab bare loop, 11 members stacked (`examples/bare_loop.rs`)"}

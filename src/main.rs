@@ -56,9 +56,28 @@ fn library_path() -> Result<PathBuf> {
     })
 }
 
+/// How long (in spins) libtorch's idle OpenMP threads busy-wait for the next parallel region
+/// before sleeping; libgomp's default is 300,000. A training step alternates libtorch's
+/// parallel kernels with vaelab's own multi-threaded Adam pass: threads still spinning after a
+/// kernel take the cores the Adam pass needs (on 2 cores its time nearly doubles), while
+/// sleeping at once (`OMP_WAIT_POLICY=passive`) makes every small kernel pay a wake-up. 20,000
+/// measured best on the article's setup (BENCHMARKS.md, "β sweep").
+const GOMP_SPINCOUNT: &str = "20000";
+
+/// Sets [`GOMP_SPINCOUNT`] for libtorch's OpenMP, which reads it when the library loads,
+/// unless the user chose a policy. Called before any other thread exists.
+fn tune_openmp() {
+    if std::env::var_os("GOMP_SPINCOUNT").is_none() && std::env::var_os("OMP_WAIT_POLICY").is_none()
+    {
+        // SAFETY: the process is still single-threaded (nothing has spawned a thread yet).
+        unsafe { std::env::set_var("GOMP_SPINCOUNT", GOMP_SPINCOUNT) };
+    }
+}
+
 /// Loads the library and runs the command line there; returns only on failure.
 fn run_library() -> Result<std::convert::Infallible> {
     let path = library_path()?;
+    tune_openmp();
     // SAFETY: the library is this crate built as a cdylib; loading it runs libtorch's and
     // Rust's initialisers, nothing else.
     let library = unsafe { libloading::Library::new(&path) }.with_context(|| {

@@ -132,8 +132,8 @@ impl Tally {
         }
         let n = input.images as f64;
         for (i, s) in input.sums.iter().enumerate() {
-            for k in 0..4 {
-                self.sums[i][k] += s[k];
+            for (sum, value) in self.sums[i].iter_mut().zip(s) {
+                *sum += value;
             }
             // The article adds `loss.item() * batch_size` with a sum-reduced loss.
             self.article[i] += n * s[LOSS];
