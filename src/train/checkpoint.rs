@@ -136,16 +136,21 @@ fn io_error(e: impl std::fmt::Display) -> CheckpointerError {
 /// first checkpoint took twice as long, 17,000 context switches a second). Splitting a
 /// checkpoint copies tensors on burn-train's checkpointer thread, so that thread must not
 /// start a pool. The OpenMP thread count is per thread (`omp_set_num_threads` sets the calling
-/// thread's), and libtorch runs a loop inline when it is 1. Looked up at run time: a build
-/// without libtorch has no OpenMP, and nothing to do.
+/// thread's), and libtorch runs a loop inline when it is 1; MKL has a per-thread setting of its
+/// own, which `MKL_NUM_THREADS` would otherwise override. Looked up at run time (in this
+/// library's scope, where libtorch is): a build without libtorch has neither, and nothing to do.
 fn single_threaded_kernels() {
-    // SAFETY: dlsym with a NUL-terminated name; the symbol, when present, is libgomp's
-    // `void omp_set_num_threads(int)`.
-    unsafe {
-        let f = libc::dlsym(libc::RTLD_DEFAULT, c"omp_set_num_threads".as_ptr());
-        if !f.is_null() {
-            let set: extern "C" fn(libc::c_int) = std::mem::transmute(f);
-            set(1);
+    for name in [c"omp_set_num_threads", c"MKL_Set_Num_Threads_Local"] {
+        // SAFETY: dlsym with a NUL-terminated name; both symbols, when present, take one int
+        // (libgomp's `void omp_set_num_threads(int)`; MKL's C entry `int
+        // MKL_Set_Num_Threads_Local(int)`, behind its `mkl_set_num_threads_local` macro: the
+        // lower-case symbol is the Fortran entry, which takes a pointer).
+        unsafe {
+            let f = libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr());
+            if !f.is_null() {
+                let set: extern "C" fn(libc::c_int) -> libc::c_int = std::mem::transmute(f);
+                set(1);
+            }
         }
     }
 }
