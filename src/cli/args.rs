@@ -69,9 +69,9 @@ pub enum Command {
         #[arg(long, short, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
         jobs: u16,
         /// Train runs of one shape (kind, widths, latent, batch size, epochs, limit, backend,
-        /// device) together as one stacked model: `auto` (a size from this machine's cache, or
-        /// the GPU's memory; printed by --dry-run), `off` (every run alone), or at most N per
-        /// stack. A member's numbers are those of its run alone (README, "Stacked sweeps");
+        /// device) together as one stacked model: `auto` (up to 32 members on a CPU, 64 on a
+        /// GPU, as memory allows; printed by --dry-run), `off` (every run alone), or at most N
+        /// per stack. A member's numbers are those of its run alone (README, "Stacked sweeps");
         /// --jobs runs that many stacks at once; on Slurm each array task trains one stack.
         #[arg(long, default_value = defaults::STACK, value_name = "auto|off|N")]
         stack: defaults::StackPolicy,

@@ -10,56 +10,40 @@ use std::collections::BTreeMap;
 pub use crate::config::defaults::StackPolicy;
 use crate::config::{DeviceKind, RunSpec};
 
-/// Bytes of training state per parameter a step streams through: the parameter, its gradient
-/// and Adam's two moments, in f32.
-const STATE_BYTES_PER_PARAMETER: f64 = 16.0;
+/// Bytes a member holds while its stack trains, roughly: [`RunSpec::memory_estimate`] (its
+/// parameters, gradients, Adam moments, copies and a batch's activations).
+fn member_bytes(spec: &RunSpec) -> f64 {
+    spec.memory_estimate()
+}
+
+/// The most members `--stack auto` puts in one stack on a CPU.
+pub const AUTO_CPU_MAX: usize = 32;
 
 /// The stack size `--stack auto` uses for runs like `spec`.
 ///
-/// On the CPU a step is bound by memory traffic once the stack's training state no longer
-/// fits in the last-level cache: measured on the article's model (BENCHMARKS.md, "Stacked
-/// sweeps"), per-member time falls up to about the size whose state (16 bytes per parameter)
-/// fills the L3 cache and rises beyond it. So the size is L3 / (16 B × parameters), at least
-/// 1 and at most 16. On a GPU, where a small run is launch overhead, stacks grow to 64 members
-/// or a quarter of the device memory the validation budget allows.
+/// Measured on the article's model (BENCHMARKS.md, "β sweep"): through the full harness the
+/// time per member-epoch falls from 2.5 s alone to 1.7 s in pairs and about 1.5 s from 4
+/// members on, still falling slowly at 33 (1.4 s). So on a CPU stacks grow to
+/// [`AUTO_CPU_MAX`] members; on a GPU, where a small run is pure launch overhead, to 64. Either
+/// way a stack holds at most a quarter of the memory available (a GPU's taken as 16 GiB, the
+/// smallest we expect), so that several stacks (`--jobs`) fit side by side.
 pub fn auto_size(spec: &RunSpec) -> usize {
-    let state = STATE_BYTES_PER_PARAMETER * spec.model_config().parameter_count();
-    match spec.device {
-        DeviceKind::Cpu => {
-            let cache = last_level_cache_bytes().unwrap_or(8 << 20) as f64;
-            ((cache / state).floor() as usize).clamp(1, 16)
-        }
-        DeviceKind::Cuda => {
-            let budget = spec.memory_estimate();
-            let per_member = budget.max(state);
-            // 16 GiB is the smallest GPU we expect; a quarter of it for the stack.
-            (((4u64 << 30) as f64 / per_member).floor() as usize).clamp(1, 64)
-        }
-    }
+    let (cap, memory) = match spec.device {
+        DeviceKind::Cpu => (
+            AUTO_CPU_MAX,
+            available_memory_bytes().unwrap_or(4 << 30) as f64,
+        ),
+        DeviceKind::Cuda => (64, (16u64 << 30) as f64),
+    };
+    ((memory / 4.0 / member_bytes(spec)).floor() as usize).clamp(1, cap)
 }
 
-/// The size of the CPU's last-level cache from sysfs (Linux).
-fn last_level_cache_bytes() -> Option<u64> {
-    let dir = std::path::Path::new("/sys/devices/system/cpu/cpu0/cache");
-    let read = |path: std::path::PathBuf| std::fs::read_to_string(path).ok();
-    std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .filter_map(|entry| {
-            let level: u32 = read(entry.path().join("level"))?.trim().parse().ok()?;
-            let size = read(entry.path().join("size"))?;
-            let size = size.trim();
-            let bytes = if let Some(k) = size.strip_suffix('K') {
-                k.parse::<u64>().ok()? << 10
-            } else if let Some(m) = size.strip_suffix('M') {
-                m.parse::<u64>().ok()? << 20
-            } else {
-                size.parse().ok()?
-            };
-            Some((level, bytes))
-        })
-        .max()
-        .map(|(_, bytes)| bytes)
+/// `MemAvailable` from /proc/meminfo (Linux).
+fn available_memory_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib << 10)
 }
 
 /// The stacks of `specs` under `policy`: lists of indices into `specs`, each list one stack,
@@ -141,7 +125,17 @@ mod tests {
         );
         assert!(auto_size(&vae(0.0)) >= 1);
         #[cfg(target_os = "linux")]
-        assert!(last_level_cache_bytes().is_some(), "sysfs lists the caches");
+        assert!(
+            available_memory_bytes().is_some(),
+            "/proc/meminfo has MemAvailable"
+        );
+        // The article's model (about 10 MB a member) fills a stack on any machine with 2 GB.
+        assert_eq!(auto_size(&vae(0.0)), AUTO_CPU_MAX);
+        let huge = RunSpec {
+            hidden: vec![50_000],
+            ..vae(0.0)
+        };
+        assert!(auto_size(&huge) < AUTO_CPU_MAX, "{}", auto_size(&huge));
         assert_eq!("auto".parse(), Ok(StackPolicy::Auto));
         assert_eq!("off".parse(), Ok(StackPolicy::Off));
         assert_eq!("11".parse(), Ok(StackPolicy::Size(11)));
