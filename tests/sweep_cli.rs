@@ -148,6 +148,7 @@ fn a_dry_run_lists_the_deduplicated_runs_and_writes_nothing() {
         ("latent", 6),
         ("article", 2),
         ("article-identify", 18),
+        ("article-identify-wide", 24),
     ] {
         let m = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("experiments/{name}.toml"));
         let out = common::vaelab(&results, &["sweep", path(&m), "--dry-run"]);
