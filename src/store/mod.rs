@@ -6,7 +6,7 @@
 //! - `diff.patch`: the uncommitted code change the binary was built from, when there was one;
 //! - `metrics.parquet`: one row per epoch × split ([`EpochRow`]), rewritten atomically each epoch;
 //! - `status.toml`: queued / running / done / failed / interrupted, and the last finished epoch;
-//! - `checkpoint/`: per-epoch model, optimiser and scheduler records (resume);
+//! - `checkpoint/`: per-epoch `model-<epoch>.bpk`, the network and its Adam moments (resume);
 //! - `model.bpk`: the final model.
 //!
 //! Every file is written through [`durable::write_atomic`], so a crash or power loss never

@@ -123,6 +123,9 @@ struct Prepared {
 /// report per spec, in order. Members already done are skipped; members resuming from
 /// different epochs train in one stack per epoch.
 pub fn train_stack(specs: &[RunSpec], opts: &TrainOptions) -> Result<Vec<RunReport>> {
+    if specs.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut specs: Vec<RunSpec> = specs.iter().map(RunSpec::canonical).collect();
     for spec in &specs {
         spec.validate()?;
