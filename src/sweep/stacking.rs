@@ -10,23 +10,18 @@ use std::collections::BTreeMap;
 pub use crate::config::defaults::StackPolicy;
 use crate::config::{DeviceKind, RunSpec};
 
-/// Bytes a member holds while its stack trains, roughly: [`RunSpec::memory_estimate`] (its
-/// parameters, gradients, Adam moments, copies and a batch's activations).
-fn member_bytes(spec: &RunSpec) -> f64 {
-    spec.memory_estimate()
-}
-
 /// The most members `--stack auto` puts in one stack on a CPU.
 pub const AUTO_CPU_MAX: usize = 32;
 
 /// The stack size `--stack auto` uses for runs like `spec`.
 ///
-/// Measured on the article's model (BENCHMARKS.md, "β sweep"): through the full harness the
-/// time per member-epoch falls from 2.5 s alone to 1.7 s in pairs and about 1.5 s from 4
-/// members on, still falling slowly at 33 (1.4 s). So on a CPU stacks grow to
+/// Measured on the article's model (BENCHMARKS.md, "β sweep", two runs): through the full
+/// harness the time per member-epoch falls from 1.9–2.5 s alone to 1.6–1.7 s in pairs and
+/// about 1.5 s from 4 members on, still falling slowly at 33 (1.4 s). So on a CPU stacks grow to
 /// [`AUTO_CPU_MAX`] members; on a GPU, where a small run is pure launch overhead, to 64. Either
-/// way a stack holds at most a quarter of the memory available (a GPU's taken as 16 GiB, the
-/// smallest we expect), so that several stacks (`--jobs`) fit side by side.
+/// way a stack holds at most a quarter of the memory available (each member counted at
+/// [`RunSpec::memory_estimate`]; a GPU's memory taken as 16 GiB, the smallest we expect), so
+/// that several stacks (`--jobs`) fit side by side.
 pub fn auto_size(spec: &RunSpec) -> usize {
     let (cap, memory) = match spec.device {
         DeviceKind::Cpu => (
@@ -35,7 +30,7 @@ pub fn auto_size(spec: &RunSpec) -> usize {
         ),
         DeviceKind::Cuda => (64, (16u64 << 30) as f64),
     };
-    ((memory / 4.0 / member_bytes(spec)).floor() as usize).clamp(1, cap)
+    ((memory / 4.0 / spec.memory_estimate()).floor() as usize).clamp(1, cap)
 }
 
 /// `MemAvailable` from /proc/meminfo (Linux).
