@@ -307,4 +307,34 @@ fn a_diverging_run_is_marked_failed_and_the_sweep_goes_on() {
         failed.contains("non-finite") && failed.contains("at epoch 1"),
         "{failed}"
     );
+    // The two trained as one stack; the survivor went on in a stack of its own, with exactly
+    // the numbers of its run trained alone.
+    let store = vaelab::store::Store::new(&results);
+    let ids = summary.column("run_id").unwrap().str().unwrap().clone();
+    let survivor = ids.get(1).unwrap();
+    let stacks = vaelab::store::Provenance::read(&store.run(survivor))
+        .unwrap()
+        .stacks;
+    assert_eq!(stacks.len(), 2, "{stacks:?}");
+    assert!(stacks[0].contains("stack of 2 with"), "{stacks:?}");
+    // It resumes from its last checkpoint: epoch 1's, unless the stop beat the Learner's
+    // checkpoint of it (burn-train's metric events are asynchronous).
+    assert!(
+        ["epochs 1-: stack of 1", "epochs 2-: stack of 1"].contains(&stacks[1].as_str()),
+        "{stacks:?}"
+    );
+    let alone = scratch.path().join("alone");
+    let out = common::vaelab(
+        &alone,
+        &["--quiet", "sweep", path(&matrix), "--stack", "off"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", common::text(&out));
+    let survivor_rows = |results: &Path| {
+        common::metrics_by_run(results)
+            .into_iter()
+            .find(|(id, _)| id == survivor)
+            .unwrap()
+            .1
+    };
+    assert_eq!(survivor_rows(&results), survivor_rows(&alone));
 }

@@ -3,8 +3,8 @@
 //! The Learner calls [`MetricLogger::log_epoch_summary`] at the end of each split. The train
 //! split's per-member means are kept; when the test split of an epoch ends, each live member's
 //! two rows are appended and its whole file rewritten atomically. A member whose epoch is not
-//! finite is failed there (its rows are written, nothing after); the others go on, and the
-//! Learner is stopped only when no member is left.
+//! finite is failed there (its rows are written, nothing after); the stack is then stopped
+//! and the others restacked without it ([`RESTACK`]), or, when none is left, just stopped.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -17,6 +17,10 @@ use burn::train::Interrupter;
 
 use super::metrics::{Phase, Tallies};
 use crate::store::{write_metrics, EpochRow};
+
+/// The stop message with which the recorder ends a stack early when a member has failed and
+/// others are left: they are restacked without it (see `run::train_group`).
+pub const RESTACK: &str = "a member failed: restacking the others without it";
 
 /// Called with member index and its finished epoch's (train, test) rows.
 pub type EpochCallback = Box<dyn FnMut(usize, &EpochRow, &EpochRow) + Send>;
@@ -55,6 +59,7 @@ pub struct MemberSink {
 /// A [`MetricLogger`] that turns each split's per-member tallies into [`EpochRow`]s.
 pub struct EpochRecorder {
     sinks: Vec<(String, PathBuf)>,
+    epochs: usize,
     variational: bool,
     tallies: Tallies,
     pending_train: Option<Vec<EpochRow>>,
@@ -65,9 +70,11 @@ pub struct EpochRecorder {
 }
 
 impl EpochRecorder {
-    /// A recorder for the members `sinks`, reading `tallies`.
+    /// A recorder for the members `sinks` of a stack training `epochs` epochs, reading
+    /// `tallies`.
     pub fn new(
         sinks: Vec<MemberSink>,
+        epochs: usize,
         variational: bool,
         tallies: Tallies,
         on_epoch: EpochCallback,
@@ -83,6 +90,7 @@ impl EpochRecorder {
         let state = Arc::new(Mutex::new(RecorderState { members }));
         let recorder = Self {
             sinks: sinks.into_iter().map(|s| (s.run_id, s.path)).collect(),
+            epochs,
             variational,
             tallies,
             pending_train: None,
@@ -159,6 +167,7 @@ impl MetricLogger for EpochRecorder {
         }
         let mut state = self.state.lock().unwrap();
         let mut finished = Vec::new();
+        let mut newly_failed = false;
         for (i, (train, test)) in trains.into_iter().zip(tests).enumerate() {
             let member = &mut state.members[i];
             if member.failed.is_some() {
@@ -168,6 +177,7 @@ impl MetricLogger for EpochRecorder {
                 let values = [Some(row.recon), row.kl, Some(row.loss)];
                 if member.failed.is_none() && values.iter().flatten().any(|v| !v.is_finite()) {
                     member.failed = Some(format!("non-finite {split} loss at epoch {epoch}"));
+                    newly_failed = true;
                 }
             }
             member.rows.retain(|r| r.epoch as usize != epoch);
@@ -181,6 +191,11 @@ impl MetricLogger for EpochRecorder {
         if state.members.iter().all(|m| m.failed.is_some()) {
             let reason = state.members[0].failed.clone();
             self.interrupter.stop(reason.as_deref());
+        } else if newly_failed && epoch < self.epochs {
+            // The others resume from their last checkpoint (this epoch's, unless this stop
+            // beats the Learner's checkpoint: metric events reach us asynchronously) in a
+            // stack without the failed member; their numbers do not depend on their mates.
+            self.interrupter.stop(Some(RESTACK));
         }
         drop(state);
         for (i, train, test) in finished {

@@ -222,22 +222,40 @@ pub fn train_stack(specs: &[RunSpec], opts: &TrainOptions) -> Result<Vec<RunRepo
         ));
     }
 
-    // One stack per resume epoch (members normally all resume from the same one).
+    for (i, report) in train_groups(prepared, &device, &train_set, &test_set, opts)? {
+        reports[i] = Some(report);
+    }
+    Ok(reports.into_iter().flatten().collect())
+}
+
+/// Trains prepared members as one stack per resume epoch (members normally all resume from
+/// the same one); a stack that lost a member to a non-finite loss goes on without it.
+fn train_groups(
+    prepared: Vec<(usize, Prepared)>,
+    device: &burn::prelude::Device,
+    train_set: &Mnist,
+    test_set: &Mnist,
+    opts: &TrainOptions,
+) -> Result<Vec<(usize, RunReport)>> {
     let mut by_epoch: std::collections::BTreeMap<usize, Vec<(usize, Prepared)>> =
         Default::default();
     for (i, p) in prepared {
         by_epoch.entry(p.start_epoch).or_default().push((i, p));
     }
+    let mut reports = Vec::new();
     for (start_epoch, group) in by_epoch {
-        for (i, report) in train_group(group, start_epoch, &device, &train_set, &test_set, opts)? {
-            reports[i] = Some(report);
+        let (done, restack) = train_group(group, start_epoch, device, train_set, test_set, opts)?;
+        reports.extend(done);
+        if !restack.is_empty() {
+            reports.extend(train_groups(restack, device, train_set, test_set, opts)?);
         }
     }
-    Ok(reports.into_iter().flatten().collect())
+    Ok(reports)
 }
 
 /// Trains one stack of prepared members resuming from `start_epoch` and records each
-/// member's outcome.
+/// member's outcome; returns those reports and the members to restack (stopped because a
+/// stack mate failed), prepared again from what is on disk.
 fn train_group(
     mut group: Vec<(usize, Prepared)>,
     start_epoch: usize,
@@ -245,7 +263,7 @@ fn train_group(
     train_set: &Mnist,
     test_set: &Mnist,
     opts: &TrainOptions,
-) -> Result<Vec<(usize, RunReport)>> {
+) -> Result<(Vec<(usize, RunReport)>, Vec<(usize, Prepared)>)> {
     let ids: Vec<String> = group.iter().map(|(_, p)| p.run.id.clone()).collect();
     for (_, p) in &mut group {
         let others: Vec<String> = ids.iter().filter(|id| **id != p.run.id).cloned().collect();
@@ -272,6 +290,7 @@ fn train_group(
                 Ok(Learned {
                     outcome: Outcome::Done,
                     net: None,
+                    restack: false,
                 })
             })
             .collect()
@@ -308,7 +327,15 @@ fn train_group(
     progress.finish();
 
     let mut reports = Vec::new();
-    for ((i, p), learned) in group.into_iter().zip(learned) {
+    let mut restack = Vec::new();
+    for ((i, mut p), learned) in group.into_iter().zip(learned) {
+        if learned.as_ref().is_ok_and(|l| l.restack) {
+            p.rows = read_metrics(&p.run.metrics_path())?;
+            p.start_epoch = resumable_epoch(&p.run, &p.rows);
+            p.rows.retain(|r| r.epoch as usize <= p.start_epoch);
+            restack.push((i, p));
+            continue;
+        }
         let Prepared {
             spec,
             run,
@@ -318,7 +345,9 @@ fn train_group(
         let rows = read_metrics(&run.metrics_path())?;
         let epochs_done = resumable_epoch(&run, &rows);
         let mut outcome = match learned {
-            Ok(Learned { outcome, net }) => finish_model(&spec, &run, outcome, net, epochs_done),
+            Ok(Learned { outcome, net, .. }) => {
+                finish_model(&spec, &run, outcome, net, epochs_done)
+            }
             Err(reason) => Outcome::Failed { reason },
         };
         if let Outcome::Interrupted { .. } = outcome {
@@ -352,7 +381,7 @@ fn train_group(
             },
         ));
     }
-    Ok(reports)
+    Ok((reports, restack))
 }
 
 /// Makes sure a run whose every epoch is checkpointed has its `model.bpk` (from the trained

@@ -244,6 +244,8 @@ pub struct Learned {
     pub outcome: Outcome,
     /// The network after the last epoch (only when `outcome` is done).
     pub net: Option<Autoencoder>,
+    /// Stopped because a stack mate failed: train it again in a stack without that member.
+    pub restack: bool,
 }
 
 /// A member of a stack handed to [`learn`]: its spec, run directory and rows on disk.
@@ -311,6 +313,7 @@ pub fn learn(
         .collect();
     let (recorder, recorded) = recorder::EpochRecorder::new(
         sinks,
+        epochs,
         variational,
         tallies.clone(),
         Box::new(move |i, train, test| {
@@ -349,6 +352,8 @@ pub fn learn(
 
     let state = recorded.lock().unwrap();
     let stopped = result.interrupted.is_some() || opts.interrupter.should_stop();
+    let restack = !opts.interrupter.should_stop()
+        && stop.local.get_message().as_deref() == Some(recorder::RESTACK);
     let learned = state
         .members
         .iter()
@@ -372,7 +377,12 @@ pub fn learn(
                 Outcome::Done
             };
             let net = (outcome == Outcome::Done).then(|| result.model.net.member(i));
-            Learned { outcome, net }
+            let restack = restack && matches!(outcome, Outcome::Interrupted { .. });
+            Learned {
+                outcome,
+                net,
+                restack,
+            }
         })
         .collect();
     Ok(learned)
