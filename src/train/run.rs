@@ -108,6 +108,9 @@ pub fn train_run(spec: &RunSpec, opts: &TrainOptions) -> Result<RunReport> {
     Ok(reports.remove(0))
 }
 
+/// A prepared member and its place in the caller's list of specs.
+type Slot = (usize, Prepared);
+
 /// A member that will train in this launch: its lock is held until its outcome is recorded.
 struct Prepared {
     spec: RunSpec,
@@ -172,7 +175,7 @@ pub fn train_stack(specs: &[RunSpec], opts: &TrainOptions) -> Result<Vec<RunRepo
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
 
-    let mut prepared: Vec<(usize, Prepared)> = Vec::new();
+    let mut prepared: Vec<Slot> = Vec::new();
     for (i, spec) in specs.drain(..).enumerate() {
         if reports[i].is_some() {
             continue;
@@ -231,14 +234,13 @@ pub fn train_stack(specs: &[RunSpec], opts: &TrainOptions) -> Result<Vec<RunRepo
 /// Trains prepared members as one stack per resume epoch (members normally all resume from
 /// the same one); a stack that lost a member to a non-finite loss goes on without it.
 fn train_groups(
-    prepared: Vec<(usize, Prepared)>,
+    prepared: Vec<Slot>,
     device: &burn::prelude::Device,
     train_set: &Mnist,
     test_set: &Mnist,
     opts: &TrainOptions,
 ) -> Result<Vec<(usize, RunReport)>> {
-    let mut by_epoch: std::collections::BTreeMap<usize, Vec<(usize, Prepared)>> =
-        Default::default();
+    let mut by_epoch: std::collections::BTreeMap<usize, Vec<Slot>> = Default::default();
     for (i, p) in prepared {
         by_epoch.entry(p.start_epoch).or_default().push((i, p));
     }
@@ -257,13 +259,13 @@ fn train_groups(
 /// member's outcome; returns those reports and the members to restack (stopped because a
 /// stack mate failed), prepared again from what is on disk.
 fn train_group(
-    mut group: Vec<(usize, Prepared)>,
+    mut group: Vec<Slot>,
     start_epoch: usize,
     device: &burn::prelude::Device,
     train_set: &Mnist,
     test_set: &Mnist,
     opts: &TrainOptions,
-) -> Result<(Vec<(usize, RunReport)>, Vec<(usize, Prepared)>)> {
+) -> Result<(Vec<(usize, RunReport)>, Vec<Slot>)> {
     let ids: Vec<String> = group.iter().map(|(_, p)| p.run.id.clone()).collect();
     for (_, p) in &mut group {
         let others: Vec<String> = ids.iter().filter(|id| **id != p.run.id).cloned().collect();
