@@ -111,6 +111,13 @@ pub fn train_run(spec: &RunSpec, opts: &TrainOptions) -> Result<RunReport> {
 /// A prepared member and its place in the caller's list of specs.
 type Slot = (usize, Prepared);
 
+/// How one stack's training ended: the reports of the members that ended (with their places),
+/// and the members to restack without a stack mate that failed.
+struct GroupEnd {
+    reports: Vec<(usize, RunReport)>,
+    restack: Vec<Slot>,
+}
+
 /// A member that will train in this launch: its lock is held until its outcome is recorded.
 struct Prepared {
     spec: RunSpec,
@@ -246,10 +253,16 @@ fn train_groups(
     }
     let mut reports = Vec::new();
     for (start_epoch, group) in by_epoch {
-        let (done, restack) = train_group(group, start_epoch, device, train_set, test_set, opts)?;
-        reports.extend(done);
-        if !restack.is_empty() {
-            reports.extend(train_groups(restack, device, train_set, test_set, opts)?);
+        let end = train_group(group, start_epoch, device, train_set, test_set, opts)?;
+        reports.extend(end.reports);
+        if !end.restack.is_empty() {
+            reports.extend(train_groups(
+                end.restack,
+                device,
+                train_set,
+                test_set,
+                opts,
+            )?);
         }
     }
     Ok(reports)
@@ -265,7 +278,7 @@ fn train_group(
     train_set: &Mnist,
     test_set: &Mnist,
     opts: &TrainOptions,
-) -> Result<(Vec<(usize, RunReport)>, Vec<Slot>)> {
+) -> Result<GroupEnd> {
     let ids: Vec<String> = group.iter().map(|(_, p)| p.run.id.clone()).collect();
     for (_, p) in &mut group {
         let others: Vec<String> = ids.iter().filter(|id| **id != p.run.id).cloned().collect();
@@ -383,7 +396,7 @@ fn train_group(
             },
         ));
     }
-    Ok((reports, restack))
+    Ok(GroupEnd { reports, restack })
 }
 
 /// Makes sure a run whose every epoch is checkpointed has its `model.bpk` (from the trained
