@@ -71,7 +71,8 @@ pub enum Command {
         /// Train runs of one shape (kind, widths, latent, batch size, epochs, limit, backend,
         /// device) together as one stacked model: `auto` (up to 32 members on a CPU, 64 on a
         /// GPU, as memory allows; printed by --dry-run), `off` (every run alone), or at most N
-        /// per stack. A member's numbers are those of its run alone (README, "Stacked sweeps");
+        /// per stack. A member's numbers are its run's alone (bit for bit at the article's shape,
+        /// else to float rounding; README, "Stacked sweeps");
         /// --jobs runs that many stacks at once; on Slurm each array task trains one stack.
         #[arg(long, default_value = defaults::STACK, value_name = "auto|off|N")]
         stack: defaults::StackPolicy,
