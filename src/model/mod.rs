@@ -97,17 +97,6 @@ pub struct Autoencoder {
     latent: usize,
 }
 
-/// What one forward pass produces.
-#[derive(Clone, Debug)]
-pub struct Forward {
-    /// `[batch, PIXELS]` reconstruction in (0, 1).
-    pub decoded: Tensor<2>,
-    /// `[batch, latent]` code (AE) or posterior mean (VAE).
-    pub mu: Tensor<2>,
-    /// `[batch, latent]` posterior log-variance; `None` for the AE.
-    pub log_var: Option<Tensor<2>>,
-}
-
 impl ModelConfig {
     /// Layer widths of the encoder, pixels to code; the decoder runs them backwards.
     fn encoder_widths(&self) -> Vec<usize> {
@@ -186,20 +175,6 @@ impl Autoencoder {
         sigmoid(self.decoder.forward(z))
     }
 
-    /// Full pass; the VAE decodes a reparameterised sample `z = mu + eps * exp(log_var / 2)`.
-    pub fn forward(&self, x: Tensor<2>) -> Forward {
-        let (mu, log_var) = self.encode(x);
-        let z = match &log_var {
-            None => mu.clone(),
-            Some(lv) => reparameterize(mu.clone(), lv.clone()),
-        };
-        Forward {
-            decoded: self.decode(z),
-            mu,
-            log_var,
-        }
-    }
-
     /// Decodes `n` draws of `z ~ N(0, I)` (the article's `sample`).
     pub fn sample(&self, n: usize, device: &Device) -> Tensor<2> {
         let z = Tensor::random([n, self.latent], Distribution::Normal(0.0, 1.0), device);
@@ -207,16 +182,15 @@ impl Autoencoder {
     }
 }
 
-/// `z = mu + eps * exp(0.5 * log_var)` with `eps ~ N(0, I)`: differentiable in `mu` and `log_var`.
-pub fn reparameterize(mu: Tensor<2>, log_var: Tensor<2>) -> Tensor<2> {
-    let eps = Tensor::random(mu.shape(), Distribution::Normal(0.0, 1.0), &mu.device());
+/// `z = mu + eps * exp(0.5 * log_var)` for standard-normal draws `eps` of the same shape (the
+/// caller's, so that each stacked member's noise is its own stream): differentiable in `mu` and
+/// `log_var`.
+pub fn reparameterize<const D: usize>(
+    mu: Tensor<D>,
+    log_var: Tensor<D>,
+    eps: Tensor<D>,
+) -> Tensor<D> {
     mu + eps * log_var.mul_scalar(0.5).exp()
-}
-
-/// Per-image sum of squared errors over the pixels (the article's `MSELoss(reduction="sum")`
-/// divided among the images of the batch). `[batch, PIXELS]` × 2 → `[batch]`.
-pub fn reconstruction_error(decoded: Tensor<2>, target: Tensor<2>) -> Tensor<1> {
-    reconstruction_error_keepdim(decoded, target).squeeze_dim(1)
 }
 
 /// Per-image closed-form KL(N(mu, exp(log_var)) ‖ N(0, I)) summed over latent dims, in nats:
@@ -225,7 +199,8 @@ pub fn kl_divergence(mu: Tensor<2>, log_var: Tensor<2>) -> Tensor<1> {
     kl_divergence_keepdim(mu, log_var).squeeze_dim(1)
 }
 
-/// [`reconstruction_error`] over the last axis of any rank, keeping it (size 1).
+/// Per-image sum of squared errors over the pixels, the last axis of any rank, kept (size 1):
+/// the article's `MSELoss(reduction="sum")` divided among the images of the batch.
 pub fn reconstruction_error_keepdim<const D: usize>(
     decoded: Tensor<D>,
     target: Tensor<D>,
@@ -237,33 +212,6 @@ pub fn reconstruction_error_keepdim<const D: usize>(
 pub fn kl_divergence_keepdim<const D: usize>(mu: Tensor<D>, log_var: Tensor<D>) -> Tensor<D> {
     let inner = log_var.clone().add_scalar(1.0) - mu.square() - log_var.exp();
     inner.sum_dim(D - 1).mul_scalar(-0.5)
-}
-
-/// The loss terms of one batch, per image.
-#[derive(Clone, Debug)]
-pub struct LossTerms {
-    /// `[batch]` squared error per image.
-    pub recon: Tensor<1>,
-    /// `[batch]` KL per image; `None` for the AE.
-    pub kl: Option<Tensor<1>>,
-    /// `[batch]` `recon + beta * kl` per image.
-    pub loss: Tensor<1>,
-}
-
-impl LossTerms {
-    /// Computes the terms of `forward` against `target` with KL weight `beta`.
-    pub fn new(forward: &Forward, target: Tensor<2>, beta: f64) -> Self {
-        let recon = reconstruction_error(forward.decoded.clone(), target);
-        let kl = forward
-            .log_var
-            .as_ref()
-            .map(|lv| kl_divergence(forward.mu.clone(), lv.clone()));
-        let loss = match &kl {
-            Some(kl) if beta != 0.0 => recon.clone() + kl.clone().mul_scalar(beta),
-            _ => recon.clone(),
-        };
-        Self { recon, kl, loss }
-    }
 }
 
 #[cfg(test)]
@@ -293,8 +241,13 @@ mod tests {
         }
     }
 
-    fn values(t: Tensor<1>) -> Vec<f32> {
+    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         t.into_data().convert::<f32>().try_to_vec().unwrap()
+    }
+
+    /// `[1, rows, cols]` from row-major values.
+    fn member(v: Vec<f32>, rows: usize, cols: usize, d: &Device) -> Tensor<3> {
+        Tensor::from_data(TensorData::new(v, [1, rows, cols]), d)
     }
 
     #[test]
@@ -302,20 +255,21 @@ mod tests {
         let d = device();
         // Two images of 784 pixels: decoded 0.5 everywhere, targets 0 and 1 → each error is
         // 784 × 0.25 = 196.
-        let decoded = Tensor::<2>::ones([2, PIXELS], &d).mul_scalar(0.5);
+        let decoded = Tensor::<3>::ones([1, 2, PIXELS], &d).mul_scalar(0.5);
         let mut target = vec![0.0f32; PIXELS];
         target.extend(vec![1.0f32; PIXELS]);
-        let target = Tensor::from_data(TensorData::new(target, [2, PIXELS]), &d);
+        let target = member(target, 2, PIXELS, &d);
         // mu = [1, 0], log_var = [0, ln 2]: KL = -0.5 (1 + 0 - 1 - 1 + 1 + ln2 - 0 - 2) = 0.5 (1 + 1 - ln 2)
-        let mu = Tensor::from_data(TensorData::new(vec![1.0f32, 0.0, 1.0, 0.0], [2, 2]), &d);
+        let mu = member(vec![1.0f32, 0.0, 1.0, 0.0], 2, 2, &d);
         let ln2 = std::f32::consts::LN_2;
-        let lv = Tensor::from_data(TensorData::new(vec![0.0f32, ln2, 0.0, ln2], [2, 2]), &d);
-        let fwd = Forward {
+        let lv = member(vec![0.0f32, ln2, 0.0, ln2], 2, 2, &d);
+        let fwd = StackForward {
             decoded,
             mu,
             log_var: Some(lv),
         };
-        let terms = LossTerms::new(&fwd, target, 3.0);
+        let betas = Tensor::<3>::ones([1, 1, 1], &d).mul_scalar(3.0);
+        let terms = StackTerms::new(&fwd, target, betas);
         let kl = 0.5 * (2.0 - ln2);
         for (got, want) in values(terms.recon).iter().zip([196.0, 196.0]) {
             assert!((got - want).abs() < 1e-3, "recon {got} vs {want}");
@@ -339,7 +293,12 @@ mod tests {
         let closed = values(kl_divergence(mu.clone(), lv.clone()))[0];
         // E_q[log q(z) - log p(z)] with z ~ q, per dimension, summed.
         let n = 200_000;
-        let z = reparameterize(mu.clone().repeat_dim(0, n), lv.clone().repeat_dim(0, n));
+        let eps = Tensor::random([n, 3], Distribution::Normal(0.0, 1.0), &d);
+        let z = reparameterize(
+            mu.clone().repeat_dim(0, n),
+            lv.clone().repeat_dim(0, n),
+            eps,
+        );
         let var = lv.clone().exp();
         let log_q = (z.clone() - mu).square().div(var).mul_scalar(-0.5) - lv.mul_scalar(0.5);
         let log_p = z.square().mul_scalar(-0.5);
@@ -359,14 +318,17 @@ mod tests {
             latent: 3,
         };
         let model = cfg.init(&d);
-        let x = Tensor::<2>::random([5, PIXELS], Distribution::Uniform(0.0, 1.0), &d);
-        let fwd = model.forward(x.clone());
-        assert_eq!(fwd.decoded.dims(), [5, PIXELS]);
-        assert_eq!(fwd.mu.dims(), [5, 3]);
-        assert_eq!(fwd.log_var.as_ref().unwrap().dims(), [5, 3]);
+        let stack = StackedAutoencoder::from_members(std::slice::from_ref(&model));
+        let x = Tensor::<3>::random([1, 5, PIXELS], Distribution::Uniform(0.0, 1.0), &d);
+        let noise = Tensor::<3>::random([1, 5, 3], Distribution::Normal(0.0, 1.0), &d);
+        let fwd = stack.forward(x, Some(noise));
+        assert_eq!(fwd.decoded.dims(), [1, 5, PIXELS]);
+        assert_eq!(fwd.mu.dims(), [1, 5, 3]);
+        assert_eq!(fwd.log_var.as_ref().unwrap().dims(), [1, 5, 3]);
         let lv = Tensor::<2>::zeros([5, 3], &d).require_grad();
         let mu = Tensor::<2>::zeros([5, 3], &d).require_grad();
-        let z = reparameterize(mu.clone(), lv.clone());
+        let eps = Tensor::random([5, 3], Distribution::Normal(0.0, 1.0), &d);
+        let z = reparameterize(mu.clone(), lv.clone(), eps);
         let grads = z.square().sum().backward();
         let g_mu = mu.grad(&grads).expect("gradient reaches mu");
         let g_lv = lv.grad(&grads).expect("gradient reaches log_var");
@@ -383,11 +345,12 @@ mod tests {
             hidden: vec![8],
             latent: 2,
         };
-        let model = cfg.init(&d);
-        let x = Tensor::<2>::random([3, PIXELS], Distribution::Uniform(0.0, 1.0), &d);
-        let fwd = model.forward(x.clone());
+        let stack = StackedAutoencoder::from_members(&[cfg.init(&d)]);
+        let x = Tensor::<3>::random([1, 3, PIXELS], Distribution::Uniform(0.0, 1.0), &d);
+        let fwd = stack.forward(x.clone(), None);
         assert!(fwd.log_var.is_none());
-        let terms = LossTerms::new(&fwd, x, 3.0);
+        let betas = Tensor::<3>::ones([1, 1, 1], &d).mul_scalar(3.0);
+        let terms = StackTerms::new(&fwd, x, betas);
         assert!(terms.kl.is_none());
         assert_eq!(values(terms.loss), values(terms.recon));
     }

@@ -12,7 +12,10 @@ use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::prelude::*;
 
-use super::{kl_divergence_keepdim, reconstruction_error_keepdim, Autoencoder, GaussianHeads, Mlp};
+use super::{
+    kl_divergence_keepdim, reconstruction_error_keepdim, reparameterize, Autoencoder,
+    GaussianHeads, Mlp,
+};
 
 /// `M` linear layers of one shape: weight `[M, in, out]`, bias `[M, 1, out]`.
 #[derive(Module, Debug)]
@@ -219,7 +222,7 @@ impl StackedAutoencoder {
             Some(heads) => (heads.mu.forward(h.clone()), Some(heads.log_var.forward(h))),
         };
         let z = match (&log_var, noise) {
-            (Some(lv), Some(eps)) => mu.clone() + eps * lv.clone().mul_scalar(0.5).exp(),
+            (Some(lv), Some(eps)) => reparameterize(mu.clone(), lv.clone(), eps),
             (Some(_), None) => panic!("a stacked VAE needs its noise"),
             (None, _) => mu.clone(),
         };

@@ -98,7 +98,11 @@ impl Manifest {
 
     /// The entry that trains run `run` (an index into `runs`).
     pub fn entry_of(&self, run: usize) -> Option<usize> {
-        self.entries().iter().position(|e| e.contains(&run))
+        if self.stacks.is_empty() {
+            (run < self.runs.len()).then_some(run)
+        } else {
+            self.stacks.iter().position(|e| e.contains(&run))
+        }
     }
 
     /// `results/sweeps/<name>/manifest.toml`.
