@@ -1,8 +1,10 @@
-//! MNIST: reading the original IDX files and feeding them to Burn in seeded, resumable batches.
+//! MNIST and Fashion-MNIST: reading the original IDX files and feeding them to Burn in seeded,
+//! resumable batches.
 //!
-//! The files are installed by `./scripts/setup` from a registry package and checked by md5 there;
-//! here they are checked for structure (magic number, counts, shapes, length) so that a corrupt or
-//! truncated file is a clear error naming the file. There is no synthetic fallback.
+//! The files are installed by `./scripts/setup` from registry packages and checked by md5 there;
+//! here they are checked for structure (magic number, counts, shapes, length) and then against
+//! the published files' sha256, so that a corrupt, truncated or substituted file is a clear error
+//! naming the file. There is no synthetic fallback.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +19,7 @@ use burn::tensor::TensorData;
 use rand::{RngExt, SeedableRng};
 use rand_distr::StandardNormal;
 use rand_pcg::Pcg64Mcg;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// Pixels per MNIST image (28 × 28).
@@ -29,7 +32,103 @@ pub const TEST_LEN: usize = 10_000;
 const IMAGES_MAGIC: u32 = 0x0000_0803;
 const LABELS_MAGIC: u32 = 0x0000_0801;
 
-/// Which half of MNIST.
+/// Which data set a run trains on: both have the IDX format, 28 × 28 images, 10 classes and
+/// the same split sizes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Dataset {
+    /// LeCun, Cortes and Burges' handwritten digits.
+    #[default]
+    Mnist,
+    /// Zalando's Fashion-MNIST (Xiao, Rasul and Vollgraf 2017).
+    FashionMnist,
+}
+
+/// Labels of Fashion-MNIST's ten classes, in label order.
+const FASHION_CLASSES: [&str; 10] = [
+    "T-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot",
+];
+
+impl Dataset {
+    /// The name used in configs, tables and the judge's cache.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dataset::Mnist => "mnist",
+            Dataset::FashionMnist => "fashion-mnist",
+        }
+    }
+
+    /// Where its four IDX files are: MNIST in `mnist_dir` (the `--data` directory);
+    /// Fashion-MNIST in `VAELAB_FASHION_MNIST` if set, else `<cache>/fashion-mnist`.
+    pub fn dir(self, mnist_dir: &Path) -> PathBuf {
+        match self {
+            Dataset::Mnist => mnist_dir.to_path_buf(),
+            Dataset::FashionMnist => std::env::var_os("VAELAB_FASHION_MNIST")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| cache_dir().join("fashion-mnist")),
+        }
+    }
+
+    /// The name of class `label` (`"7"` for MNIST, `"sneaker"` for Fashion-MNIST).
+    pub fn class_name(self, label: usize) -> String {
+        match self {
+            Dataset::Mnist => label.to_string(),
+            Dataset::FashionMnist => FASHION_CLASSES[label].to_string(),
+        }
+    }
+
+    /// sha256 of the published, unpacked files (Fashion-MNIST's are those whose md5s Zalando
+    /// publishes; Debian recompressed the `.gz` files, not their contents).
+    fn sha256(self, file: &str) -> Option<&'static str> {
+        let table: [(&str, &str); 4] = match self {
+            Dataset::Mnist => [
+                (
+                    "train-images-idx3-ubyte",
+                    "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+                ),
+                (
+                    "train-labels-idx1-ubyte",
+                    "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+                ),
+                (
+                    "t10k-images-idx3-ubyte",
+                    "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+                ),
+                (
+                    "t10k-labels-idx1-ubyte",
+                    "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+                ),
+            ],
+            Dataset::FashionMnist => [
+                (
+                    "train-images-idx3-ubyte",
+                    "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+                ),
+                (
+                    "train-labels-idx1-ubyte",
+                    "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+                ),
+                (
+                    "t10k-images-idx3-ubyte",
+                    "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+                ),
+                (
+                    "t10k-labels-idx1-ubyte",
+                    "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+                ),
+            ],
+        };
+        table.iter().find(|(f, _)| *f == file).map(|(_, h)| *h)
+    }
+}
+
+impl std::fmt::Display for Dataset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which half of a data set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Split {
     /// The 60,000 training images.
@@ -74,9 +173,12 @@ pub fn default_dir() -> PathBuf {
     }
 }
 
-/// One MNIST split in memory: pixels scaled to [0, 1], row-major, `PIXELS` floats per image.
+/// One split of MNIST or Fashion-MNIST in memory: pixels scaled to [0, 1], row-major, `PIXELS`
+/// floats per image.
 #[derive(Clone, Debug)]
 pub struct Mnist {
+    /// Which data set.
+    pub dataset: Dataset,
     /// `len() * PIXELS` floats in [0, 1].
     pub images: Arc<Vec<f32>>,
     /// Digit labels, one per image.
@@ -86,14 +188,25 @@ pub struct Mnist {
 }
 
 impl Mnist {
-    /// Loads one split from `dir`, keeping the first `limit` images if given.
-    pub fn load(dir: &Path, split: Split, limit: Option<usize>) -> Result<Self> {
+    /// Loads one split of `dataset` (from `mnist_dir` or Fashion-MNIST's directory, see
+    /// [`Dataset::dir`]), keeping the first `limit` images if given.
+    pub fn load(
+        dataset: Dataset,
+        mnist_dir: &Path,
+        split: Split,
+        limit: Option<usize>,
+    ) -> Result<Self> {
+        let dir = dataset.dir(mnist_dir);
         let prefix = split.file_prefix();
         let images_path = dir.join(format!("{prefix}-images-idx3-ubyte"));
         let labels_path = dir.join(format!("{prefix}-labels-idx1-ubyte"));
         if !images_path.exists() {
+            let var = match dataset {
+                Dataset::Mnist => "VAELAB_MNIST",
+                Dataset::FashionMnist => "VAELAB_FASHION_MNIST",
+            };
             bail!(
-                "MNIST not found: {} does not exist; run ./scripts/setup (or set VAELAB_MNIST)",
+                "{dataset} not found: {} does not exist; run ./scripts/setup (or set {var})",
                 images_path.display()
             );
         }
@@ -102,6 +215,16 @@ impl Mnist {
         let mut sha256 = BTreeMap::new();
         let pixels = read_idx(&images_path, IMAGES_MAGIC, &[n as u32, 28, 28], &mut sha256)?;
         let labels = read_idx(&labels_path, LABELS_MAGIC, &[n as u32], &mut sha256)?;
+        for path in [&images_path, &labels_path] {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            let got = sha256.get(name.as_ref()).map_or("", String::as_str);
+            if dataset.sha256(&name) != Some(got) {
+                bail!(
+                    "{}: not the published {dataset} file (sha256 {got}); run ./scripts/setup to reinstall it",
+                    path.display()
+                );
+            }
+        }
         if let Some(bad) = labels.iter().find(|&&l| l > 9) {
             bail!("{}: label {bad} is not a digit", labels_path.display());
         }
@@ -110,6 +233,7 @@ impl Mnist {
             .map(|&p| f32::from(p) / 255.0)
             .collect();
         Ok(Self {
+            dataset,
             images: Arc::new(images),
             labels: Arc::new(labels[..keep].to_vec()),
             sha256,
@@ -139,6 +263,31 @@ impl Mnist {
         }
         Tensor::from_data(TensorData::new(buf, [indices.len(), PIXELS]), device)
     }
+
+    /// The labels of the images at `indices`, one-hot: `[indices.len(), CLASSES]`.
+    pub fn one_hot(&self, indices: &[usize], device: &Device) -> Tensor<2> {
+        let labels: Vec<u8> = indices.iter().map(|&i| self.labels[i]).collect();
+        one_hot(&labels, device)
+    }
+}
+
+/// Classes in both data sets.
+pub const CLASSES: usize = 10;
+
+/// `labels` (each `< CLASSES`) one-hot: `[labels.len(), CLASSES]`.
+pub fn one_hot(labels: &[u8], device: &Device) -> Tensor<2> {
+    Tensor::from_data(
+        TensorData::new(one_hot_values(labels), [labels.len(), CLASSES]),
+        device,
+    )
+}
+
+fn one_hot_values(labels: &[u8]) -> Vec<f32> {
+    let mut v = vec![0.0f32; labels.len() * CLASSES];
+    for (row, &l) in labels.iter().enumerate() {
+        v[row * CLASSES + usize::from(l)] = 1.0;
+    }
+    v
 }
 
 /// Reads an IDX file, checking its magic number, its dimensions and its length; records the
@@ -201,6 +350,8 @@ pub struct StackBatch {
     pub images: Tensor<3>,
     /// `[M, batch, latent]` standard-normal draws (VAEs only).
     pub noise: Option<Tensor<3>>,
+    /// `[M, batch, CLASSES]` one-hot labels of the images (conditional models only).
+    pub labels: Option<Tensor<3>>,
     /// The epoch the batch belongs to (the per-member metrics are tallied by epoch).
     pub epoch: usize,
 }
@@ -251,19 +402,23 @@ pub struct StackLoader {
     seeds: Vec<u64>,
     /// Noise columns per image (a VAE's latent size; 0 for AEs).
     latent: usize,
+    /// Whether batches carry the labels (a conditional model's second input).
+    labelled: bool,
     next_epoch: Arc<AtomicUsize>,
     device: Device,
     range: (usize, usize),
 }
 
 impl StackLoader {
-    /// A loader for members seeded `seeds` over all of `data`, starting at `first_epoch`.
+    /// A loader for members seeded `seeds` over all of `data`, starting at `first_epoch`;
+    /// `latent` noise columns per image (0: none) and the one-hot labels when `labelled`.
     pub fn new(
         data: Mnist,
         batch_size: usize,
         feed: Feed,
         seeds: Vec<u64>,
         latent: usize,
+        labelled: bool,
         first_epoch: usize,
         device: Device,
     ) -> Self {
@@ -274,6 +429,7 @@ impl StackLoader {
             feed,
             seeds,
             latent,
+            labelled,
             next_epoch: Arc::new(AtomicUsize::new(first_epoch)),
             device,
             range: (0, len),
@@ -287,6 +443,7 @@ impl StackLoader {
             feed: self.feed,
             seeds: self.seeds.clone(),
             latent: self.latent,
+            labelled: self.labelled,
             next_epoch: self.next_epoch.clone(),
             device: device.clone(),
             range,
@@ -386,10 +543,22 @@ impl Iterator for StackIter<'_> {
                 &loader.device,
             )
         });
+        let labels = loader.labelled.then(|| {
+            let labels: Vec<u8> = self
+                .orders
+                .iter()
+                .flat_map(|order| order[self.pos..end].iter().map(|&i| loader.data.labels[i]))
+                .collect();
+            Tensor::from_data(
+                TensorData::new(one_hot_values(&labels), [members, rows, CLASSES]),
+                &loader.device,
+            )
+        });
         self.pos = end;
         Some(Ok(StackBatch {
             images,
             noise,
+            labels,
             epoch: self.epoch,
         }))
     }

@@ -242,10 +242,13 @@ pub struct SlurmArgs {
 /// `vaelab train` parameters; defaults are our reconstruction of the article's setup.
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// Model: plain autoencoder or VAE.
+    /// Model: plain autoencoder, VAE or conditional VAE (the label is a second input).
     #[arg(long, value_enum, default_value = defaults::MODEL)]
     pub model: ModelArg,
-    /// KL weight β in loss = recon + β·KL (VAE only; 0 = the article's first table).
+    /// Data set: MNIST digits or Fashion-MNIST (same format, 10 classes of clothing).
+    #[arg(long, value_enum, default_value = defaults::DATASET)]
+    pub dataset: DatasetArg,
+    /// KL weight β in loss = recon + β·KL (VAE and CVAE; 0 = the article's first table).
     #[arg(long, default_value_t = defaults::BETA, allow_negative_numbers = true)]
     pub beta: f64,
     /// Latent size.
@@ -297,6 +300,17 @@ pub enum ModelArg {
     Ae,
     /// Variational autoencoder.
     Vae,
+    /// Conditional VAE (one-hot label into encoder and decoder).
+    Cvae,
+}
+
+/// `--dataset` values.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum DatasetArg {
+    /// MNIST handwritten digits.
+    Mnist,
+    /// Fashion-MNIST.
+    FashionMnist,
 }
 
 /// `--backend` values.

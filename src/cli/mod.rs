@@ -4,6 +4,7 @@
 use anyhow::{anyhow, bail, Result};
 
 use crate::config::{matrix, BackendKind, DeviceKind, RunSpec};
+use crate::data::Dataset;
 use crate::model::ModelKind;
 use crate::report::{self, PlotTarget};
 use crate::store::{RunState, Store};
@@ -36,6 +37,11 @@ impl TrainArgs {
             model: match self.model {
                 ModelArg::Ae => ModelKind::Ae,
                 ModelArg::Vae => ModelKind::Vae,
+                ModelArg::Cvae => ModelKind::Cvae,
+            },
+            dataset: match self.dataset {
+                DatasetArg::Mnist => Dataset::Mnist,
+                DatasetArg::FashionMnist => Dataset::FashionMnist,
             },
             beta: self.beta,
             latent: self.latent,

@@ -7,6 +7,8 @@
 
 /// `model`.
 pub const MODEL: &str = "vae";
+/// `dataset`.
+pub const DATASET: &str = "mnist";
 /// `beta`.
 pub const BETA: f64 = 3.0;
 /// `latent`.

@@ -9,7 +9,8 @@
 //! epochs = 20
 //!
 //! [grid]                 # axes: every combination is a run
-//! model = ["ae", "vae"]
+//! model = ["ae", "vae", "cvae"]
+//! dataset = "mnist"      # or "fashion-mnist"
 //! beta = { from = 0.0, to = 5.0, step = 0.5 }
 //! latent = [2, 16]
 //!
@@ -34,8 +35,9 @@ use toml::Spanned;
 use super::RunSpec;
 
 /// The keys a `[base]`, `[grid]`, `[[include]]` or `[[exclude]]` table may hold, in axis order.
-pub const PARAM_KEYS: [&str; 11] = [
+pub const PARAM_KEYS: [&str; 12] = [
     "model",
+    "dataset",
     "beta",
     "latent",
     "hidden",
@@ -479,7 +481,8 @@ fn set_param(
             .try_into()
             .map_err(|e: toml::de::Error| {
                 let allowed = match key {
-                    "model" => "\"ae\" or \"vae\"",
+                    "model" => "\"ae\", \"vae\" or \"cvae\"",
+                    "dataset" => "\"mnist\" or \"fashion-mnist\"",
                     "backend" => "\"tch\" or \"flex\"",
                     "device" => "\"cpu\" or \"cuda\"",
                     "hidden" => "a list of widths >= 1, e.g. [128]",

@@ -7,6 +7,7 @@ pub mod matrix;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::data::Dataset;
 use crate::model::{ModelConfig, ModelKind};
 
 /// Which Burn backend trains the run.
@@ -43,8 +44,11 @@ pub enum DeviceKind {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunSpec {
-    /// AE or VAE.
+    /// AE, VAE or CVAE.
     pub model: ModelKind,
+    /// MNIST or Fashion-MNIST (absent in configs written before it existed: MNIST).
+    #[serde(default)]
+    pub dataset: Dataset,
     /// Weight of the KL term (`loss = recon + beta * kl`); ignored by the AE.
     pub beta: f64,
     /// Latent size.
@@ -74,6 +78,7 @@ impl Default for RunSpec {
         let name = |v: &str| toml::Value::String(v.to_string());
         Self {
             model: name(defaults::MODEL).try_into().expect("a model name"),
+            dataset: name(defaults::DATASET).try_into().expect("a data set name"),
             beta: defaults::BETA,
             latent: defaults::LATENT,
             hidden: defaults::HIDDEN.to_vec(),
@@ -192,20 +197,22 @@ impl RunSpec {
 
     /// The KL weight that actually applies (0 for the AE, whatever `beta` says).
     pub fn effective_beta(&self) -> f64 {
-        match self.model {
-            ModelKind::Ae => 0.0,
-            ModelKind::Vae => self.beta,
+        if self.model.is_variational() {
+            self.beta
+        } else {
+            0.0
         }
     }
 
     /// What runs must share to train as one stacked model: everything that shapes a tensor or
-    /// the epoch loop (kind, widths, latent size, batch size, epochs, data limit, backend,
-    /// device). Members may differ in β, seed and learning rate.
+    /// the epoch loop (kind, data set, widths, latent size, batch size, epochs, data limit,
+    /// backend, device). Members may differ in β, seed and learning rate.
     pub fn stack_key(&self) -> String {
         let hidden: Vec<String> = self.hidden.iter().map(|h| h.to_string()).collect();
         format!(
-            "{} {}-{} batch {} epochs {} limit {} {} {:?}",
+            "{} {} {}-{} batch {} epochs {} limit {} {} {:?}",
             self.model,
+            self.dataset,
             hidden.join("-"),
             self.latent,
             self.batch_size,

@@ -1,4 +1,6 @@
-//! The article's autoencoders: a plain AE and a VAE sharing one MLP encoder/decoder design.
+//! The article's autoencoders: a plain AE, a VAE and a conditional VAE (Sohn et al. 2015: the
+//! one-hot label is a second input to the encoder and to the decoder) sharing one MLP
+//! encoder/decoder design.
 //!
 //! Loss terms are returned per image and reduced by the caller. Training runs the same design
 //! stacked ([`stack`]: M members as one model, one batched matmul per layer); a trained member
@@ -11,19 +13,22 @@ use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::Distribution;
 use serde::{Deserialize, Serialize};
 
-use crate::data::PIXELS;
+use crate::data::{CLASSES, PIXELS};
 
 pub mod stack;
 pub use stack::{StackForward, StackTerms, StackedAutoencoder};
 
 /// Which autoencoder.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelKind {
     /// Deterministic autoencoder: no KL term.
     Ae,
     /// Variational autoencoder with a diagonal Gaussian posterior.
     Vae,
+    /// Conditional VAE: encoder and decoder also see the image's one-hot label, so a sample
+    /// can be asked for a given class.
+    Cvae,
 }
 
 impl ModelKind {
@@ -32,6 +37,21 @@ impl ModelKind {
         match self {
             ModelKind::Ae => "ae",
             ModelKind::Vae => "vae",
+            ModelKind::Cvae => "cvae",
+        }
+    }
+
+    /// True for the kinds with a posterior and a KL term (VAE, CVAE).
+    pub fn is_variational(self) -> bool {
+        self != ModelKind::Ae
+    }
+
+    /// One-hot label columns the encoder and decoder take besides their input (10 for the
+    /// CVAE, 0 otherwise).
+    pub fn classes(self) -> usize {
+        match self {
+            ModelKind::Cvae => CLASSES,
+            _ => 0,
         }
     }
 }
@@ -87,43 +107,62 @@ pub struct GaussianHeads {
     log_var: Linear,
 }
 
-/// AE or VAE: encoder MLP → code (AE) or Gaussian heads + reparameterisation (VAE) → decoder MLP
-/// with a sigmoid output.
+/// AE, VAE or CVAE: encoder MLP → code (AE) or Gaussian heads + reparameterisation (VAE) →
+/// decoder MLP with a sigmoid output; the CVAE's encoder and decoder inputs end with the label.
 #[derive(Module, Debug)]
 pub struct Autoencoder {
     encoder: Mlp,
     heads: Option<GaussianHeads>,
     decoder: Mlp,
     latent: usize,
+    /// Label columns appended to both inputs (0: unconditional).
+    classes: usize,
+}
+
+/// `x` with the one-hot `labels` appended along the last axis when the model is conditional
+/// (`classes > 0`); a conditional model without labels is a caller's bug.
+fn condition<const D: usize>(x: Tensor<D>, labels: Option<Tensor<D>>, classes: usize) -> Tensor<D> {
+    match (classes, labels) {
+        (0, _) => x,
+        (_, Some(y)) => Tensor::cat(vec![x, y], D - 1),
+        (_, None) => panic!("a conditional model needs the labels"),
+    }
 }
 
 impl ModelConfig {
-    /// Layer widths of the encoder, pixels to code; the decoder runs them backwards.
+    /// Layer widths of the encoder, pixels (and label) to code.
     fn encoder_widths(&self) -> Vec<usize> {
-        let mut enc = vec![PIXELS];
+        let mut enc = vec![PIXELS + self.kind.classes()];
         enc.extend(&self.hidden);
         enc.push(self.latent);
         enc
+    }
+
+    /// Layer widths of the decoder, code (and label) to pixels: the encoder's backwards.
+    fn decoder_widths(&self) -> Vec<usize> {
+        let mut dec = vec![self.latent + self.kind.classes()];
+        dec.extend(self.hidden.iter().rev());
+        dec.push(PIXELS);
+        dec
     }
 
     /// Trainable parameters of [`ModelConfig::init`]'s model, counted without building it, in
     /// f64 so that absurd sizes compare instead of overflowing (validation asks it).
     pub fn parameter_count(&self) -> f64 {
         let linear = |w: &[usize]| (w[0] as f64 + 1.0) * w[1] as f64;
-        let enc = self.encoder_widths();
-        let dec: Vec<usize> = enc.iter().rev().copied().collect();
-        let heads = match self.kind {
-            ModelKind::Vae => 2.0 * linear(&[self.latent, self.latent]),
-            ModelKind::Ae => 0.0,
+        let (enc, dec) = (self.encoder_widths(), self.decoder_widths());
+        let heads = if self.kind.is_variational() {
+            2.0 * linear(&[self.latent, self.latent])
+        } else {
+            0.0
         };
         enc.windows(2).map(linear).sum::<f64>() + heads + dec.windows(2).map(linear).sum::<f64>()
     }
 
     /// Builds the model with freshly initialised weights on `device` (seed the device first).
     pub fn init(&self, device: &Device) -> Autoencoder {
-        let enc = self.encoder_widths();
-        let dec: Vec<usize> = enc.iter().rev().copied().collect();
-        let heads = (self.kind == ModelKind::Vae).then(|| GaussianHeads {
+        let (enc, dec) = (self.encoder_widths(), self.decoder_widths());
+        let heads = self.kind.is_variational().then(|| GaussianHeads {
             mu: LinearConfig::new(self.latent, self.latent).init(device),
             log_var: LinearConfig::new(self.latent, self.latent).init(device),
         });
@@ -132,6 +171,7 @@ impl ModelConfig {
             heads,
             decoder: Mlp::new(&dec, device),
             latent: self.latent,
+            classes: self.kind.classes(),
         };
         // Burn draws a parameter's initial values when it is first read; draw them all now,
         // so that they depend only on the seed set before this call (a stack seeds each member
@@ -156,29 +196,44 @@ impl Autoencoder {
         self.latent
     }
 
-    /// True for the VAE.
+    /// True for the VAE and the CVAE.
     pub fn is_variational(&self) -> bool {
         self.heads.is_some()
     }
 
-    /// Encodes `x` to the code (AE) or posterior (mean, log-variance) (VAE).
-    pub fn encode(&self, x: Tensor<2>) -> (Tensor<2>, Option<Tensor<2>>) {
-        let h = self.encoder.forward(x);
+    /// True for the CVAE: [`Self::encode`] and [`Self::decode`] need the one-hot labels.
+    pub fn is_conditional(&self) -> bool {
+        self.classes > 0
+    }
+
+    /// Encodes `x` (with its one-hot `labels`, CVAE) to the code (AE) or posterior (mean,
+    /// log-variance) (VAE, CVAE).
+    pub fn encode(
+        &self,
+        x: Tensor<2>,
+        labels: Option<Tensor<2>>,
+    ) -> (Tensor<2>, Option<Tensor<2>>) {
+        let h = self.encoder.forward(condition(x, labels, self.classes));
         match &self.heads {
             None => (h, None),
             Some(heads) => (heads.mu.forward(h.clone()), Some(heads.log_var.forward(h))),
         }
     }
 
-    /// Decodes latent vectors to pixels in (0, 1).
-    pub fn decode(&self, z: Tensor<2>) -> Tensor<2> {
-        sigmoid(self.decoder.forward(z))
+    /// Decodes latent vectors (with the one-hot labels to draw, CVAE) to pixels in (0, 1).
+    pub fn decode(&self, z: Tensor<2>, labels: Option<Tensor<2>>) -> Tensor<2> {
+        sigmoid(self.decoder.forward(condition(z, labels, self.classes)))
     }
 
-    /// Decodes `n` draws of `z ~ N(0, I)` (the article's `sample`).
-    pub fn sample(&self, n: usize, device: &Device) -> Tensor<2> {
+    /// Decodes `n` draws of `z ~ N(0, I)` (the article's `sample`); a CVAE draws the classes
+    /// `labels` (one per draw).
+    pub fn sample(&self, n: usize, labels: Option<&[u8]>, device: &Device) -> Tensor<2> {
         let z = Tensor::random([n, self.latent], Distribution::Normal(0.0, 1.0), device);
-        self.decode(z)
+        let labels = labels.filter(|_| self.is_conditional()).map(|l| {
+            assert_eq!(l.len(), n, "one label per draw");
+            crate::data::one_hot(l, device)
+        });
+        self.decode(z, labels)
     }
 }
 
@@ -230,6 +285,7 @@ mod tests {
             (ModelKind::Vae, vec![256], 4),
             (ModelKind::Ae, vec![256], 4),
             (ModelKind::Vae, vec![64, 32], 7),
+            (ModelKind::Cvae, vec![64, 32], 7),
         ] {
             let config = ModelConfig {
                 kind,
@@ -321,7 +377,7 @@ mod tests {
         let stack = StackedAutoencoder::from_members(std::slice::from_ref(&model));
         let x = Tensor::<3>::random([1, 5, PIXELS], Distribution::Uniform(0.0, 1.0), &d);
         let noise = Tensor::<3>::random([1, 5, 3], Distribution::Normal(0.0, 1.0), &d);
-        let fwd = stack.forward(x, Some(noise));
+        let fwd = stack.forward(x, Some(noise), None);
         assert_eq!(fwd.decoded.dims(), [1, 5, PIXELS]);
         assert_eq!(fwd.mu.dims(), [1, 5, 3]);
         assert_eq!(fwd.log_var.as_ref().unwrap().dims(), [1, 5, 3]);
@@ -334,7 +390,7 @@ mod tests {
         let g_lv = lv.grad(&grads).expect("gradient reaches log_var");
         assert!(g_mu.abs().sum().into_scalar::<f32>() > 0.0);
         assert!(g_lv.abs().sum().into_scalar::<f32>() > 0.0);
-        assert_eq!(model.sample(4, &d).dims(), [4, PIXELS]);
+        assert_eq!(model.sample(4, None, &d).dims(), [4, PIXELS]);
     }
 
     #[test]
@@ -347,7 +403,7 @@ mod tests {
         };
         let stack = StackedAutoencoder::from_members(&[cfg.init(&d)]);
         let x = Tensor::<3>::random([1, 3, PIXELS], Distribution::Uniform(0.0, 1.0), &d);
-        let fwd = stack.forward(x.clone(), None);
+        let fwd = stack.forward(x.clone(), None, None);
         assert!(fwd.log_var.is_none());
         let betas = Tensor::<3>::ones([1, 1, 1], &d).mul_scalar(3.0);
         let terms = StackTerms::new(&fwd, x, betas);

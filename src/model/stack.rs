@@ -13,7 +13,7 @@ use burn::nn::Linear;
 use burn::prelude::*;
 
 use super::{
-    kl_divergence_keepdim, reconstruction_error_keepdim, reparameterize, Autoencoder,
+    condition, kl_divergence_keepdim, reconstruction_error_keepdim, reparameterize, Autoencoder,
     GaussianHeads, Mlp,
 };
 
@@ -103,6 +103,7 @@ pub struct StackedAutoencoder {
     heads: Option<StackedHeads>,
     decoder: StackedMlp,
     latent: usize,
+    classes: usize,
     members: usize,
 }
 
@@ -148,6 +149,7 @@ impl StackedAutoencoder {
             heads,
             decoder: StackedMlp::stack(&all(|m| &m.decoder)),
             latent: first.latent,
+            classes: first.classes,
             members: members.len(),
         }
     }
@@ -162,6 +164,7 @@ impl StackedAutoencoder {
             }),
             decoder: self.decoder.member(i),
             latent: self.latent,
+            classes: self.classes,
         }
     }
 
@@ -207,16 +210,24 @@ impl StackedAutoencoder {
         self.latent
     }
 
-    /// True for VAEs.
+    /// True for VAEs and CVAEs.
     pub fn is_variational(&self) -> bool {
         self.heads.is_some()
     }
 
     /// Full pass over `[M, B, PIXELS]` images; a VAE decodes `z = mu + noise · exp(log_var/2)`
     /// with the caller's standard-normal `noise` (`[M, B, latent]`), so that each member's
-    /// noise is its own stream whoever else is in the stack.
-    pub fn forward(&self, x: Tensor<3>, noise: Option<Tensor<3>>) -> StackForward {
-        let h = self.encoder.forward(x);
+    /// noise is its own stream whoever else is in the stack. A CVAE's encoder and decoder also
+    /// take the images' one-hot `labels` (`[M, B, CLASSES]`).
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        noise: Option<Tensor<3>>,
+        labels: Option<Tensor<3>>,
+    ) -> StackForward {
+        let h = self
+            .encoder
+            .forward(condition(x, labels.clone(), self.classes));
         let (mu, log_var) = match &self.heads {
             None => (h, None),
             Some(heads) => (heads.mu.forward(h.clone()), Some(heads.log_var.forward(h))),
@@ -226,7 +237,11 @@ impl StackedAutoencoder {
             (Some(_), None) => panic!("a stacked VAE needs its noise"),
             (None, _) => mu.clone(),
         };
-        let decoded = burn::tensor::activation::sigmoid(self.decoder.forward(z));
+        let decoded = burn::tensor::activation::sigmoid(self.decoder.forward(condition(
+            z,
+            labels,
+            self.classes,
+        )));
         StackForward {
             decoded,
             mu,
@@ -263,7 +278,7 @@ mod tests {
         t.into_data().convert::<f32>().try_to_vec().unwrap()
     }
 
-    /// Stacking and unstacking gives the members back; each member's decoding in a stack of 3
+    /// Stacking and unstacking gives the members back (CVAEs: the label inputs too); each member's decoding in a stack of 3
     /// equals its decoding in a stack of its own and the solo model's to float rounding. Not
     /// bit for bit at these tiny shapes: libtorch picks another matmul kernel for 3 batched
     /// products of 5 rows than for 1, and 36 of 3,920 outputs differ by one ulp (at the
@@ -272,7 +287,7 @@ mod tests {
     fn members_round_trip_and_compute_alone() {
         let device = crate::train::test_device();
         let config = ModelConfig {
-            kind: ModelKind::Vae,
+            kind: ModelKind::Cvae,
             hidden: vec![16],
             latent: 3,
         };
@@ -286,7 +301,9 @@ mod tests {
         assert_eq!(stack.members(), 3);
         let x = Tensor::<3>::random([3, 5, PIXELS], Distribution::Uniform(0.0, 1.0), &device);
         let noise = Tensor::<3>::random([3, 5, 3], Distribution::Normal(0.0, 1.0), &device);
-        let out = stack.forward(x.clone(), Some(noise.clone()));
+        let digits: Vec<u8> = (0..15).map(|k| (k * 7 % 10) as u8).collect();
+        let labels = crate::data::one_hot(&digits, &device).reshape([3, 5, 10]);
+        let out = stack.forward(x.clone(), Some(noise.clone()), Some(labels.clone()));
         let weights = |n: &Autoencoder| {
             let mut all: Vec<Vec<f32>> = Vec::new();
             for mlp in [&n.encoder, &n.decoder] {
@@ -308,8 +325,11 @@ mod tests {
             );
             let xi = x.clone().slice(i..i + 1);
             let ei = noise.clone().slice(i..i + 1);
+            let li = labels.clone().slice(i..i + 1);
             let alone = StackedAutoencoder::from_members(std::slice::from_ref(net));
-            let alone = alone.forward(xi.clone(), Some(ei.clone())).decoded;
+            let alone = alone
+                .forward(xi.clone(), Some(ei.clone()), Some(li.clone()))
+                .decoded;
             let stacked = out.decoded.clone().slice(i..i + 1);
             for (a, b) in values(alone.clone()).iter().zip(values(stacked)) {
                 assert!(
@@ -317,9 +337,10 @@ mod tests {
                     "member {i}: alone {a} vs stacked {b}"
                 );
             }
-            let (mu, lv) = net.encode(xi.reshape([5, PIXELS]));
+            let li = li.reshape([5, 10]);
+            let (mu, lv) = net.encode(xi.reshape([5, PIXELS]), Some(li.clone()));
             let z = mu + ei.reshape([5, 3]) * lv.unwrap().mul_scalar(0.5).exp();
-            for (a, b) in values(net.decode(z)).iter().zip(values(alone)) {
+            for (a, b) in values(net.decode(z, Some(li))).iter().zip(values(alone)) {
                 assert!((a - b).abs() < 1e-5, "member {i}: solo {a} vs stack {b}");
             }
         }

@@ -57,7 +57,7 @@ pub struct AeReference {
 pub struct Tradeoff {
     /// Chart title.
     pub title: String,
-    /// One line per VAE variant (latent size, widths, ...).
+    /// One line per VAE or CVAE variant (model, latent size, widths, ...).
     pub lines: Vec<TradeoffLine>,
     /// One horizontal line per AE variant.
     pub ae: Vec<AeReference>,
@@ -120,9 +120,14 @@ impl Tradeoff {
                 .filter(|r| r.spec.model == kind)
                 .collect()
         };
-        let (vaes, aes) = (of(ModelKind::Vae), of(ModelKind::Ae));
+        let vaes: Vec<&RunData> = finished
+            .iter()
+            .copied()
+            .filter(|r| r.spec.model.is_variational())
+            .collect();
+        let aes = of(ModelKind::Ae);
         if vaes.is_empty() {
-            bail!("the trade-off chart needs at least one VAE run with a finished epoch");
+            bail!("the trade-off chart needs at least one VAE or CVAE run with a finished epoch");
         }
         let lines = variants(&vaes)
             .into_iter()
@@ -152,7 +157,7 @@ impl Tradeoff {
                     })
                     .collect();
                 TradeoffLine {
-                    label: format!("VAE {label}"),
+                    label: format!("{} {label}", members[0].spec.model.as_str().to_uppercase()),
                     points,
                 }
             })
@@ -344,7 +349,7 @@ impl Curves {
     fn max_beta(&self) -> f64 {
         self.runs
             .iter()
-            .filter(|r| r.spec.model == ModelKind::Vae)
+            .filter(|r| r.spec.model.is_variational())
             .map(|r| r.spec.beta)
             .fold(0.0, f64::max)
     }
@@ -352,7 +357,7 @@ impl Curves {
     fn color(&self, spec: &RunSpec) -> RGBColor {
         match spec.model {
             ModelKind::Ae => AE_COLOR,
-            ModelKind::Vae => beta_color(spec.beta, self.max_beta()),
+            ModelKind::Vae | ModelKind::Cvae => beta_color(spec.beta, self.max_beta()),
         }
     }
 

@@ -13,7 +13,7 @@ use plotters::prelude::*;
 
 use super::style::{drawn, legend, Picture, CATEGORY, FONT};
 use crate::config::RunSpec;
-use crate::data::{Mnist, PIXELS};
+use crate::data::{Dataset, Mnist, CLASSES, PIXELS};
 use crate::model::{kl_divergence, Autoencoder};
 use crate::store::RunDir;
 use crate::train::device_for;
@@ -83,41 +83,68 @@ impl Inspector {
         self.net.latent()
     }
 
+    /// True for a CVAE: decoding needs the class to draw.
+    pub fn is_conditional(&self) -> bool {
+        self.net.is_conditional()
+    }
+
+    /// The images' one-hot labels when the model takes them (CVAE).
+    fn labels_of(&self, data: &Mnist, indices: &[usize]) -> Option<Tensor<2>> {
+        self.is_conditional()
+            .then(|| data.one_hot(indices, &self.device))
+    }
+
     /// Posterior means (VAE) or codes (AE) of the images at `indices`, and the VAE's
-    /// log-variances.
+    /// log-variances (a CVAE is given the images' labels).
     pub fn encode(
         &self,
         data: &Mnist,
         indices: &[usize],
     ) -> (Vec<Vec<f32>>, Option<Vec<Vec<f32>>>) {
-        let (mu, log_var) = self.net.encode(data.batch(indices, &self.device));
+        let labels = self.labels_of(data, indices);
+        let (mu, log_var) = self.net.encode(data.batch(indices, &self.device), labels);
         (rows(mu), log_var.map(rows))
     }
 
-    /// Decodes latent vectors to images.
-    pub fn decode(&self, z: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    /// Decodes latent vectors to images; a CVAE draws each as the class in `classes` (one per
+    /// vector; ignored by unconditional models).
+    pub fn decode(&self, z: &[Vec<f32>], classes: &[u8]) -> Vec<Vec<f32>> {
         let latent = self.latent();
         let flat: Vec<f32> = z.iter().flatten().copied().collect();
         let t = Tensor::from_data(TensorData::new(flat, [z.len(), latent]), &self.device);
-        rows(self.net.decode(t))
+        let labels = self.is_conditional().then(|| {
+            assert_eq!(
+                classes.len(),
+                z.len(),
+                "a CVAE decodes one class per vector"
+            );
+            crate::data::one_hot(classes, &self.device)
+        });
+        rows(self.net.decode(t, labels))
     }
 
     /// Reconstructions of the images at `indices`, decoded from the posterior mean (so the
     /// figure does not change with the sampling noise).
     pub fn reconstruct(&self, data: &Mnist, indices: &[usize]) -> Vec<Vec<f32>> {
         let (mu, _) = self.encode(data, indices);
-        self.decode(&mu)
+        let classes: Vec<u8> = indices.iter().map(|&i| data.labels[i]).collect();
+        self.decode(&mu, &classes)
     }
 
-    /// `n` images decoded from `z ~ N(0, I)` drawn with `seed`.
-    pub fn sample(&self, n: usize, seed: u64) -> Vec<Vec<f32>> {
+    /// `n` images decoded from `z ~ N(0, I)` drawn with `seed`; a CVAE draws class `k % 10`
+    /// for the k-th image, or `class` for all of them.
+    pub fn sample(&self, n: usize, seed: u64, class: Option<u8>) -> Vec<Vec<f32>> {
         self.device.seed(seed);
-        rows(self.net.sample(n, &self.device))
+        let classes: Vec<u8> = (0..n)
+            .map(|k| class.unwrap_or((k % crate::data::CLASSES) as u8))
+            .collect();
+        rows(self.net.sample(n, Some(&classes), &self.device))
     }
 
     /// Mean KL per latent dimension over the images at `indices` (nats); `None` for the AE.
     pub fn kl_per_dim(&self, data: &Mnist, indices: &[usize]) -> Option<Vec<f64>> {
-        let (mu, log_var) = self.net.encode(data.batch(indices, &self.device));
+        let labels = self.labels_of(data, indices);
+        let (mu, log_var) = self.net.encode(data.batch(indices, &self.device), labels);
         let log_var = log_var?;
         let per_dim = (0..self.latent())
             .map(|d| {
@@ -129,8 +156,14 @@ impl Inspector {
     }
 
     /// Latent traversal: for each of `dims`, `start` with that component replaced by each of
-    /// `values`, decoded. One row per dimension.
-    pub fn traverse(&self, start: &[f32], dims: &[usize], values: &[f32]) -> Vec<Vec<Vec<f32>>> {
+    /// `values`, decoded (as `class`, CVAE). One row per dimension.
+    pub fn traverse(
+        &self,
+        start: &[f32],
+        dims: &[usize],
+        values: &[f32],
+        class: u8,
+    ) -> Vec<Vec<Vec<f32>>> {
         dims.iter()
             .map(|&d| {
                 let zs: Vec<Vec<f32>> = values
@@ -141,9 +174,50 @@ impl Inspector {
                         z
                     })
                     .collect();
-                self.decode(&zs)
+                self.decode(&zs, &vec![class; zs.len()])
             })
             .collect()
+    }
+}
+
+/// Prior samples of a model as a sheet: a CVAE's `n` draws of each class (one row per class,
+/// or the one row `class`); an unconditional model's `n` draws, 8 to a row.
+pub fn sample_sheet(
+    model: &Inspector,
+    dataset: Dataset,
+    what: &str,
+    n: usize,
+    seed: u64,
+    class: Option<u8>,
+) -> Sheet {
+    let draws = |class| model.sample(n, seed, class);
+    let (subtitle, rows) = match (model.is_conditional(), class) {
+        (true, Some(c)) => (
+            format!(
+                "{n} draws of z ~ N(0, I), seed {seed}, all decoded as class {}",
+                dataset.class_name(c.into())
+            ),
+            vec![(dataset.class_name(c.into()), draws(Some(c)))],
+        ),
+        (true, None) => (
+            format!("{n} draws of z ~ N(0, I) per class, seed {seed} (the same z in every row)"),
+            (0..CLASSES as u8)
+                .map(|c| (dataset.class_name(c.into()), draws(Some(c))))
+                .collect(),
+        ),
+        (false, _) => (
+            format!("{n} draws of z ~ N(0, I), seed {seed}"),
+            draws(None)
+                .chunks(8)
+                .map(|c| (String::new(), c.to_vec()))
+                .collect(),
+        ),
+    };
+    Sheet {
+        title: format!("{what}: samples from the prior"),
+        subtitle,
+        columns: Vec::new(),
+        rows,
     }
 }
 

@@ -8,9 +8,11 @@ use anyhow::{bail, Result};
 
 use super::charts::{Curves, RunData, Tradeoff};
 use super::diff::Selection;
-use super::figures::{showcase_indices, Inspector, LatentScatter, Sheet, SAMPLE_SEED};
+use super::figures::{
+    sample_sheet, showcase_indices, Inspector, LatentScatter, Sheet, SAMPLE_SEED,
+};
 use super::style::save;
-use crate::data::{Mnist, Split};
+use crate::data::{Dataset, Mnist, Split};
 use crate::model::ModelKind;
 use crate::store::{RunRecord, Store};
 use crate::sweep::Manifest;
@@ -66,14 +68,15 @@ fn nearby(ids: &[String]) -> String {
 
 /// Renders every picture of `target`; returns the files written.
 pub fn plot(store: &Store, data_dir: &Path, target: &PlotTarget) -> Result<Vec<PathBuf>> {
-    let test = Mnist::load(data_dir, Split::Test, None)?;
     match target {
         PlotTarget::Sweep(name) => {
             let manifest = Manifest::read(&Manifest::path(store, name))?;
-            plot_sweep(store, &test, &manifest)
+            let tests = test_sets(data_dir, manifest.runs.iter().map(|r| r.spec.dataset))?;
+            plot_sweep(store, &tests, &manifest)
         }
         PlotTarget::Run(id) => {
             let run = store.record(id)?;
+            let test = Mnist::load(run.spec.dataset, data_dir, Split::Test, None)?;
             let model = if has_model(store, &run) {
                 Some(Inspector::load(&store.run(id), &run.spec)?)
             } else {
@@ -84,11 +87,26 @@ pub fn plot(store: &Store, data_dir: &Path, target: &PlotTarget) -> Result<Vec<P
     }
 }
 
+/// The test split of each data set in `datasets`, loaded once.
+fn test_sets(
+    data_dir: &Path,
+    datasets: impl Iterator<Item = Dataset>,
+) -> Result<HashMap<Dataset, Mnist>> {
+    let mut sets = HashMap::new();
+    for dataset in datasets {
+        if !sets.contains_key(&dataset) {
+            sets.insert(dataset, Mnist::load(dataset, data_dir, Split::Test, None)?);
+        }
+    }
+    Ok(sets)
+}
+
 /// Short row label of a run in a sheet: `AE`, `β=3`, plus what else tells runs apart.
 fn run_label(run: &RunRecord) -> String {
     match run.spec.model {
         ModelKind::Ae => "AE".to_string(),
         ModelKind::Vae => format!("VAE β={}", run.spec.beta),
+        ModelKind::Cvae => format!("CVAE β={}", run.spec.beta),
     }
 }
 
@@ -105,8 +123,23 @@ fn representatives<'a>(store: &Store, runs: &'a [RunData]) -> Vec<&'a RunData> {
     };
     let same_variant = |r: &RunData| {
         let (a, b) = (&r.spec, &first.spec);
-        (a.latent, &a.hidden, a.epochs, a.batch_size, a.lr, a.limit)
-            == (b.latent, &b.hidden, b.epochs, b.batch_size, b.lr, b.limit)
+        (
+            a.dataset,
+            a.latent,
+            &a.hidden,
+            a.epochs,
+            a.batch_size,
+            a.lr,
+            a.limit,
+        ) == (
+            b.dataset,
+            b.latent,
+            &b.hidden,
+            b.epochs,
+            b.batch_size,
+            b.lr,
+            b.limit,
+        )
     };
     let seed = trained
         .iter()
@@ -119,7 +152,7 @@ fn representatives<'a>(store: &Store, runs: &'a [RunData]) -> Vec<&'a RunData> {
         .filter(|r| same_variant(r) && r.spec.seed == seed)
         .collect();
     picked.sort_by(|a, b| {
-        let key = |r: &RunData| (r.spec.model == ModelKind::Vae, r.spec.beta);
+        let key = |r: &RunData| (r.spec.model, r.spec.beta);
         let (ka, kb) = (key(a), key(b));
         ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1))
     });
@@ -127,7 +160,11 @@ fn representatives<'a>(store: &Store, runs: &'a [RunData]) -> Vec<&'a RunData> {
     picked
 }
 
-fn plot_sweep(store: &Store, test: &Mnist, manifest: &Manifest) -> Result<Vec<PathBuf>> {
+fn plot_sweep(
+    store: &Store,
+    tests: &HashMap<Dataset, Mnist>,
+    manifest: &Manifest,
+) -> Result<Vec<PathBuf>> {
     let out = store.sweep_dir(&manifest.name).join("plots");
     let runs: Vec<RunData> = manifest
         .runs
@@ -157,7 +194,7 @@ fn plot_sweep(store: &Store, test: &Mnist, manifest: &Manifest) -> Result<Vec<Pa
     let mut written = Vec::new();
     if runs
         .iter()
-        .any(|r| r.spec.model == ModelKind::Vae && r.last("test").is_some())
+        .any(|r| r.spec.model.is_variational() && r.last("test").is_some())
     {
         let title = format!("sweep {name}: reconstruction vs KL across β (final test epoch)");
         written.extend(save(
@@ -176,6 +213,7 @@ fn plot_sweep(store: &Store, test: &Mnist, manifest: &Manifest) -> Result<Vec<Pa
     let mut models: HashMap<String, Inspector> = HashMap::new();
     let shown = representatives(store, &runs);
     if !shown.is_empty() {
+        let test = &tests[&shown[0].spec.dataset];
         let digits = showcase_indices(test, 1);
         let mut recon = Sheet {
             title: format!("sweep {name}: reconstructions of the same test digits"),
@@ -203,7 +241,7 @@ fn plot_sweep(store: &Store, test: &Mnist, manifest: &Manifest) -> Result<Vec<Pa
             if model.is_variational() {
                 samples
                     .rows
-                    .push((run_label(run), model.sample(12, SAMPLE_SEED)));
+                    .push((run_label(run), model.sample(12, SAMPLE_SEED, None)));
             }
         }
         written.extend(save(&recon, &out.join("reconstructions"), false)?);
@@ -216,7 +254,12 @@ fn plot_sweep(store: &Store, test: &Mnist, manifest: &Manifest) -> Result<Vec<Pa
             Some(model) => model,
             None => Inspector::load(&store.run(&run.id), &run.spec)?,
         };
-        written.extend(plot_run(store, test, run, Some(&model))?);
+        written.extend(plot_run(
+            store,
+            &tests[&run.spec.dataset],
+            run,
+            Some(&model),
+        )?);
     }
     Ok(written)
 }
@@ -267,10 +310,15 @@ fn plot_run(
         return Ok(written);
     }
 
-    let draws = model.sample(64, SAMPLE_SEED);
+    let draws = model.sample(64, SAMPLE_SEED, None);
+    let conditional = if model.is_conditional() {
+        ", classes 0-9 in turn"
+    } else {
+        ""
+    };
     let samples = Sheet {
         title: format!("{what}: samples from the prior"),
-        subtitle: format!("64 draws of z ~ N(0, I), seed {SAMPLE_SEED}"),
+        subtitle: format!("64 draws of z ~ N(0, I), seed {SAMPLE_SEED}{conditional}"),
         columns: Vec::new(),
         rows: draws
             .chunks(8)
@@ -293,7 +341,7 @@ fn plot_run(
         subtitle: "from the first test 8; rows: latent components, most active (mean KL, nats) first; columns: the value set".into(),
         columns: values.iter().map(|v| format!("{v:+.1}")).collect(),
         rows: model
-            .traverse(&start[0], &dims, &values)
+            .traverse(&start[0], &dims, &values, test.labels[eight])
             .into_iter()
             .zip(&dims)
             .map(|(images, &d)| (format!("z{} KL {:.2}", d + 1, kl[d]), images))
@@ -301,7 +349,14 @@ fn plot_run(
     };
     written.extend(save(&traversal, &out.join("traversal"), false)?);
 
-    if model.latent() == 2 {
+    if model.is_conditional() {
+        written.extend(save(
+            &sample_sheet(model, test.dataset, &what, 10, SAMPLE_SEED, None),
+            &out.join("classes"),
+            false,
+        )?);
+    }
+    if model.latent() == 2 && !model.is_conditional() {
         let all: Vec<usize> = (0..test.len().min(5000)).collect();
         let (mu, _) = model.encode(test, &all);
         let scatter = LatentScatter {
@@ -323,7 +378,7 @@ fn plot_run(
                 .rev()
                 .map(|&z2| {
                     let zs: Vec<Vec<f32>> = grid.iter().map(|&z1| vec![z1, z2]).collect();
-                    (String::new(), model.decode(&zs))
+                    (String::new(), model.decode(&zs, &[]))
                 })
                 .collect(),
         };

@@ -34,7 +34,7 @@ pub fn epoch_table(rows: &[EpochRow]) -> String {
 pub fn beta_cell(spec: &crate::config::RunSpec) -> String {
     match spec.model {
         ModelKind::Ae => "-".to_string(),
-        ModelKind::Vae => format!("{}", spec.beta),
+        ModelKind::Vae | ModelKind::Cvae => format!("{}", spec.beta),
     }
 }
 

@@ -173,8 +173,9 @@ pub fn train_stack(specs: &[RunSpec], opts: &TrainOptions) -> Result<Vec<RunRepo
     // Everything that can fail on bad input fails before a run directory exists.
     let device = device_for(&specs[0])?;
     let limit = specs[0].limit;
-    let train_set = Mnist::load(&opts.data_dir, data::Split::Train, limit)?;
-    let test_set = Mnist::load(&opts.data_dir, data::Split::Test, limit)?;
+    let dataset = specs[0].dataset;
+    let train_set = Mnist::load(dataset, &opts.data_dir, data::Split::Train, limit)?;
+    let test_set = Mnist::load(dataset, &opts.data_dir, data::Split::Test, limit)?;
     let data_sha256: std::collections::BTreeMap<String, String> = train_set
         .sha256
         .iter()

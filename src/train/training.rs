@@ -113,7 +113,11 @@ impl StackTrainee {
 
     fn terms(&self, batch: &StackBatch) -> (StackTerms, Tensor<3>) {
         let betas = self.betas(&batch.images.device());
-        let forward = self.net.forward(batch.images.clone(), batch.noise.clone());
+        let forward = self.net.forward(
+            batch.images.clone(),
+            batch.noise.clone(),
+            batch.labels.clone(),
+        );
         (
             StackTerms::new(&forward, batch.images.clone(), betas.clone()),
             betas,
@@ -291,6 +295,7 @@ pub fn learn(
             feed,
             seeds.clone(),
             latent,
+            first.model.classes() > 0,
             first_epoch,
             device.clone(),
         ))
