@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod eval;
 pub mod faults;
 pub mod model;
 pub mod panics;

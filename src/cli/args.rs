@@ -137,6 +137,48 @@ pub enum Command {
         #[arg(long, num_args = 2, value_names = ["A", "B"])]
         diff: Option<Vec<String>>,
     },
+    /// Evaluate trained runs on their test split: test ELBO and the IWAE bound (k = 1, 10, 100,
+    /// 1000, with standard errors) in nats per image (Gaussian decoder, variance 1/2, constant
+    /// included), active units and per-dimension KL; for a VAE or CVAE, samples judged by a
+    /// classifier (per-class accuracy of a CVAE; class histogram and entropy of prior samples).
+    ///
+    /// Writes <RESULTS>/runs/<ID>/eval.parquet (tidy: run × metric × k / dim / class); runs
+    /// already evaluated are skipped, so an interrupted `vaelab eval` resumes. `vaelab sweep` and
+    /// `vaelab train` evaluate each run when it finishes; for a sweep, summary.parquet and the
+    /// report are rewritten with the new numbers.
+    Eval {
+        /// Sweep names, run ids or unique prefixes of run ids.
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
+    /// Draw samples from a trained VAE or CVAE as a PNG sheet.
+    ///
+    /// A CVAE draws --digit (a class 0-9; Fashion-MNIST's classes by their label) n times, or
+    /// without --digit a 10 × n sheet, one row per class (the same z in every row); a VAE draws
+    /// from its prior. Prints the file written (default <RESULTS>/runs/<ID>/plots/sample-*.png).
+    Sample {
+        /// Run id or unique prefix.
+        run: String,
+        /// The class to draw (CVAE only).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9))]
+        digit: Option<u8>,
+        /// Samples (per class without --digit).
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        n: u16,
+        /// Seed of the prior draws.
+        #[arg(long, default_value_t = defaults::SAMPLE_SEED)]
+        seed: u64,
+        /// Output PNG file.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
+    /// Train (once; cached in <cache>/judge/<DATASET>/ with its sha256) and show the classifier
+    /// that judges generated images; `vaelab eval` trains it on first use otherwise.
+    Judge {
+        /// Data set.
+        #[arg(long, value_enum, default_value = defaults::DATASET)]
+        dataset: DatasetArg,
+    },
     /// Write the HTML report of sweeps or runs: one self-contained page each, to open in a
     /// browser (no server, no network).
     ///

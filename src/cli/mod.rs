@@ -5,6 +5,7 @@ use anyhow::{anyhow, bail, Result};
 
 use crate::config::{matrix, BackendKind, DeviceKind, RunSpec};
 use crate::data::Dataset;
+use crate::eval;
 use crate::model::ModelKind;
 use crate::report::{self, PlotTarget};
 use crate::store::{RunState, Store};
@@ -30,6 +31,15 @@ impl SlurmArgs {
     }
 }
 
+impl From<DatasetArg> for Dataset {
+    fn from(arg: DatasetArg) -> Self {
+        match arg {
+            DatasetArg::Mnist => Dataset::Mnist,
+            DatasetArg::FashionMnist => Dataset::FashionMnist,
+        }
+    }
+}
+
 impl TrainArgs {
     /// The run spec these flags describe.
     pub fn spec(&self) -> RunSpec {
@@ -39,10 +49,7 @@ impl TrainArgs {
                 ModelArg::Vae => ModelKind::Vae,
                 ModelArg::Cvae => ModelKind::Cvae,
             },
-            dataset: match self.dataset {
-                DatasetArg::Mnist => Dataset::Mnist,
-                DatasetArg::FashionMnist => Dataset::FashionMnist,
-            },
+            dataset: self.dataset.into(),
             beta: self.beta,
             latent: self.latent,
             hidden: self.hidden.clone(),
@@ -281,7 +288,92 @@ pub fn run(cli: Cli) -> Result<u8> {
                 Ok(text) => println!("[provenance]\n{text}"),
                 Err(_) => println!("[provenance]\n(not written yet)\n"),
             }
-            print!("{}", report::epoch_table(&store.record(&id)?.rows));
+            let record = store.record(&id)?;
+            print!("{}", report::epoch_table(&record.rows));
+            if !record.eval.is_empty() {
+                println!("\n[eval] test split, nats per image (see `vaelab eval --help`)");
+                print!("{}", report::eval_table(std::slice::from_ref(&record)));
+                print!("{}", report::eval_dims_table(&record));
+            }
+            Ok(exit::OK)
+        }
+        Command::Eval { targets } => {
+            let mut sweeps = Vec::new();
+            let mut ids = Vec::new();
+            for target in targets {
+                match PlotTarget::resolve(&store, target)? {
+                    PlotTarget::Sweep(name) => {
+                        let manifest = Manifest::read(&Manifest::path(&store, &name))?;
+                        ids.extend(manifest.runs.iter().map(|r| r.id.clone()));
+                        sweeps.push(manifest);
+                    }
+                    PlotTarget::Run(id) => ids.push(id),
+                }
+            }
+            let interrupter = install_ctrl_c();
+            let mut records = Vec::new();
+            for id in &ids {
+                if interrupter.should_stop() {
+                    eprintln!("interrupted: rerun the same command to evaluate the rest");
+                    return Ok(exit::INTERRUPTED);
+                }
+                let t = std::time::Instant::now();
+                match eval::evaluate_run(&store, id, &data_dir, cli.quiet)? {
+                    eval::Evaluated::Done(_) => {
+                        eprintln!("{id}: evaluated in {:.1}s", t.elapsed().as_secs_f64())
+                    }
+                    eval::Evaluated::AlreadyDone(_) => eprintln!("{id}: already evaluated"),
+                    eval::Evaluated::NotTrained => eprintln!("{id}: not trained yet; skipped"),
+                }
+                records.push(store.record(id)?);
+            }
+            print!("{}", report::eval_table(&records));
+            for manifest in &sweeps {
+                sweep::write_tables(&store, manifest, &sweep::current(&store, manifest))?;
+                let page = report::page::write_sweep(&store, manifest, false)?;
+                println!("report: {}", page.display());
+            }
+            Ok(exit::OK)
+        }
+        Command::Sample {
+            run,
+            digit,
+            n,
+            seed,
+            out,
+        } => {
+            let id = match PlotTarget::resolve(&store, run)? {
+                PlotTarget::Run(id) => id,
+                PlotTarget::Sweep(_) => bail!("{run:?} is a sweep; give a run id"),
+            };
+            let record = store.record(&id)?;
+            let path = report::sample(
+                &store,
+                &record,
+                *digit,
+                usize::from(*n),
+                *seed,
+                out.as_deref(),
+            )?;
+            println!("{}", path.display());
+            Ok(exit::OK)
+        }
+        Command::Judge { dataset } => {
+            let dataset = Dataset::from(*dataset);
+            let judge = eval::judge::Judge::load_or_train(dataset, &data_dir, cli.quiet)?;
+            println!(
+                "{dataset} judge: {:.2}% test accuracy, {} MLP, sha256 {} ({})",
+                100.0 * judge.card.test_accuracy,
+                judge
+                    .card
+                    .widths
+                    .iter()
+                    .map(|w| w.to_string())
+                    .collect::<Vec<_>>()
+                    .join("-"),
+                judge.card.sha256,
+                eval::judge::judge_dir(dataset).display()
+            );
             Ok(exit::OK)
         }
         Command::Diff {
@@ -357,7 +449,14 @@ pub fn run(cli: Cli) -> Result<u8> {
                 .map_err(|e| anyhow!("--{} {}: {}", e.key.replace('_', "-"), e.value, e.allowed))?;
             let opts = train_opts(install_ctrl_c());
             let report = train::train_run(&spec, &opts)?;
-            Ok(outcome_code(&report))
+            sweep::evaluate_finished(std::slice::from_ref(&report), &opts);
+            let code = outcome_code(&report);
+            if let Ok(record) = store.record(&report.id) {
+                if !record.eval.is_empty() {
+                    print!("{}", report::eval_table(std::slice::from_ref(&record)));
+                }
+            }
+            Ok(code)
         }
     }
 }

@@ -28,6 +28,10 @@ pub const BACKEND: &str = "tch";
 /// `device`.
 pub const DEVICE: &str = "cpu";
 
+/// Seed of the prior draws in figures and `vaelab sample`, the same for every run so that
+/// sheets compare like with like.
+pub const SAMPLE_SEED: u64 = 20_240_601;
+
 /// `vaelab sweep --stack`'s default.
 pub const STACK: &str = "auto";
 

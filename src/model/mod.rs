@@ -80,7 +80,8 @@ pub struct Mlp {
 }
 
 impl Mlp {
-    fn new(widths: &[usize], device: &Device) -> Self {
+    /// Linear layers between consecutive `widths`, freshly initialised.
+    pub fn new(widths: &[usize], device: &Device) -> Self {
         let layers = widths
             .windows(2)
             .map(|w| LinearConfig::new(w[0], w[1]).init(device))
@@ -88,7 +89,8 @@ impl Mlp {
         Self { layers }
     }
 
-    fn forward(&self, mut x: Tensor<2>) -> Tensor<2> {
+    /// `x` through every layer, ReLU between them.
+    pub fn forward(&self, mut x: Tensor<2>) -> Tensor<2> {
         let last = self.layers.len() - 1;
         for (i, layer) in self.layers.iter().enumerate() {
             x = layer.forward(x);

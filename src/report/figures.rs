@@ -4,8 +4,7 @@
 //! [`Inspector`] loads a finished run's `model.bpk` and answers the questions the figures ask;
 //! [`Sheet`] lays digits out in a labelled grid; [`LatentScatter`] is the 2-D latent chart.
 
-use anyhow::{bail, Context, Result};
-use burn::module::Module;
+use anyhow::Result;
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use plotters::coord::Shift;
@@ -16,10 +15,8 @@ use crate::config::RunSpec;
 use crate::data::{Dataset, Mnist, CLASSES, PIXELS};
 use crate::model::{kl_divergence, Autoencoder};
 use crate::store::RunDir;
-use crate::train::device_for;
 
-/// Seed of the prior draws, the same for every run so sheets compare like with like.
-pub const SAMPLE_SEED: u64 = 20_240_601;
+pub use crate::defaults::SAMPLE_SEED;
 
 /// The fixed test digits every reconstruction figure shows: the first `per_digit` images of
 /// each digit 0–9 in the test set, digit by digit.
@@ -55,21 +52,7 @@ fn rows(t: Tensor<2>) -> Vec<Vec<f32>> {
 impl Inspector {
     /// Loads the trained model of run `dir` (parameters `spec`) from its `model.bpk`.
     pub fn load(dir: &RunDir, spec: &RunSpec) -> Result<Self> {
-        let path = dir.model_path();
-        if !path.exists() {
-            bail!(
-                "{}: no trained model ({} is missing); finish the run first",
-                dir.id,
-                path.display()
-            );
-        }
-        let device = device_for(spec)?;
-        let net = spec
-            .model_config()
-            .init(&device)
-            .try_load_file(&path)
-            .map_err(|e| anyhow::anyhow!("{e:?}"))
-            .with_context(|| format!("cannot load {}", path.display()))?;
+        let (net, device) = crate::eval::load_trained(dir, spec)?;
         Ok(Self { net, device })
     }
 

@@ -11,7 +11,7 @@ pub mod repro;
 mod style;
 pub mod tables;
 
-pub use plot::{plot, plot_diff, PlotTarget};
+pub use plot::{plot, plot_diff, sample, PlotTarget};
 pub use tables::*;
 
 /// Mean and sample standard deviation (n − 1 denominator; 0 for a single value) of seed

@@ -153,6 +153,7 @@ pub fn write_sweep(store: &Store, manifest: &Manifest, live: bool) -> Result<Pat
                     state: RunState::Failed,
                     message: None,
                     rows: Vec::new(),
+                    eval: Vec::new(),
                 },
                 Some(format!("unreadable: {u}")),
             ),

@@ -433,3 +433,49 @@ pub fn plot_diff(
         .join(format!("{}..{}", safe(names.0), safe(names.1)));
     save(&chart, &dir.join("tradeoff"), true)
 }
+
+/// `vaelab sample`: `n` prior draws of run `record` (a CVAE's of class `class`, or `n` of each
+/// class) as a PNG sheet, at `out` or in the run's `plots/`; returns the file written.
+pub fn sample(
+    store: &Store,
+    record: &RunRecord,
+    class: Option<u8>,
+    n: usize,
+    seed: u64,
+    out: Option<&Path>,
+) -> Result<PathBuf> {
+    let id = &record.id;
+    let model = Inspector::load(&store.run(id), &record.spec)?;
+    if !model.is_variational() {
+        bail!("{id} is an AE: it has no prior to sample; train model = \"vae\" or \"cvae\"");
+    }
+    if class.is_some() && !model.is_conditional() {
+        bail!(
+            "--digit needs a conditional model: {id} is a {}; train model = \"cvae\"",
+            record.spec.model
+        );
+    }
+    let stem = match out {
+        Some(path) if path.extension().is_some_and(|e| e == "png") => path.with_extension(""),
+        Some(path) => bail!(
+            "--out {}: the sheet is a PNG; name a .png file",
+            path.display()
+        ),
+        None => {
+            let what = match (class, model.is_conditional()) {
+                (Some(c), _) => format!("digit-{c}"),
+                (None, true) => "classes".to_string(),
+                (None, false) => "prior".to_string(),
+            };
+            store
+                .run(id)
+                .path
+                .join("plots")
+                .join(format!("sample-{what}-n{n}-seed{seed}"))
+        }
+    };
+    let what = format!("{id} {}", run_label(record));
+    let sheet = sample_sheet(&model, record.spec.dataset, &what, n, seed, class);
+    let written = save(&sheet, &stem, false)?;
+    Ok(written.into_iter().next().expect("a PNG"))
+}

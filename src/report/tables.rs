@@ -267,3 +267,84 @@ pub fn run_listing(store: &Store, records: &[RunRecord]) -> anyhow::Result<Strin
     }
     Ok(out)
 }
+
+/// The test-set evaluation of `records`, one line each: test ELBO and IWAE bound (k = 1000, ±
+/// standard error) in nats per image, active units of the latent size, the judged accuracy of
+/// a CVAE's requested classes and the class entropy of prior samples (bits; 3.32 = all ten
+/// equally). `-` where a number does not apply or the run is not evaluated.
+pub fn eval_table(records: &[RunRecord]) -> String {
+    let num = |v: Option<f64>, digits: usize| {
+        v.map_or_else(|| "-".to_string(), |v| format!("{v:.digits$}"))
+    };
+    let mut out = format!(
+        "{:<16} {:<5} {:>5} {:>6} {:>10} {:>18} {:>6} {:>7} {:>7}\n",
+        "run",
+        "model",
+        "beta",
+        "latent",
+        "test_elbo",
+        "iwae_1000 ± se",
+        "active",
+        "judged",
+        "entropy"
+    );
+    for r in records {
+        let iwae = r
+            .eval
+            .iter()
+            .find(|e| e.metric == "iwae" && e.k == Some(1000))
+            .map_or("-".to_string(), |e| {
+                format!("{:.2} ± {:.2}", e.value, e.se.unwrap_or(f64::NAN))
+            });
+        let active = r
+            .eval("active_units", None)
+            .map_or("-".to_string(), |a| format!("{a}/{}", r.spec.latent));
+        out.push_str(&format!(
+            "{:<16} {:<5} {:>5} {:>6} {:>10} {:>18} {:>6} {:>7} {:>7}\n",
+            r.id,
+            r.spec.model.as_str(),
+            beta_cell(&r.spec),
+            r.spec.latent,
+            num(r.eval("elbo", None), 2),
+            iwae,
+            active,
+            r.eval("judged_accuracy", None)
+                .map_or("-".to_string(), |a| format!("{:.1}%", 100.0 * a)),
+            num(r.eval("prior_class_entropy", None), 2),
+        ));
+    }
+    out
+}
+
+/// The per-dimension evaluation of one run, most active dimension first: KL (nats) and
+/// activity `Cov_x(E_q[z_d|x])` (active above 0.01).
+pub fn eval_dims_table(record: &RunRecord) -> String {
+    let of = |metric: &str| -> Vec<(u32, f64)> {
+        record
+            .eval
+            .iter()
+            .filter(|e| e.metric == metric)
+            .filter_map(|e| e.dim.map(|d| (d, e.value)))
+            .collect()
+    };
+    let (kl, activity) = (of("kl_dim"), of("activity"));
+    let mut dims: Vec<(u32, f64)> = activity.clone();
+    // Ranked by KL where there is one (VAE, CVAE), by activity for an AE.
+    let rank = |d: u32| kl.iter().find(|(k, _)| *k == d).map_or(0.0, |x| x.1);
+    dims.sort_by(|a, b| rank(b.0).total_cmp(&rank(a.0)).then(b.1.total_cmp(&a.1)));
+    let mut out = format!(
+        "{:>4}  {:>9}  {:>9}  {:<6}\n",
+        "z", "kl", "activity", "active"
+    );
+    for (d, act) in dims {
+        let kl = kl.iter().find(|(k, _)| *k == d).map(|x| x.1);
+        out.push_str(&format!(
+            "{:>4}  {:>9}  {:>9.4}  {:<6}\n",
+            format!("z{}", d + 1),
+            kl.map_or("-".to_string(), |k| format!("{k:.3}")),
+            act,
+            if act > 0.01 { "yes" } else { "no" }
+        ));
+    }
+    out
+}

@@ -28,8 +28,8 @@ pub use durable::write_atomic;
 pub use lock::{Lock, LockHolder};
 pub use provenance::{build_info, now_rfc3339, Provenance};
 pub use tables::{
-    last_row, metrics_frame, read_metrics, read_parquet, write_metrics, write_parquet, EpochRow,
-    METRICS_COLUMNS,
+    eval_value, last_row, metrics_frame, read_eval, read_metrics, read_parquet, write_eval,
+    write_metrics, write_parquet, EpochRow, EvalRow, EVAL_COLUMNS, METRICS_COLUMNS,
 };
 
 /// The root of all results (`results/` unless told otherwise).
@@ -169,6 +169,11 @@ impl RunDir {
         self.file("metrics.parquet")
     }
 
+    /// `eval.parquet`: the test-set evaluation (`vaelab eval`), written once training is done.
+    pub fn eval_path(&self) -> PathBuf {
+        self.file("eval.parquet")
+    }
+
     /// `lock`: held by the process training the run.
     pub fn lock_path(&self) -> PathBuf {
         self.file("lock")
@@ -257,12 +262,19 @@ pub struct RunRecord {
     pub message: Option<String>,
     /// Its per-epoch rows.
     pub rows: Vec<EpochRow>,
+    /// Its test-set evaluation (`eval.parquet`; empty until evaluated).
+    pub eval: Vec<EvalRow>,
 }
 
 impl RunRecord {
     /// The last row of `split`.
     pub fn last(&self, split: &str) -> Option<&EpochRow> {
         last_row(&self.rows, split)
+    }
+
+    /// Its evaluation's `metric` (at `k` importance samples for the IWAE bound), overall.
+    pub fn eval(&self, metric: &str, k: Option<u32>) -> Option<f64> {
+        eval_value(&self.eval, metric, k, None)
     }
 }
 
@@ -306,6 +318,9 @@ impl Store {
             None
         };
         let rows = read_metrics(&run.metrics_path()).map_err(|e| fail(run.metrics_path(), e))?;
+        let eval = read_eval(&run.eval_path())
+            .map_err(|e| fail(run.eval_path(), e))?
+            .unwrap_or_default();
         Ok(RunRecord {
             id: id.to_string(),
             spec,
@@ -313,6 +328,7 @@ impl Store {
             state: run.state(status.as_ref()),
             message: status.and_then(|s| s.message),
             rows,
+            eval,
         })
     }
 
@@ -333,6 +349,7 @@ impl Store {
             state: RunState::Queued,
             message: None,
             rows: Vec::new(),
+            eval: Vec::new(),
         })
     }
 

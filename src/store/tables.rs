@@ -1,4 +1,5 @@
-//! The Parquet tables of a run: `metrics.parquet`, one tidy row per epoch × split.
+//! The Parquet tables of a run: `metrics.parquet`, one tidy row per epoch × split, and
+//! `eval.parquet`, one tidy row per evaluation metric (× k, latent dimension or class).
 
 use std::fs::File;
 use std::path::Path;
@@ -130,6 +131,114 @@ pub fn read_metrics(path: &Path) -> Result<Vec<EpochRow>> {
         .collect()
 }
 
+/// One number of a run's test-set evaluation: the tidy row of `eval.parquet`. Metrics (see
+/// `vaelab::eval`): `images`, `recon_nll`, `elbo`, `iwae` (per `k`), `active_units`,
+/// `activity` and `kl_dim` (per `dim`), `judge_accuracy`, `judged_accuracy` (per `class`, and
+/// overall with no class), `prior_class_share` (per `class`), `prior_class_entropy`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvalRow {
+    /// The run id.
+    pub run_id: String,
+    /// What is measured.
+    pub metric: String,
+    /// Importance samples (IWAE only).
+    pub k: Option<u32>,
+    /// Latent dimension, 0-based (per-dimension metrics only).
+    pub dim: Option<u32>,
+    /// Class label (per-class metrics only).
+    pub class: Option<u32>,
+    /// The value (nats per image for likelihoods, a share in [0, 1], bits for entropy).
+    pub value: f64,
+    /// Standard error over test images, where it applies.
+    pub se: Option<f64>,
+}
+
+impl EvalRow {
+    /// A row of `metric` with no k, dimension, class or standard error.
+    pub fn new(run_id: &str, metric: &str, value: f64) -> Self {
+        Self {
+            run_id: run_id.to_string(),
+            metric: metric.to_string(),
+            k: None,
+            dim: None,
+            class: None,
+            value,
+            se: None,
+        }
+    }
+}
+
+/// Column names of `eval.parquet`, in order.
+pub const EVAL_COLUMNS: [&str; 7] = ["run_id", "metric", "k", "dim", "class", "value", "se"];
+
+/// Writes a run's evaluation rows to its `eval.parquet`.
+pub fn write_eval(path: &Path, rows: &[EvalRow]) -> Result<()> {
+    let opt = |f: fn(&EvalRow) -> Option<u32>| rows.iter().map(f).collect::<Vec<Option<u32>>>();
+    let mut df = polars::df!(
+        "run_id" => rows.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(),
+        "metric" => rows.iter().map(|r| r.metric.as_str()).collect::<Vec<_>>(),
+        "k" => opt(|r| r.k),
+        "dim" => opt(|r| r.dim),
+        "class" => opt(|r| r.class),
+        "value" => rows.iter().map(|r| r.value).collect::<Vec<f64>>(),
+        "se" => rows.iter().map(|r| r.se).collect::<Vec<Option<f64>>>(),
+    )?;
+    write_parquet(path, &mut df)
+}
+
+/// Reads `eval.parquet` back into rows (`None` if the run has not been evaluated).
+pub fn read_eval(path: &Path) -> Result<Option<Vec<EvalRow>>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let df = read_parquet(path)?;
+    let ctx = || format!("{}: unexpected schema", path.display());
+    let n = df.height();
+    let strs = |name: &str| -> Result<Vec<String>> {
+        let ca = df.column(name).with_context(ctx)?.str().with_context(ctx)?;
+        Ok((0..n)
+            .map(|i| ca.get(i).unwrap_or_default().to_string())
+            .collect())
+    };
+    let u32s = |name: &str| -> Result<Vec<Option<u32>>> {
+        let ca = df.column(name).with_context(ctx)?.u32().with_context(ctx)?;
+        Ok((0..n).map(|i| ca.get(i)).collect())
+    };
+    let f64s = |name: &str| -> Result<Vec<Option<f64>>> {
+        let ca = df.column(name).with_context(ctx)?.f64().with_context(ctx)?;
+        Ok((0..n).map(|i| ca.get(i)).collect())
+    };
+    let (run_id, metric) = (strs("run_id")?, strs("metric")?);
+    let (k, dim, class) = (u32s("k")?, u32s("dim")?, u32s("class")?);
+    let (value, se) = (f64s("value")?, f64s("se")?);
+    (0..n)
+        .map(|i| {
+            Ok(EvalRow {
+                run_id: run_id[i].clone(),
+                metric: metric[i].clone(),
+                k: k[i],
+                dim: dim[i],
+                class: class[i],
+                value: value[i].ok_or_else(|| anyhow!("{}: null value", path.display()))?,
+                se: se[i],
+            })
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
+/// The value of `metric` among `rows` with the given k and class (`None`: the row without).
+pub fn eval_value(
+    rows: &[EvalRow],
+    metric: &str,
+    k: Option<u32>,
+    class: Option<u32>,
+) -> Option<f64> {
+    rows.iter()
+        .find(|r| r.metric == metric && r.k == k && r.class == class && r.dim.is_none())
+        .map(|r| r.value)
+}
+
 /// The latest epoch's row of `split` among `rows` (a run's final result so far).
 pub fn last_row<'a>(rows: &'a [EpochRow], split: &str) -> Option<&'a EpochRow> {
     rows.iter()
@@ -176,5 +285,44 @@ mod tests {
         assert_eq!(df.column("kl").unwrap().null_count(), 1);
         let files = std::fs::read_dir(dir.path()).unwrap().count();
         assert_eq!(files, 1, "only metrics.parquet, no temporary");
+    }
+
+    #[test]
+    fn eval_rows_round_trip_through_parquet_with_nulls() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("eval.parquet");
+        assert_eq!(read_eval(&path).unwrap(), None);
+        let id = "cvae-0123456789";
+        let rows = vec![
+            EvalRow::new(id, "elbo", -512.5),
+            EvalRow {
+                k: Some(1000),
+                se: Some(0.25),
+                ..EvalRow::new(id, "iwae", -500.0)
+            },
+            EvalRow {
+                dim: Some(3),
+                ..EvalRow::new(id, "kl_dim", 2.5)
+            },
+            EvalRow {
+                class: Some(7),
+                ..EvalRow::new(id, "judged_accuracy", 0.97)
+            },
+        ];
+        write_eval(&path, &rows).unwrap();
+        assert_eq!(read_eval(&path).unwrap().unwrap(), rows);
+        assert_eq!(eval_value(&rows, "iwae", Some(1000), None), Some(-500.0));
+        assert_eq!(
+            eval_value(&rows, "judged_accuracy", None, Some(7)),
+            Some(0.97)
+        );
+        assert_eq!(eval_value(&rows, "judged_accuracy", None, None), None);
+        let names: Vec<String> = read_parquet(&path)
+            .unwrap()
+            .get_column_names()
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        assert_eq!(names, EVAL_COLUMNS.map(String::from));
     }
 }

@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::matrix::SweepPlan;
 use crate::config::RunSpec;
 use crate::store::{
-    build_info, last_row, metrics_frame, now_rfc3339, read_metrics, write_atomic, write_parquet,
-    EpochRow, Lock, RunState, RunStatus, Store,
+    build_info, last_row, metrics_frame, now_rfc3339, read_eval, read_metrics, write_atomic,
+    write_parquet, EpochRow, EvalRow, Lock, RunState, RunStatus, Store,
 };
 use crate::train::{self, stderr_is_terminal, Outcome, TrainOptions};
 
@@ -199,7 +199,29 @@ pub fn run_entry(
         }
         specs.push(run.spec.clone());
     }
-    train::train_stack(&specs, opts)
+    let reports = train::train_stack(&specs, opts)?;
+    evaluate_finished(&reports, opts);
+    Ok(reports)
+}
+
+/// Evaluates the runs of `reports` that finished ([`crate::eval::evaluate_run`]); a failure is
+/// a warning (the run stays done, `vaelab eval` retries it), never a failed run.
+pub fn evaluate_finished(reports: &[train::RunReport], opts: &TrainOptions) {
+    for report in reports {
+        if !matches!(report.outcome, Outcome::Done | Outcome::AlreadyDone)
+            || opts.interrupter.should_stop()
+        {
+            continue;
+        }
+        let evaluated =
+            crate::eval::evaluate_run(&opts.store, &report.id, &opts.data_dir, opts.quiet);
+        if let Err(e) = evaluated {
+            eprintln!(
+                "warning: {}: evaluation failed: {e:#}; `vaelab eval {}` retries it",
+                report.id, report.id
+            );
+        }
+    }
 }
 
 /// Where run `id` stands ([`crate::store::RunDir::state`]) and why, when it failed or stopped.
@@ -350,6 +372,14 @@ pub fn run_sweep(manifest: &Manifest, opts: &SweepOptions) -> Result<SweepReport
     }
     overall.finish_and_clear();
     Ok(SweepReport {
+        interrupted: interrupter.should_stop(),
+        ..current(store, manifest)
+    })
+}
+
+/// Where each run of `manifest` stands now, as a report (not interrupted).
+pub fn current(store: &Store, manifest: &Manifest) -> SweepReport {
+    SweepReport {
         runs: manifest
             .runs
             .iter()
@@ -358,8 +388,8 @@ pub fn run_sweep(manifest: &Manifest, opts: &SweepOptions) -> Result<SweepReport
                 (r.clone(), state, message)
             })
             .collect(),
-        interrupted: interrupter.should_stop(),
-    })
+        interrupted: false,
+    }
 }
 
 /// Starts `vaelab entry MANIFEST INDEX` with its share of the machine's threads.
@@ -486,6 +516,17 @@ fn describe_exit(exit: std::process::ExitStatus) -> String {
     }
 }
 
+/// The evaluation numbers `summary.parquet` carries: (column, metric, k, standard error?).
+pub const EVAL_SUMMARY: [(&str, &str, Option<u32>, bool); 7] = [
+    ("test_elbo", "elbo", None, false),
+    ("iwae_1000", "iwae", Some(1000), false),
+    ("iwae_1000_se", "iwae", Some(1000), true),
+    ("active_units", "active_units", None, false),
+    ("judged_accuracy", "judged_accuracy", None, false),
+    ("prior_class_entropy", "prior_class_entropy", None, false),
+    ("judge_accuracy", "judge_accuracy", None, false),
+];
+
 /// A run's last train and test rows (None before its first epoch).
 type FinalRows = (Option<EpochRow>, Option<EpochRow>);
 
@@ -551,6 +592,28 @@ pub fn write_tables(store: &Store, manifest: &Manifest, report: &SweepReport) ->
     ];
     for c in extra {
         summary.with_column(c)?;
+    }
+    // The test-set evaluation (`vaelab eval`), null where a run has none (yet).
+    let evals: Vec<Vec<EvalRow>> = report
+        .runs
+        .iter()
+        .map(|(run, _, _)| {
+            read_eval(&store.run(&run.id).eval_path())
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+        })
+        .collect();
+    for (column, metric, k, se) in EVAL_SUMMARY {
+        let values: Vec<Option<f64>> = evals
+            .iter()
+            .map(|rows| {
+                rows.iter()
+                    .find(|r| r.metric == metric && r.k == k && r.class.is_none())
+                    .and_then(|r| if se { r.se } else { Some(r.value) })
+            })
+            .collect();
+        summary.with_column(Column::from(Series::new(column.into(), values)))?;
     }
     write_parquet(&dir.join("summary.parquet"), &mut summary)?;
 

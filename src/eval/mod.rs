@@ -1,0 +1,188 @@
+//! Evaluation of trained runs on the test set: likelihood bounds, active units and per-dimension
+//! KL ([`likelihood`]), and generated images judged by a classifier ([`judge`]). The entry point
+//! is [`evaluate_run`], called when a run finishes training and by `vaelab eval`; results are a
+//! tidy `eval.parquet` beside the run's metrics ([`crate::store::EvalRow`]).
+
+pub mod judge;
+pub mod likelihood;
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use burn::module::Module;
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use rand::{RngExt, SeedableRng};
+use rand_distr::StandardNormal;
+use rand_pcg::Pcg64Mcg;
+
+use crate::config::RunSpec;
+use crate::data::{epoch_seed, one_hot, Mnist, Split, CLASSES};
+use crate::model::Autoencoder;
+use crate::store::{read_eval, write_eval, EvalRow, RunDir, RunState, Store};
+use crate::train::device_for;
+use judge::Judge;
+use likelihood::Likelihood;
+
+/// Draws judged per class for a CVAE's accuracy.
+pub const JUDGED_PER_CLASS: usize = 100;
+/// Prior draws whose classes make the histogram and entropy.
+pub const PRIOR_DRAWS: usize = 1000;
+
+/// Loads the trained model of run `dir` (parameters `spec`) from its `model.bpk`, on the run's
+/// device.
+pub fn load_trained(dir: &RunDir, spec: &RunSpec) -> Result<(Autoencoder, Device)> {
+    let path = dir.model_path();
+    if !path.exists() {
+        bail!(
+            "{}: no trained model ({} is missing); finish the run first",
+            dir.id,
+            path.display()
+        );
+    }
+    let device = device_for(spec)?;
+    let net = spec
+        .model_config()
+        .init(&device)
+        .try_load_file(&path)
+        .map_err(|e| anyhow::anyhow!("{e:?}"))
+        .with_context(|| format!("cannot load {}", path.display()))?;
+    Ok((net, device))
+}
+
+/// What [`evaluate_run`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Evaluated {
+    /// Evaluated now; its rows.
+    Done(Vec<EvalRow>),
+    /// `eval.parquet` was already there; its rows.
+    AlreadyDone(Vec<EvalRow>),
+    /// The run has no trained model yet.
+    NotTrained,
+}
+
+/// Evaluates run `id` on its test split (the first `limit` images when the run has a limit)
+/// unless it has been (`eval.parquet` exists): writes and returns its rows.
+pub fn evaluate_run(store: &Store, id: &str, mnist_dir: &Path, quiet: bool) -> Result<Evaluated> {
+    let run = store.run(id);
+    if let Some(rows) = read_eval(&run.eval_path())? {
+        return Ok(Evaluated::AlreadyDone(rows));
+    }
+    if run.current_state() != RunState::Done {
+        return Ok(Evaluated::NotTrained);
+    }
+    let spec = run.read_spec()?;
+    let (net, device) = load_trained(&run, &spec)?;
+    let test = Mnist::load(spec.dataset, mnist_dir, Split::Test, spec.limit)?;
+    let bounds = likelihood::evaluate(&net, &test, spec.seed, &device)?;
+    let mut rows = likelihood_rows(id, &bounds);
+    if net.is_variational() {
+        let judge = Judge::load_or_train(spec.dataset, mnist_dir, quiet)?;
+        rows.extend(judged_rows(id, &net, &judge, spec.seed, &device));
+    }
+    write_eval(&run.eval_path(), &rows)?;
+    Ok(Evaluated::Done(rows))
+}
+
+/// The tidy rows of a likelihood evaluation.
+fn likelihood_rows(id: &str, b: &Likelihood) -> Vec<EvalRow> {
+    let row = |metric: &str, value: f64| EvalRow::new(id, metric, value);
+    let with_se = |metric: &str, e: likelihood::Estimate| EvalRow {
+        se: Some(e.se),
+        ..row(metric, e.mean)
+    };
+    let mut rows = vec![
+        row("images", b.images as f64),
+        with_se("recon_nll", b.recon_nll),
+    ];
+    rows.extend(b.elbo.map(|e| with_se("elbo", e)));
+    rows.extend(b.iwae.iter().map(|&(k, e)| EvalRow {
+        k: Some(k as u32),
+        ..with_se("iwae", e)
+    }));
+    rows.push(row("active_units", b.active_units() as f64));
+    let per_dim = |metric: &str, values: &[f64]| -> Vec<EvalRow> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(d, &v)| EvalRow {
+                dim: Some(d as u32),
+                ..row(metric, v)
+            })
+            .collect()
+    };
+    rows.extend(per_dim("activity", &b.activity));
+    rows.extend(per_dim("kl_dim", &b.kl_per_dim));
+    rows
+}
+
+/// Decodes `z ~ N(0, I)` drawn from `rng` as `classes` (CVAE; one per draw) or unconditionally.
+fn draw(net: &Autoencoder, classes: &[u8], rng: &mut Pcg64Mcg, device: &Device) -> Vec<Vec<f32>> {
+    let (n, latent) = (classes.len(), net.latent());
+    let z: Vec<f32> = (0..n * latent)
+        .map(|_| rng.sample(StandardNormal))
+        .collect();
+    let z = Tensor::from_data(TensorData::new(z, [n, latent]), device);
+    let labels = net.is_conditional().then(|| one_hot(classes, device));
+    let flat = net
+        .decode(z, labels)
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("f32 data");
+    flat.chunks(crate::data::PIXELS)
+        .map(<[f32]>::to_vec)
+        .collect()
+}
+
+/// The judge's verdict on a variational model's samples: for a CVAE, the share of
+/// [`JUDGED_PER_CLASS`] draws of each class classified as that class (and overall); for both,
+/// the class histogram and entropy (bits) of [`PRIOR_DRAWS`] prior draws (a CVAE's drawn as
+/// classes 0–9 in turn).
+fn judged_rows(
+    id: &str,
+    net: &Autoencoder,
+    judge: &Judge,
+    seed: u64,
+    device: &Device,
+) -> Vec<EvalRow> {
+    let mut rng = Pcg64Mcg::seed_from_u64(epoch_seed(seed ^ 0x0D6E, 0));
+    let row = |metric: &str, value: f64| EvalRow::new(id, metric, value);
+    let mut rows = vec![row("judge_accuracy", judge.card.test_accuracy)];
+    if net.is_conditional() {
+        let mut correct_all = 0;
+        for class in 0..CLASSES as u8 {
+            let asked = vec![class; JUDGED_PER_CLASS];
+            let got = judge.classify(&draw(net, &asked, &mut rng, device));
+            let correct = got.iter().filter(|&&c| c == class).count();
+            correct_all += correct;
+            rows.push(EvalRow {
+                class: Some(u32::from(class)),
+                ..row("judged_accuracy", correct as f64 / JUDGED_PER_CLASS as f64)
+            });
+        }
+        rows.push(row(
+            "judged_accuracy",
+            correct_all as f64 / (CLASSES * JUDGED_PER_CLASS) as f64,
+        ));
+    }
+    let classes: Vec<u8> = (0..PRIOR_DRAWS).map(|k| (k % CLASSES) as u8).collect();
+    let got = judge.classify(&draw(net, &classes, &mut rng, device));
+    let mut counts = [0usize; CLASSES];
+    for c in got {
+        counts[usize::from(c)] += 1;
+    }
+    let mut entropy = 0.0;
+    for (class, &count) in counts.iter().enumerate() {
+        let p = count as f64 / PRIOR_DRAWS as f64;
+        if p > 0.0 {
+            entropy -= p * p.log2();
+        }
+        rows.push(EvalRow {
+            class: Some(class as u32),
+            ..row("prior_class_share", p)
+        });
+    }
+    rows.push(row("prior_class_entropy", entropy));
+    rows
+}
