@@ -47,7 +47,7 @@ fn main() -> anyhow::Result<()> {
         .collect();
     vaelab::train::configure_process();
     let device = device_for(&spec)?.autodiff();
-    let data = Mnist::load(&default_dir(), Split::Train, spec.limit)?;
+    let data = Mnist::load(spec.dataset, &default_dir(), Split::Train, spec.limit)?;
     let mut model = StackTrainee::init(&specs, &device, 0);
     let seeds = specs.iter().map(|s| s.seed).collect();
     let loader = StackLoader::new(
@@ -56,6 +56,7 @@ fn main() -> anyhow::Result<()> {
         Feed::Train,
         seeds,
         spec.latent,
+        spec.model.classes() > 0,
         1,
         device.clone(),
     );

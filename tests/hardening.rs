@@ -34,7 +34,7 @@ fn decoded(run: &Path) -> Vec<Vec<f32>> {
     let id = run.file_name().unwrap().to_str().unwrap();
     let spec = store.run(id).read_spec().unwrap();
     let model = Inspector::load(&store.run(id), &spec).unwrap();
-    model.decode(&[vec![0.5; spec.latent], vec![-1.0; spec.latent]])
+    model.decode(&[vec![0.5; spec.latent], vec![-1.0; spec.latent]], &[])
 }
 
 fn state_of(results: &Path, run: &Path) -> RunState {

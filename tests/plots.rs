@@ -189,7 +189,13 @@ fn figures_are_decoded_from_each_runs_own_model() {
     let (results, _) = results();
     let manifest = manifest(results);
     let store = Store::new(results);
-    let test = Mnist::load(&common::mnist_dir(), Split::Test, None).unwrap();
+    let test = Mnist::load(
+        vaelab::data::Dataset::Mnist,
+        &common::mnist_dir(),
+        Split::Test,
+        None,
+    )
+    .unwrap();
     let digits = showcase_indices(&test, 1);
     assert_eq!(
         digits.iter().map(|&i| test.labels[i]).collect::<Vec<_>>(),
@@ -223,7 +229,7 @@ fn figures_are_decoded_from_each_runs_own_model() {
             .sum();
         let bound = match run.spec.model {
             vaelab::model::ModelKind::Ae => 0.6,
-            vaelab::model::ModelKind::Vae => 0.9,
+            vaelab::model::ModelKind::Vae | vaelab::model::ModelKind::Cvae => 0.9,
         };
         eprintln!(
             "{} {} beta {}: error {err:.1}, blank {blank:.1}",

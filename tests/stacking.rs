@@ -61,7 +61,7 @@ fn decoded(results: &Path) -> Vec<(String, Vec<Vec<f32>>)> {
             let spec = store.run(&id).read_spec().unwrap();
             let model = Inspector::load(&store.run(&id), &spec).unwrap();
             let codes = [vec![0.5; spec.latent], vec![-1.0; spec.latent]];
-            (id, model.decode(&codes))
+            (id, model.decode(&codes, &[]))
         })
         .collect()
 }

@@ -330,6 +330,10 @@ pub fn run(cli: Cli) -> Result<u8> {
             print!("{}", report::eval_table(&records));
             for manifest in &sweeps {
                 sweep::write_tables(&store, manifest, &sweep::current(&store, manifest))?;
+                let target = PlotTarget::Sweep(manifest.name.clone());
+                if let Err(e) = report::plot(&store, &data_dir, &target) {
+                    eprintln!("warning: cannot draw the plots: {e:#}");
+                }
                 let page = report::page::write_sweep(&store, manifest, false)?;
                 println!("report: {}", page.display());
             }

@@ -507,3 +507,113 @@ impl Picture for Curves {
         self.colorbar(&bar)
     }
 }
+
+/// A sweep's evaluation against β: the test IWAE bound (k = 1000, nats per image) and the
+/// active units, one line per VAE or CVAE variant, mean over seeds.
+#[derive(Clone, Debug)]
+pub struct EvalChart {
+    /// Chart title.
+    pub title: String,
+    /// (legend, points (β, IWAE bound, active units) in β order).
+    pub lines: Vec<(String, Vec<(f64, f64, f64)>)>,
+}
+
+impl EvalChart {
+    /// Builds the chart from the evaluated VAE and CVAE runs; an error when there is none.
+    pub fn new(title: &str, runs: &[RunData]) -> Result<Self> {
+        let evaluated: Vec<&RunData> = runs
+            .iter()
+            .filter(|r| r.spec.model.is_variational())
+            .filter(|r| r.eval("iwae", Some(1000)).is_some_and(f64::is_finite))
+            .collect();
+        if evaluated.is_empty() {
+            bail!("the evaluation chart needs an evaluated VAE or CVAE run (`vaelab eval`)");
+        }
+        let lines = variants(&evaluated)
+            .into_iter()
+            .map(|(label, members)| {
+                let mut betas: Vec<f64> = members.iter().map(|r| r.spec.beta).collect();
+                betas.sort_by(f64::total_cmp);
+                betas.dedup();
+                let points = betas
+                    .into_iter()
+                    .map(|beta| {
+                        let at: Vec<&&RunData> =
+                            members.iter().filter(|r| r.spec.beta == beta).collect();
+                        let mean = |metric: &str, k| {
+                            let v: Vec<f64> = at.iter().filter_map(|r| r.eval(metric, k)).collect();
+                            mean_sd(&v).0
+                        };
+                        (beta, mean("iwae", Some(1000)), mean("active_units", None))
+                    })
+                    .collect();
+                let model = members[0].spec.model.as_str().to_uppercase();
+                (format!("{model} {label}"), points)
+            })
+            .collect();
+        Ok(Self {
+            title: title.to_string(),
+            lines,
+        })
+    }
+}
+
+impl Picture for EvalChart {
+    fn size(&self) -> (u32, u32) {
+        (1400, 620)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        let root = drawn(root.titled(&self.title, (FONT, 28).into_font().style(FontStyle::Bold)))?;
+        let panels = root.split_evenly((1, 2));
+        let points = || self.lines.iter().flat_map(|(_, p)| p.iter());
+        let beta_max = points().map(|p| p.0).fold(0.0, f64::max).max(1e-3) * 1.05;
+        let latent_max = points().map(|p| p.2).fold(1.0, f64::max);
+        type Pick = fn(&(f64, f64, f64)) -> f64;
+        let specs: [(&str, Pick); 2] = [
+            ("test IWAE bound, k = 1000 (nats per image)", |p| p.1),
+            ("active units (Cov_x E[z_d|x] > 0.01)", |p| p.2),
+        ];
+        for (k, (area, (desc, pick))) in panels.iter().zip(specs).enumerate() {
+            let ys: Vec<f64> = points().map(pick).collect();
+            let (lo, hi) = ys
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(lo, hi), y| (lo.min(*y), hi.max(*y)));
+            let (lo, hi) = if k == 1 {
+                (0.0, latent_max + 0.5)
+            } else {
+                let pad = ((hi - lo) * 0.1).max(0.5);
+                (lo - pad, hi + pad)
+            };
+            let mut chart = drawn(
+                ChartBuilder::on(area)
+                    .margin(20)
+                    .x_label_area_size(56)
+                    .y_label_area_size(80)
+                    .build_cartesian_2d(0.0..beta_max, lo..hi),
+            )?;
+            drawn(
+                chart
+                    .configure_mesh()
+                    .x_desc("β")
+                    .y_desc(desc)
+                    .label_style((FONT, 16))
+                    .axis_desc_style((FONT, 18))
+                    .light_line_style(RGBColor(235, 235, 235))
+                    .draw(),
+            )?;
+            for (i, (label, line)) in self.lines.iter().enumerate() {
+                let color = CATEGORY[i % CATEGORY.len()];
+                let xy: Vec<(f64, f64)> = line.iter().map(|p| (p.0, pick(p))).collect();
+                drawn(chart.draw_series(LineSeries::new(xy.clone(), color.stroke_width(3))))?
+                    .label(label)
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
+                    });
+                drawn(chart.draw_series(xy.iter().map(|&p| Circle::new(p, 5, color.filled()))))?;
+            }
+            legend(&mut chart, 15)?;
+        }
+        Ok(())
+    }
+}

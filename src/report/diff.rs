@@ -217,7 +217,7 @@ pub fn select(store: &Store, all: &Records, name: &str) -> Result<Selection> {
 /// One final metric of a pair.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct MetricDelta {
-    /// `test_recon`, `test_kl` or `test_loss`.
+    /// One of `test_recon`, `test_kl`, `test_loss`, `test_elbo`, `iwae_1000`, `active_units`.
     pub metric: &'static str,
     /// Value in A.
     pub a: Option<f64>,
@@ -304,12 +304,30 @@ pub struct Diff {
     pub changed: bool,
 }
 
-fn final_metrics(run: &RunRecord) -> [Option<f64>; 3] {
+fn final_metrics(run: &RunRecord) -> [Option<f64>; 6] {
     let t = run.last("test");
-    [t.map(|r| r.recon), t.and_then(|r| r.kl), t.map(|r| r.loss)]
+    [
+        t.map(|r| r.recon),
+        t.and_then(|r| r.kl),
+        t.map(|r| r.loss),
+        run.eval("elbo", None),
+        run.eval("iwae", Some(1000)),
+        run.eval("active_units", None),
+    ]
 }
 
-const METRICS: [&str; 3] = ["test_recon", "test_kl", "test_loss"];
+/// The compared metrics: the final test epoch's, then the test-set evaluation's (compared only
+/// when both runs of a pair have been evaluated).
+const METRICS: [&str; 6] = [
+    "test_recon",
+    "test_kl",
+    "test_loss",
+    "test_elbo",
+    "iwae_1000",
+    "active_units",
+];
+/// Where the evaluation's metrics start in [`METRICS`].
+const EVAL_METRICS: usize = 3;
 
 /// Sample standard deviation; `None` below two values (no spread to speak of).
 fn sd(values: &[f64]) -> Option<f64> {
@@ -464,8 +482,14 @@ pub fn diff(a: &Selection, b: &Selection, tolerance: f64) -> Result<Diff> {
         b_used[k] = true;
         let rb = &b.runs[k];
         let (fa, fb) = (final_metrics(ra), final_metrics(rb));
-        let metrics = (0..3)
-            .filter(|&m| fa[m].is_some() || fb[m].is_some())
+        let metrics = (0..METRICS.len())
+            .filter(|&m| {
+                if m < EVAL_METRICS {
+                    fa[m].is_some() || fb[m].is_some()
+                } else {
+                    fa[m].is_some() && fb[m].is_some()
+                }
+            })
             .map(|m| {
                 let (sa, na) = spread(&a.runs, &ra.spec, m);
                 let (sb, nb) = spread(&b.runs, &rb.spec, m);

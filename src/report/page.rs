@@ -18,7 +18,7 @@ use serde::Serialize;
 use super::charts::{Curves, Tradeoff};
 use super::diff::Diff;
 use super::style::svg;
-use super::tables::{duration, epoch_table};
+use super::tables::{duration, epoch_table, eval_dims_table, eval_table};
 use crate::config::matrix::{describe, param_value, varying_keys, PARAM_KEYS};
 use crate::model::ModelKind;
 use crate::store::{durable, now_rfc3339, RunRecord, RunState, Store};
@@ -101,27 +101,41 @@ struct Picture {
     caption: String,
 }
 
-/// Final metrics of the run table, in column order.
-const METRICS: [&str; 6] = [
+/// Final metrics of the run table, in column order: the last epoch's, then the test-set
+/// evaluation's (`vaelab eval`; nats per image, units, share of judged draws).
+const METRICS: [&str; 10] = [
     "test_recon",
     "test_kl",
     "test_loss",
     "train_recon",
     "train_kl",
     "train_loss",
+    "test_elbo",
+    "iwae_1000",
+    "active_units",
+    "judged_accuracy",
 ];
 
 fn metric(record: &RunRecord, key: &'static str) -> Metric {
-    let (split, what) = key.split_once('_').expect("split_metric");
-    let value = record.last(split).and_then(|r| match what {
-        "recon" => Some(r.recon),
-        "kl" => r.kl,
-        _ => Some(r.loss),
-    });
+    let value = match key {
+        "test_elbo" => record.eval("elbo", None),
+        "iwae_1000" => record.eval("iwae", Some(1000)),
+        "active_units" => record.eval("active_units", None),
+        "judged_accuracy" => record.eval("judged_accuracy", None),
+        _ => {
+            let (split, what) = key.split_once('_').expect("split_metric");
+            record.last(split).and_then(|r| match what {
+                "recon" => Some(r.recon),
+                "kl" => r.kl,
+                _ => Some(r.loss),
+            })
+        }
+    };
+    let digits = if key == "active_units" { 0 } else { 3 };
     Metric {
         key,
         value: value.map_or(String::new(), |v| v.to_string()),
-        shown: value.map_or("-".into(), |v| format!("{v:.3}")),
+        shown: value.map_or("-".into(), |v| format!("{v:.digits$}")),
     }
 }
 
@@ -242,6 +256,10 @@ pub fn write_sweep(store: &Store, manifest: &Manifest, live: bool) -> Result<Pat
             "The same test digits reconstructed by each run",
         ),
         ("samples.png", "The same prior draws decoded by each VAE"),
+        (
+            "evaluation.png",
+            "Test-set IWAE bound (k = 1000) and active units against β",
+        ),
     ]
     .into_iter()
     .filter(|(file, _)| plots.join(file).is_file())
@@ -307,6 +325,10 @@ pub fn write_run(store: &Store, record: &RunRecord) -> Result<PathBuf> {
             "Test digits and their reconstructions",
         ),
         ("samples.png", "Samples from the prior"),
+        (
+            "classes.png",
+            "Each class drawn from the same prior draws (CVAE)",
+        ),
         ("traversal.png", "Latent traversal"),
         ("latent.png", "Test-set latent means by digit"),
         ("manifold.png", "The decoded latent grid"),
@@ -331,6 +353,8 @@ pub fn write_run(store: &Store, record: &RunRecord) -> Result<PathBuf> {
         state => record.state.as_str(), note, live => record.state == RunState::Running,
         refresh_seconds => REFRESH_SECONDS, curves, figures,
         epochs => epoch_table(&record.rows), config => read("config.toml"),
+        eval => (!record.eval.is_empty())
+            .then(|| format!("{}\n{}", eval_table(std::slice::from_ref(record)), eval_dims_table(record))),
         provenance => read("provenance.toml"), css => CSS,
         version => env!("CARGO_PKG_VERSION"), dir => dir.path.display().to_string(),
     })?;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
-use super::charts::{Curves, RunData, Tradeoff};
+use super::charts::{Curves, EvalChart, RunData, Tradeoff};
 use super::diff::Selection;
 use super::figures::{
     sample_sheet, showcase_indices, Inspector, LatentScatter, Sheet, SAMPLE_SEED,
@@ -208,6 +208,10 @@ fn plot_sweep(
         runs: runs.clone(),
     };
     written.extend(save(&curves, &out.join("curves"), true)?);
+    let title = format!("sweep {name}: test-set evaluation across β");
+    if let Ok(chart) = EvalChart::new(&title, &runs) {
+        written.extend(save(&chart, &out.join("evaluation"), true)?);
+    }
 
     // Models loaded for the sheets are reused for the per-run figures.
     let mut models: HashMap<String, Inspector> = HashMap::new();
