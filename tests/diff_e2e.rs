@@ -205,12 +205,24 @@ fn diff_pairs_runs_trained_by_builds_at_two_commits() {
             if m["a"].is_null() {
                 continue; // the AE has no KL
             }
-            assert!(m["a"].as_f64().unwrap() > 0.0, "{m}");
+            // Losses are positive; the evaluation's log-likelihoods are not (but are compared).
+            let positive =
+                ["test_recon", "test_kl", "test_loss"].contains(&m["metric"].as_str().unwrap());
+            assert!(!positive || m["a"].as_f64().unwrap() > 0.0, "{m}");
             assert_eq!(m["delta"], 0.0, "same seed, same backend: {m}");
             assert_eq!(m["changed"], false, "{m}");
         }
     }
     assert_eq!(json["changed"], false);
+    // Both sides were evaluated when they finished: the evaluation is compared too.
+    let compared: Vec<&str> = pairs
+        .iter()
+        .flat_map(|p| p["metrics"].as_array().unwrap())
+        .map(|m| m["metric"].as_str().unwrap())
+        .collect();
+    for metric in ["test_elbo", "iwae_1000", "active_units"] {
+        assert!(compared.contains(&metric), "{metric} in {json}");
+    }
 
     // The table names both runs of each pair.
     let table = vaelab(&["diff", "HEAD~2", "HEAD"]);

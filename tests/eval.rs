@@ -179,8 +179,9 @@ fn a_corrupted_judge_is_a_clear_error() {
     );
 }
 
-/// A CVAE trained for 3 epochs on full MNIST draws each requested digit: the judge agrees on
-/// at least 90% of 100 draws per digit. Its plots have the 10-row class sheet; `vaelab sample`
+/// A CVAE (the article's 784-256-4, β = 3) trained for 3 epochs on full MNIST draws each
+/// requested digit: the judge agrees on at least 90% of 100 draws per digit (measured: 97% for
+/// the 1s, 98-100% for the others, 99.5% overall; at β = 1 the 1s reach only 86%). Its plots have the 10-row class sheet; `vaelab sample`
 /// writes one digit's sheet and refuses a class that is not one.
 #[test]
 fn a_cvae_draws_the_digits_asked_for() {
@@ -188,7 +189,7 @@ fn a_cvae_draws_the_digits_asked_for() {
     let results = tmp.path().join("results");
     let out = common::vaelab(
         &results,
-        &["train", "--model", "cvae", "--beta", "1", "--epochs", "3"],
+        &["train", "--model", "cvae", "--beta", "3", "--epochs", "3"],
     );
     assert!(out.status.success(), "{}", common::text(&out));
     let run = common::only_run(&results);

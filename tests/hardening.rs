@@ -601,6 +601,18 @@ fn provenance_records_what_can_change_numbers_and_tables_keep_their_schemas() {
     assert!(!p.finished.is_empty() && p.epoch_seconds.len() == 2);
 
     assert_eq!(schema(&run.join("metrics.parquet")), METRICS_SCHEMA);
+    assert_eq!(
+        schema(&run.join("eval.parquet")),
+        [
+            "run_id:str",
+            "metric:str",
+            "k:u32",
+            "dim:u32",
+            "class:u32",
+            "value:f64",
+            "se:f64"
+        ]
+    );
 }
 
 /// `metrics.parquet`'s columns and types; `epochs.parquet` starts with them too.
@@ -658,6 +670,13 @@ fn sweep_tables_keep_their_schemas() {
         "train_kl:f64",
         "train_loss:f64",
         "article_loss:f64",
+        "test_elbo:f64",
+        "iwae_1000:f64",
+        "iwae_1000_se:f64",
+        "active_units:f64",
+        "judged_accuracy:f64",
+        "prior_class_entropy:f64",
+        "judge_accuracy:f64",
     ]);
     assert_eq!(table("summary"), summary);
     let mut epochs = METRICS_SCHEMA.to_vec();

@@ -117,6 +117,8 @@ fn a_sweep_gets_every_chart_and_sheet() {
         "curves.svg",
         "reconstructions.png",
         "samples.png",
+        "evaluation.png",
+        "evaluation.svg",
     ];
     // The notebook test writes its own chart here too, perhaps while this test runs.
     only_pictures(&plots, &sheets, &["tradeoff-notebook.png"]);

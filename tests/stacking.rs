@@ -166,9 +166,9 @@ fn dry_run_shows_the_stacks() {
     let text = common::text(&out);
     let heads: Vec<&str> = text.lines().filter(|l| l.starts_with("stack ")).collect();
     assert_eq!(heads.len(), 3, "{text}");
-    assert!(heads[0].contains("2 member(s) of ae 256-"), "{text}");
-    assert!(heads[1].contains("3 member(s) of vae 256-"), "{text}");
-    assert!(heads[2].contains("2 member(s) of vae 256-"), "{text}");
+    assert!(heads[0].contains("2 member(s) of ae mnist 256-"), "{text}");
+    assert!(heads[1].contains("3 member(s) of vae mnist 256-"), "{text}");
+    assert!(heads[2].contains("2 member(s) of vae mnist 256-"), "{text}");
     assert!(heads.iter().all(|h| h.contains("at most 3")), "{text}");
     assert!(text.contains("7 runs in 3 entries"), "{text}");
     let auto = common::vaelab(&results, &["sweep", path(&matrix), "--dry-run"]);
