@@ -12,7 +12,7 @@ use std::time::Instant;
 use burn::data::dataloader::DataLoader;
 use burn::train::{ItemLazy, TrainStep};
 use vaelab::config::{BackendKind, RunSpec};
-use vaelab::data::{default_dir, Feed, Mnist, Split, StackLoader};
+use vaelab::data::{default_dir, Extras, Feed, Mnist, Split, StackLoader};
 use vaelab::train::{device_for, StackTrainee};
 
 fn main() -> anyhow::Result<()> {
@@ -55,8 +55,10 @@ fn main() -> anyhow::Result<()> {
         spec.batch_size,
         Feed::Train,
         seeds,
-        spec.latent,
-        spec.model.classes() > 0,
+        Extras {
+            noise: spec.latent,
+            labels: spec.model.classes() > 0,
+        },
         1,
         device.clone(),
     );

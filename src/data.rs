@@ -400,25 +400,20 @@ pub struct StackLoader {
     batch_size: usize,
     feed: Feed,
     seeds: Vec<u64>,
-    /// Noise columns per image (a VAE's latent size; 0 for AEs).
-    latent: usize,
-    /// Whether batches carry the labels (a conditional model's second input).
-    labelled: bool,
+    extras: Extras,
     next_epoch: Arc<AtomicUsize>,
     device: Device,
     range: (usize, usize),
 }
 
 impl StackLoader {
-    /// A loader for members seeded `seeds` over all of `data`, starting at `first_epoch`;
-    /// `latent` noise columns per image (0: none) and the one-hot labels when `labelled`.
+    /// A loader for members seeded `seeds` over all of `data`, starting at `first_epoch`.
     pub fn new(
         data: Mnist,
         batch_size: usize,
         feed: Feed,
         seeds: Vec<u64>,
-        latent: usize,
-        labelled: bool,
+        extras: Extras,
         first_epoch: usize,
         device: Device,
     ) -> Self {
@@ -428,8 +423,7 @@ impl StackLoader {
             batch_size,
             feed,
             seeds,
-            latent,
-            labelled,
+            extras,
             next_epoch: Arc::new(AtomicUsize::new(first_epoch)),
             device,
             range: (0, len),
@@ -442,13 +436,21 @@ impl StackLoader {
             batch_size: self.batch_size,
             feed: self.feed,
             seeds: self.seeds.clone(),
-            latent: self.latent,
-            labelled: self.labelled,
+            extras: self.extras,
             next_epoch: self.next_epoch.clone(),
             device: device.clone(),
             range,
         }
     }
+}
+
+/// What a [`StackBatch`] carries besides the images.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Extras {
+    /// Noise columns per image: a VAE's latent size, 0 for none (AEs).
+    pub noise: usize,
+    /// The one-hot labels (a conditional model's second input).
+    pub labels: bool,
 }
 
 /// The standard-normal stream of a member's noise in one split and epoch.
@@ -530,20 +532,20 @@ impl Iterator for StackIter<'_> {
             TensorData::new(pixels, [members, rows, PIXELS]),
             &loader.device,
         );
-        let noise = (loader.latent > 0).then(|| {
-            let mut draws = Vec::with_capacity(members * rows * loader.latent);
+        let noise = (loader.extras.noise > 0).then(|| {
+            let mut draws = Vec::with_capacity(members * rows * loader.extras.noise);
             for stream in &mut self.noise {
-                draws.extend((0..rows * loader.latent).map(|_| {
+                draws.extend((0..rows * loader.extras.noise).map(|_| {
                     let z: f32 = stream.sample(StandardNormal);
                     z
                 }));
             }
             Tensor::from_data(
-                TensorData::new(draws, [members, rows, loader.latent]),
+                TensorData::new(draws, [members, rows, loader.extras.noise]),
                 &loader.device,
             )
         });
-        let labels = loader.labelled.then(|| {
+        let labels = loader.extras.labels.then(|| {
             let labels: Vec<u8> = self
                 .orders
                 .iter()

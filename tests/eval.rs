@@ -85,6 +85,9 @@ fn bounds_active_units_and_a_resumable_eval() {
             "one KL per latent dimension"
         );
     }
+    // Where the posterior is narrow (β = 0), importance sampling tightens the bound for real.
+    let gain = value(&free, "iwae", Some(1000)).value - value(&free, "iwae", Some(1)).value;
+    assert!(gain > 0.5, "IWAE k=1000 over k=1 at β = 0: {gain} nats");
     let (au_free, au_collapsed) = (
         value(&free, "active_units", None).value,
         value(&collapsed, "active_units", None).value,
@@ -126,7 +129,7 @@ fn bounds_active_units_and_a_resumable_eval() {
         path.ends_with("sample-prior-n16-seed20240601.png"),
         "{path}"
     );
-    assert_eq!(image::open(&path).unwrap().dimensions().0 >= 8 * 56, true);
+    assert!(image::open(&path).unwrap().dimensions().0 >= 8 * 56);
 }
 
 /// The judge reaches 98% on the real test set (recomputed here, not read from its card).
@@ -232,7 +235,7 @@ fn a_cvae_draws_the_digits_asked_for() {
     let sheet = image::open(&seven).unwrap();
     let (w, h) = sheet.dimensions();
     assert!(
-        w >= 8 * 56 && h >= 56 && h < 3 * 56 + 200,
+        w >= 8 * 56 && (56..3 * 56 + 200).contains(&h),
         "one row of 8: {w}×{h}"
     );
     let bad = common::vaelab(&results, &["sample", &id, "--digit", "12"]);

@@ -453,7 +453,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                 .map_err(|e| anyhow!("--{} {}: {}", e.key.replace('_', "-"), e.value, e.allowed))?;
             let opts = train_opts(install_ctrl_c());
             let report = train::train_run(&spec, &opts)?;
-            sweep::evaluate_finished(std::slice::from_ref(&report), &opts);
+            eval::evaluate_finished(std::slice::from_ref(&report), &opts);
             let code = outcome_code(&report);
             if let Ok(record) = store.record(&report.id) {
                 if !record.eval.is_empty() {

@@ -168,23 +168,28 @@ impl Judge {
 
     /// The class of each image (`PIXELS` values in [0, 1] each).
     pub fn classify(&self, images: &[Vec<f32>]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(images.len());
-        for chunk in images.chunks(1000) {
-            let flat: Vec<f32> = chunk.iter().flatten().copied().collect();
-            let x = Tensor::from_data(TensorData::new(flat, [chunk.len(), PIXELS]), &self.device);
-            let classes = self.net.forward(x).argmax(1);
-            out.extend(
-                classes
-                    .into_data()
-                    .convert::<i64>()
-                    .try_to_vec::<i64>()
-                    .expect("int data")
-                    .into_iter()
-                    .map(|c| c as u8),
-            );
-        }
-        out
+        predict(&self.net, images, &self.device)
     }
+}
+
+/// The most likely class of each image under `net`.
+fn predict(net: &Classifier, images: &[Vec<f32>], device: &Device) -> Vec<u8> {
+    let mut out = Vec::with_capacity(images.len());
+    for chunk in images.chunks(1000) {
+        let flat: Vec<f32> = chunk.iter().flatten().copied().collect();
+        let x = Tensor::from_data(TensorData::new(flat, [chunk.len(), PIXELS]), device);
+        let classes = net.forward(x).argmax(1);
+        out.extend(
+            classes
+                .into_data()
+                .convert::<i64>()
+                .try_to_vec::<i64>()
+                .expect("int data")
+                .into_iter()
+                .map(|c| c as u8),
+        );
+    }
+    out
 }
 
 /// Trains a judge on `dataset`'s training split; the network and its test accuracy.
@@ -212,25 +217,13 @@ fn train(dataset: Dataset, mnist_dir: &Path, device: &Device) -> Result<(Classif
         }
     }
     let net = net.valid();
-    let judge = Judge {
-        net,
-        device: device.clone(),
-        card: JudgeCard {
-            dataset,
-            widths: Vec::new(),
-            epochs: EPOCHS,
-            test_accuracy: 0.0,
-            sha256: String::new(),
-        },
-    };
     let images: Vec<Vec<f32>> = (0..test_set.len())
         .map(|i| test_set.image(i).to_vec())
         .collect();
-    let correct = judge
-        .classify(&images)
+    let correct = predict(&net, &images, device)
         .iter()
         .zip(test_set.labels.iter())
         .filter(|(a, b)| a == b)
         .count();
-    Ok((judge.net, correct as f64 / test_set.len() as f64))
+    Ok((net, correct as f64 / test_set.len() as f64))
 }

@@ -9,7 +9,6 @@
 //! pixel values in nats; they are comparable between runs of this tool, not with the
 //! Bernoulli-decoder numbers of the papers. A CVAE's bounds are on `log p(x | y)`.
 
-use anyhow::Result;
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use rand::{RngExt, SeedableRng};
@@ -115,7 +114,7 @@ const CHUNK: usize = 4;
 
 /// Evaluates `net` on `data` (all of it), drawing its importance samples from a stream seeded
 /// by `seed`, so the numbers are reproducible.
-pub fn evaluate(net: &Autoencoder, data: &Mnist, seed: u64, device: &Device) -> Result<Likelihood> {
+pub fn evaluate(net: &Autoencoder, data: &Mnist, seed: u64, device: &Device) -> Likelihood {
     let n = data.len();
     let latent = net.latent();
     let constant = decoder_constant();
@@ -206,7 +205,7 @@ pub fn evaluate(net: &Autoencoder, data: &Mnist, seed: u64, device: &Device) -> 
             col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64
         })
         .collect();
-    Ok(Likelihood {
+    Likelihood {
         images: n,
         recon_nll: Estimate::of(&recon_nll),
         elbo: variational.then(|| Estimate::of(&elbo)),
@@ -225,7 +224,7 @@ pub fn evaluate(net: &Autoencoder, data: &Mnist, seed: u64, device: &Device) -> 
         } else {
             Vec::new()
         },
-    })
+    }
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use crate::config::RunSpec;
 use crate::data::{epoch_seed, one_hot, Mnist, Split, CLASSES};
 use crate::model::Autoencoder;
 use crate::store::{read_eval, write_eval, EvalRow, RunDir, RunState, Store};
-use crate::train::device_for;
+use crate::train::{device_for, Outcome, RunReport, TrainOptions};
 use judge::Judge;
 use likelihood::Likelihood;
 
@@ -74,7 +74,7 @@ pub fn evaluate_run(store: &Store, id: &str, mnist_dir: &Path, quiet: bool) -> R
     let spec = run.read_spec()?;
     let (net, device) = load_trained(&run, &spec)?;
     let test = Mnist::load(spec.dataset, mnist_dir, Split::Test, spec.limit)?;
-    let bounds = likelihood::evaluate(&net, &test, spec.seed, &device)?;
+    let bounds = likelihood::evaluate(&net, &test, spec.seed, &device);
     let mut rows = likelihood_rows(id, &bounds);
     if net.is_variational() {
         let judge = Judge::load_or_train(spec.dataset, mnist_dir, quiet)?;
@@ -82,6 +82,24 @@ pub fn evaluate_run(store: &Store, id: &str, mnist_dir: &Path, quiet: bool) -> R
     }
     write_eval(&run.eval_path(), &rows)?;
     Ok(Evaluated::Done(rows))
+}
+
+/// Evaluates the runs of `reports` that finished ([`evaluate_run`]), after training; a failure
+/// is a warning (the run stays done, `vaelab eval` retries it), never a failed run.
+pub fn evaluate_finished(reports: &[RunReport], opts: &TrainOptions) {
+    for report in reports {
+        if !matches!(report.outcome, Outcome::Done | Outcome::AlreadyDone)
+            || opts.interrupter.should_stop()
+        {
+            continue;
+        }
+        if let Err(e) = evaluate_run(&opts.store, &report.id, &opts.data_dir, opts.quiet) {
+            eprintln!(
+                "warning: {}: evaluation failed: {e:#}; `vaelab eval {}` retries it",
+                report.id, report.id
+            );
+        }
+    }
 }
 
 /// The tidy rows of a likelihood evaluation.

@@ -514,9 +514,12 @@ impl Picture for Curves {
 pub struct EvalChart {
     /// Chart title.
     pub title: String,
-    /// (legend, points (β, IWAE bound, active units) in β order).
-    pub lines: Vec<(String, Vec<(f64, f64, f64)>)>,
+    /// (legend, points in β order).
+    pub lines: Vec<(String, Vec<EvalPoint>)>,
 }
+
+/// One β of an [`EvalChart`] line: `(β, IWAE bound, active units)`, means over seeds.
+pub type EvalPoint = (f64, f64, f64);
 
 impl EvalChart {
     /// Builds the chart from the evaluated VAE and CVAE runs; an error when there is none.
@@ -569,7 +572,7 @@ impl Picture for EvalChart {
         let points = || self.lines.iter().flat_map(|(_, p)| p.iter());
         let beta_max = points().map(|p| p.0).fold(0.0, f64::max).max(1e-3) * 1.05;
         let latent_max = points().map(|p| p.2).fold(1.0, f64::max);
-        type Pick = fn(&(f64, f64, f64)) -> f64;
+        type Pick = fn(&EvalPoint) -> f64;
         let specs: [(&str, Pick); 2] = [
             ("test IWAE bound, k = 1000 (nats per image)", |p| p.1),
             ("active units (Cov_x E[z_d|x] > 0.01)", |p| p.2),

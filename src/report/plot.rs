@@ -94,8 +94,8 @@ fn test_sets(
 ) -> Result<HashMap<Dataset, Mnist>> {
     let mut sets = HashMap::new();
     for dataset in datasets {
-        if !sets.contains_key(&dataset) {
-            sets.insert(dataset, Mnist::load(dataset, data_dir, Split::Test, None)?);
+        if let std::collections::hash_map::Entry::Vacant(slot) = sets.entry(dataset) {
+            slot.insert(Mnist::load(dataset, data_dir, Split::Test, None)?);
         }
     }
     Ok(sets)

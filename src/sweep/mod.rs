@@ -172,7 +172,7 @@ impl SweepReport {
 }
 
 /// Trains entry `index` of `manifest` (a Slurm array task, or a `--jobs` child): one stack,
-/// or one run; a report per run.
+/// or one run, then evaluates its runs; a report per run.
 pub fn run_entry(
     manifest: &Manifest,
     index: usize,
@@ -200,28 +200,8 @@ pub fn run_entry(
         specs.push(run.spec.clone());
     }
     let reports = train::train_stack(&specs, opts)?;
-    evaluate_finished(&reports, opts);
+    crate::eval::evaluate_finished(&reports, opts);
     Ok(reports)
-}
-
-/// Evaluates the runs of `reports` that finished ([`crate::eval::evaluate_run`]); a failure is
-/// a warning (the run stays done, `vaelab eval` retries it), never a failed run.
-pub fn evaluate_finished(reports: &[train::RunReport], opts: &TrainOptions) {
-    for report in reports {
-        if !matches!(report.outcome, Outcome::Done | Outcome::AlreadyDone)
-            || opts.interrupter.should_stop()
-        {
-            continue;
-        }
-        let evaluated =
-            crate::eval::evaluate_run(&opts.store, &report.id, &opts.data_dir, opts.quiet);
-        if let Err(e) = evaluated {
-            eprintln!(
-                "warning: {}: evaluation failed: {e:#}; `vaelab eval {}` retries it",
-                report.id, report.id
-            );
-        }
-    }
 }
 
 /// Where run `id` stands ([`crate::store::RunDir::state`]) and why, when it failed or stopped.

@@ -22,7 +22,7 @@ use super::progress::{BarRenderer, Progress};
 use super::recorder::{self, MemberSink};
 use super::run::{epoch_line, Outcome, TrainOptions};
 use crate::config::{BackendKind, DeviceKind, RunSpec};
-use crate::data::{Feed, Mnist, StackBatch, StackLoader};
+use crate::data::{Extras, Feed, Mnist, StackBatch, StackLoader};
 use crate::model::{Autoencoder, StackTerms, StackedAutoencoder};
 use crate::store::{durable, EpochRow, RunDir};
 
@@ -294,8 +294,10 @@ pub fn learn(
             first.batch_size,
             feed,
             seeds.clone(),
-            latent,
-            first.model.classes() > 0,
+            Extras {
+                noise: latent,
+                labels: first.model.classes() > 0,
+            },
             first_epoch,
             device.clone(),
         ))
