@@ -294,6 +294,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                 println!("\n[eval] test split, nats per image (see `vaelab eval --help`)");
                 print!("{}", report::eval_table(std::slice::from_ref(&record)));
                 print!("{}", report::eval_dims_table(&record));
+                print!("{}", report::eval_classes_table(&record));
             }
             Ok(exit::OK)
         }

@@ -18,7 +18,7 @@ use serde::Serialize;
 use super::charts::{Curves, Tradeoff};
 use super::diff::Diff;
 use super::style::svg;
-use super::tables::{duration, epoch_table, eval_dims_table, eval_table};
+use super::tables::{duration, epoch_table, eval_classes_table, eval_dims_table, eval_table};
 use crate::config::matrix::{describe, param_value, varying_keys, PARAM_KEYS};
 use crate::model::ModelKind;
 use crate::store::{durable, now_rfc3339, RunRecord, RunState, Store};
@@ -354,7 +354,12 @@ pub fn write_run(store: &Store, record: &RunRecord) -> Result<PathBuf> {
         refresh_seconds => REFRESH_SECONDS, curves, figures,
         epochs => epoch_table(&record.rows), config => read("config.toml"),
         eval => (!record.eval.is_empty())
-            .then(|| format!("{}\n{}", eval_table(std::slice::from_ref(record)), eval_dims_table(record))),
+            .then(|| format!(
+                "{}\n{}\n{}",
+                eval_table(std::slice::from_ref(record)),
+                eval_dims_table(record),
+                eval_classes_table(record)
+            )),
         provenance => read("provenance.toml"), css => CSS,
         version => env!("CARGO_PKG_VERSION"), dir => dir.path.display().to_string(),
     })?;

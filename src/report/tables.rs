@@ -348,3 +348,40 @@ pub fn eval_dims_table(record: &RunRecord) -> String {
     }
     out
 }
+
+/// The judge's verdicts per class: a CVAE's accuracy on each requested class, and the share of
+/// prior draws classified as each class (does the model draw all ten?). Empty for an AE.
+pub fn eval_classes_table(record: &RunRecord) -> String {
+    let per_class = |metric: &str| -> Option<String> {
+        let cells: Vec<String> = (0..10u32)
+            .map(|c| {
+                record
+                    .eval
+                    .iter()
+                    .find(|e| e.metric == metric && e.class == Some(c))
+                    .map(|e| format!("{:>6.1}", 100.0 * e.value))
+            })
+            .collect::<Option<_>>()?;
+        Some(cells.join(""))
+    };
+    let mut out = String::new();
+    let classes = record.spec.dataset;
+    if per_class("prior_class_share").is_some() {
+        let header: String = (0..10)
+            .map(|c| {
+                format!(
+                    "{:>6}",
+                    classes.class_name(c).chars().take(6).collect::<String>()
+                )
+            })
+            .collect();
+        out.push_str(&format!("{:<22}{header}\n", "judged class, %"));
+    }
+    if let Some(row) = per_class("judged_accuracy") {
+        out.push_str(&format!("{:<22}{row}\n", "asked for and drawn"));
+    }
+    if let Some(row) = per_class("prior_class_share") {
+        out.push_str(&format!("{:<22}{row}\n", "share of prior draws"));
+    }
+    out
+}
