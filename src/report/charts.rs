@@ -103,6 +103,35 @@ fn variants<'a>(runs: &[&'a RunData]) -> Vec<(String, Vec<&'a RunData>)> {
         .collect()
 }
 
+/// Runs of one β within a chart line.
+type BetaGroups<'a> = Vec<(f64, Vec<&'a RunData>)>;
+
+/// The lines of a chart across β: one per variant, labelled with its model and the
+/// parameters that tell variants apart, each with its runs grouped by β in β order.
+fn lines_by_beta<'a>(runs: &[&'a RunData]) -> Vec<(String, BetaGroups<'a>)> {
+    variants(runs)
+        .into_iter()
+        .map(|(label, members)| {
+            let mut betas: Vec<f64> = members.iter().map(|r| r.spec.beta).collect();
+            betas.sort_by(f64::total_cmp);
+            betas.dedup();
+            let groups = betas
+                .into_iter()
+                .map(|beta| {
+                    let at = members
+                        .iter()
+                        .copied()
+                        .filter(|r| r.spec.beta == beta)
+                        .collect();
+                    (beta, at)
+                })
+                .collect();
+            let model = members[0].spec.model.as_str().to_uppercase();
+            (format!("{model} {label}"), groups)
+        })
+        .collect()
+}
+
 impl Tradeoff {
     /// Builds the chart from the final test epoch of every run that has a finite one (a
     /// diverged run has no point on it: an infinite axis would hang plotters' tick placement).
@@ -129,20 +158,15 @@ impl Tradeoff {
         if vaes.is_empty() {
             bail!("the trade-off chart needs at least one VAE or CVAE run with a finished epoch");
         }
-        let lines = variants(&vaes)
+        let lines = lines_by_beta(&vaes)
             .into_iter()
-            .map(|(label, members)| {
-                let mut betas: Vec<f64> = members.iter().map(|r| r.spec.beta).collect();
-                betas.sort_by(f64::total_cmp);
-                betas.dedup();
-                let points = betas
+            .map(|(label, groups)| TradeoffLine {
+                label,
+                points: groups
                     .into_iter()
-                    .map(|beta| {
-                        let finals: Vec<&EpochRow> = members
-                            .iter()
-                            .filter(|r| r.spec.beta == beta)
-                            .filter_map(|r| r.last("test"))
-                            .collect();
+                    .map(|(beta, at)| {
+                        let finals: Vec<&EpochRow> =
+                            at.iter().filter_map(|r| r.last("test")).collect();
                         let kls: Vec<f64> = finals.iter().map(|r| r.kl.unwrap_or(0.0)).collect();
                         let recons: Vec<f64> = finals.iter().map(|r| r.recon).collect();
                         let ((kl, kl_sd), (recon, recon_sd)) = (mean_sd(&kls), mean_sd(&recons));
@@ -155,11 +179,7 @@ impl Tradeoff {
                             seeds: finals.len(),
                         }
                     })
-                    .collect();
-                TradeoffLine {
-                    label: format!("{} {label}", members[0].spec.model.as_str().to_uppercase()),
-                    points,
-                }
+                    .collect(),
             })
             .collect();
         let ae = variants(&aes)
@@ -532,17 +552,12 @@ impl EvalChart {
         if evaluated.is_empty() {
             bail!("the evaluation chart needs an evaluated VAE or CVAE run (`vaelab eval`)");
         }
-        let lines = variants(&evaluated)
+        let lines = lines_by_beta(&evaluated)
             .into_iter()
-            .map(|(label, members)| {
-                let mut betas: Vec<f64> = members.iter().map(|r| r.spec.beta).collect();
-                betas.sort_by(f64::total_cmp);
-                betas.dedup();
-                let points = betas
+            .map(|(label, groups)| {
+                let points = groups
                     .into_iter()
-                    .map(|beta| {
-                        let at: Vec<&&RunData> =
-                            members.iter().filter(|r| r.spec.beta == beta).collect();
+                    .map(|(beta, at)| {
                         let mean = |metric: &str, k| {
                             let v: Vec<f64> = at.iter().filter_map(|r| r.eval(metric, k)).collect();
                             mean_sd(&v).0
@@ -550,8 +565,7 @@ impl EvalChart {
                         (beta, mean("iwae", Some(1000)), mean("active_units", None))
                     })
                     .collect();
-                let model = members[0].spec.model.as_str().to_uppercase();
-                (format!("{model} {label}"), points)
+                (label, points)
             })
             .collect();
         Ok(Self {
