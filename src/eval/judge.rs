@@ -37,13 +37,15 @@ pub struct Classifier {
     mlp: Mlp,
 }
 
+/// The judge's layer widths, input to logits.
+fn widths() -> Vec<usize> {
+    [&[PIXELS][..], &HIDDEN, &[CLASSES]].concat()
+}
+
 impl Classifier {
     fn new(device: &Device) -> Self {
-        let mut widths = vec![PIXELS];
-        widths.extend(HIDDEN);
-        widths.push(CLASSES);
         Self {
-            mlp: Mlp::new(&widths, device),
+            mlp: Mlp::new(&widths(), device),
         }
     }
 
@@ -118,7 +120,7 @@ impl Judge {
         durable::write_with(&model_path, |tmp| net.clone().save_file(tmp))?;
         let card = JudgeCard {
             dataset,
-            widths: [&[PIXELS][..], &HIDDEN, &[CLASSES]].concat(),
+            widths: widths(),
             epochs: EPOCHS,
             test_accuracy,
             sha256: sha256_file(&model_path)?,
@@ -135,7 +137,8 @@ impl Judge {
         Ok(Self { net, device, card })
     }
 
-    /// The cached judge, checked against its recorded sha256; `None` when none is cached.
+    /// The cached judge, checked against its recorded sha256; `None` when none is cached, or
+    /// when the cached one was trained to another design (it is then trained again).
     pub fn load(dataset: Dataset) -> Result<Option<Self>> {
         let dir = judge_dir(dataset);
         let card_path = dir.join("judge.toml");
@@ -147,6 +150,9 @@ impl Judge {
                 .with_context(|| format!("cannot read {}", card_path.display()))?,
         )
         .with_context(|| format!("{}: not a judge card", card_path.display()))?;
+        if card.widths != widths() || card.epochs != EPOCHS {
+            return Ok(None);
+        }
         let model_path = dir.join("classifier.bpk");
         let got = sha256_file(&model_path)?;
         if got != card.sha256 {
