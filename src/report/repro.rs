@@ -38,12 +38,13 @@ impl SeedCurves {
     }
 }
 
-/// The runs of `manifest` that reproduce `table`: VAEs at its β.
+/// The runs of `manifest` that reproduce `table`: MNIST VAEs at its β.
 fn runs_for<'a>(manifest: &'a Manifest, table: &PublishedTable) -> Vec<&'a ManifestRun> {
     manifest
         .runs
         .iter()
         .filter(|r| r.spec.model == ModelKind::Vae && r.spec.beta == table.beta)
+        .filter(|r| r.spec.dataset == crate::data::Dataset::Mnist)
         .collect()
 }
 
