@@ -144,11 +144,11 @@ pub fn evaluate(net: &Autoencoder, data: &Mnist, seed: u64, device: &Device) -> 
                 .iter()
                 .map(|&s| f64::from(s) + constant),
         );
-        means.extend(values(mu.clone()));
+        let mu_v = values(mu.clone());
+        means.extend(&mu_v);
         let Some(log_var) = log_var else {
             continue; // an AE: no posterior, no bound
         };
-        let mu_v = values(mu.clone());
         let lv_v = values(log_var.clone());
         let mut kl_img = vec![0.0f64; b];
         for (i, kl) in kl_img.iter_mut().enumerate() {
