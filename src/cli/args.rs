@@ -137,10 +137,12 @@ pub enum Command {
         #[arg(long, num_args = 2, value_names = ["A", "B"])]
         diff: Option<Vec<String>>,
     },
-    /// Evaluate trained runs on their test split: test ELBO and the IWAE bound (k = 1, 10, 100,
-    /// 1000, with standard errors) in nats per image (Gaussian decoder, variance 1/2, constant
-    /// included), active units and per-dimension KL; for a VAE or CVAE, samples judged by a
-    /// classifier (per-class accuracy of a CVAE; class histogram and entropy of prior samples).
+    /// Evaluate trained runs on their test split: ELBO, IWAE bound, active units, judged samples.
+    ///
+    /// Test ELBO and the IWAE bound (k = 1, 10, 100, 1000, with standard errors) in nats per
+    /// image (Gaussian decoder, variance 1/2, constant included), active units and per-dimension
+    /// KL; for a VAE or CVAE, samples judged by a classifier (per-class accuracy of a CVAE;
+    /// class histogram and entropy of prior samples).
     ///
     /// Writes <RESULTS>/runs/<ID>/eval.parquet (tidy: run × metric × k / dim / class); runs
     /// already evaluated are skipped, so an interrupted `vaelab eval` resumes. `vaelab sweep` and
@@ -206,7 +208,7 @@ pub enum Command {
         #[arg(long = "where", value_name = "KEY=VALUE")]
         filters: Vec<String>,
     },
-    /// Show one run: resolved config, provenance and per-epoch table.
+    /// Show one run: resolved config, provenance, per-epoch table and its evaluation.
     Show {
         /// Run id or unique prefix.
         run: String,
