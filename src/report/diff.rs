@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::mean_sd;
 use crate::config::matrix::{describe, param_equals, PARAM_KEYS};
 use crate::config::RunSpec;
-use crate::store::{Provenance, Records, RunRecord, Store, Unreadable};
+use crate::store::{eval_column, Provenance, Records, RunRecord, Store, Unreadable};
 use crate::sweep::Manifest;
 
 /// Runs `git args` in the current directory; its stdout.
@@ -310,9 +310,9 @@ fn final_metrics(run: &RunRecord) -> [Option<f64>; 6] {
         t.map(|r| r.recon),
         t.and_then(|r| r.kl),
         t.map(|r| r.loss),
-        run.eval("elbo", None),
-        run.eval("iwae", Some(1000)),
-        run.eval("active_units", None),
+        eval_column(&run.eval, METRICS[3]),
+        eval_column(&run.eval, METRICS[4]),
+        eval_column(&run.eval, METRICS[5]),
     ]
 }
 

@@ -21,7 +21,7 @@ use super::style::svg;
 use super::tables::{duration, epoch_table, eval_classes_table, eval_dims_table, eval_table};
 use crate::config::matrix::{describe, param_value, varying_keys, PARAM_KEYS};
 use crate::model::ModelKind;
-use crate::store::{durable, now_rfc3339, RunRecord, RunState, Store};
+use crate::store::{durable, eval_column, now_rfc3339, RunRecord, RunState, Store, EVAL_SUMMARY};
 use crate::sweep::{eta_seconds, progress, Manifest};
 
 /// How often the page of a running sweep or run reloads itself.
@@ -117,19 +117,15 @@ const METRICS: [&str; 10] = [
 ];
 
 fn metric(record: &RunRecord, key: &'static str) -> Metric {
-    let value = match key {
-        "test_elbo" => record.eval("elbo", None),
-        "iwae_1000" => record.eval("iwae", Some(1000)),
-        "active_units" => record.eval("active_units", None),
-        "judged_accuracy" => record.eval("judged_accuracy", None),
-        _ => {
-            let (split, what) = key.split_once('_').expect("split_metric");
-            record.last(split).and_then(|r| match what {
-                "recon" => Some(r.recon),
-                "kl" => r.kl,
-                _ => Some(r.loss),
-            })
-        }
+    let value = if EVAL_SUMMARY.iter().any(|c| c.0 == key) {
+        eval_column(&record.eval, key)
+    } else {
+        let (split, what) = key.split_once('_').expect("split_metric");
+        record.last(split).and_then(|r| match what {
+            "recon" => Some(r.recon),
+            "kl" => r.kl,
+            _ => Some(r.loss),
+        })
     };
     let digits = if key == "active_units" { 0 } else { 3 };
     Metric {

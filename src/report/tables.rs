@@ -1,8 +1,12 @@
 //! Text tables: per-epoch tables, sweep summaries, status, dry-run listings.
 
 use crate::config::matrix::{describe, SweepPlan};
+use crate::data::CLASSES;
+use crate::eval::likelihood::ACTIVE_THRESHOLD;
 use crate::model::ModelKind;
-use crate::store::{build_info, last_row, read_metrics, EpochRow, RunRecord, RunState, Store};
+use crate::store::{
+    build_info, eval_row, eval_value, last_row, read_metrics, EpochRow, RunRecord, RunState, Store,
+};
 use crate::sweep::stacking::{self, StackPolicy};
 use crate::sweep::{eta_seconds, Manifest, RunProgress, SweepReport};
 
@@ -289,13 +293,9 @@ pub fn eval_table(records: &[RunRecord]) -> String {
         "entropy"
     );
     for r in records {
-        let iwae = r
-            .eval
-            .iter()
-            .find(|e| e.metric == "iwae" && e.k == Some(1000))
-            .map_or("-".to_string(), |e| {
-                format!("{:.2} ± {:.2}", e.value, e.se.unwrap_or(f64::NAN))
-            });
+        let iwae = eval_row(&r.eval, "iwae", Some(1000), None).map_or("-".to_string(), |e| {
+            format!("{:.2} ± {:.2}", e.value, e.se.unwrap_or(f64::NAN))
+        });
         let active = r
             .eval("active_units", None)
             .map_or("-".to_string(), |a| format!("{a}/{}", r.spec.latent));
@@ -317,7 +317,7 @@ pub fn eval_table(records: &[RunRecord]) -> String {
 }
 
 /// The per-dimension evaluation of one run, most active dimension first: KL (nats) and
-/// activity `Cov_x(E_q[z_d|x])` (active above 0.01).
+/// activity `Cov_x(E_q[z_d|x])` (active above [`ACTIVE_THRESHOLD`]).
 pub fn eval_dims_table(record: &RunRecord) -> String {
     let of = |metric: &str| -> Vec<(u32, f64)> {
         record
@@ -343,7 +343,7 @@ pub fn eval_dims_table(record: &RunRecord) -> String {
             format!("z{}", d + 1),
             kl.map_or("-".to_string(), |k| format!("{k:.3}")),
             act,
-            if act > 0.01 { "yes" } else { "no" }
+            if act > ACTIVE_THRESHOLD { "yes" } else { "no" }
         ));
     }
     out
@@ -353,13 +353,10 @@ pub fn eval_dims_table(record: &RunRecord) -> String {
 /// prior draws classified as each class (does the model draw all ten?). Empty for an AE.
 pub fn eval_classes_table(record: &RunRecord) -> String {
     let per_class = |metric: &str| -> Option<String> {
-        let cells: Vec<String> = (0..10u32)
+        let cells: Vec<String> = (0..CLASSES as u32)
             .map(|c| {
-                record
-                    .eval
-                    .iter()
-                    .find(|e| e.metric == metric && e.class == Some(c))
-                    .map(|e| format!("{:>6.1}", 100.0 * e.value))
+                eval_value(&record.eval, metric, None, Some(c))
+                    .map(|v| format!("{:>6.1}", 100.0 * v))
             })
             .collect::<Option<_>>()?;
         Some(cells.join(""))
@@ -367,7 +364,7 @@ pub fn eval_classes_table(record: &RunRecord) -> String {
     let mut out = String::new();
     let classes = record.spec.dataset;
     if per_class("prior_class_share").is_some() {
-        let header: String = (0..10)
+        let header: String = (0..CLASSES)
             .map(|c| {
                 format!(
                     "{:>6}",

@@ -28,8 +28,9 @@ pub use durable::write_atomic;
 pub use lock::{Lock, LockHolder};
 pub use provenance::{build_info, now_rfc3339, Provenance};
 pub use tables::{
-    eval_value, last_row, metrics_frame, read_eval, read_metrics, read_parquet, write_eval,
-    write_metrics, write_parquet, EpochRow, EvalRow, EVAL_COLUMNS, METRICS_COLUMNS,
+    eval_column, eval_row, eval_value, last_row, metrics_frame, read_eval, read_metrics,
+    read_parquet, write_eval, write_metrics, write_parquet, EpochRow, EvalRow, EVAL_COLUMNS,
+    EVAL_SUMMARY, METRICS_COLUMNS,
 };
 
 /// The root of all results (`results/` unless told otherwise).

@@ -227,16 +227,50 @@ pub fn read_eval(path: &Path) -> Result<Option<Vec<EvalRow>>> {
         .map(Some)
 }
 
-/// The value of `metric` among `rows` with the given k and class (`None`: the row without).
+/// The row of `metric` among `rows` with the given k and class (`None`: the row without),
+/// not a per-dimension one.
+pub fn eval_row<'a>(
+    rows: &'a [EvalRow],
+    metric: &str,
+    k: Option<u32>,
+    class: Option<u32>,
+) -> Option<&'a EvalRow> {
+    rows.iter()
+        .find(|r| r.metric == metric && r.k == k && r.class == class && r.dim.is_none())
+}
+
+/// The value of [`eval_row`].
 pub fn eval_value(
     rows: &[EvalRow],
     metric: &str,
     k: Option<u32>,
     class: Option<u32>,
 ) -> Option<f64> {
-    rows.iter()
-        .find(|r| r.metric == metric && r.k == k && r.class == class && r.dim.is_none())
-        .map(|r| r.value)
+    eval_row(rows, metric, k, class).map(|r| r.value)
+}
+
+/// The evaluation's numbers the tables carry (`summary.parquet`, the report's run table,
+/// `diff`), by column: (column, metric, k, the standard error rather than the value).
+pub const EVAL_SUMMARY: [(&str, &str, Option<u32>, bool); 7] = [
+    ("test_elbo", "elbo", None, false),
+    ("iwae_1000", "iwae", Some(1000), false),
+    ("iwae_1000_se", "iwae", Some(1000), true),
+    ("active_units", "active_units", None, false),
+    ("judged_accuracy", "judged_accuracy", None, false),
+    ("prior_class_entropy", "prior_class_entropy", None, false),
+    ("judge_accuracy", "judge_accuracy", None, false),
+];
+
+/// Summary column `column` (one of [`EVAL_SUMMARY`]) of an evaluation; `None` when the run is
+/// not evaluated, the number does not apply to it, or `column` is not an evaluation column.
+pub fn eval_column(rows: &[EvalRow], column: &str) -> Option<f64> {
+    let &(_, metric, k, se) = EVAL_SUMMARY.iter().find(|c| c.0 == column)?;
+    let row = eval_row(rows, metric, k, None)?;
+    if se {
+        row.se
+    } else {
+        Some(row.value)
+    }
 }
 
 /// The latest epoch's row of `split` among `rows` (a run's final result so far).
@@ -317,6 +351,11 @@ mod tests {
             Some(0.97)
         );
         assert_eq!(eval_value(&rows, "judged_accuracy", None, None), None);
+        assert_eq!(eval_column(&rows, "iwae_1000"), Some(-500.0));
+        assert_eq!(eval_column(&rows, "iwae_1000_se"), Some(0.25));
+        assert_eq!(eval_column(&rows, "test_elbo"), Some(-512.5));
+        assert_eq!(eval_column(&rows, "judged_accuracy"), None);
+        assert_eq!(eval_column(&rows, "test_loss"), None);
         let names: Vec<String> = read_parquet(&path)
             .unwrap()
             .get_column_names()

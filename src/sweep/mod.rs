@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::matrix::SweepPlan;
 use crate::config::RunSpec;
 use crate::store::{
-    build_info, last_row, metrics_frame, now_rfc3339, read_eval, read_metrics, write_atomic,
-    write_parquet, EpochRow, EvalRow, Lock, RunState, RunStatus, Store,
+    build_info, eval_column, last_row, metrics_frame, now_rfc3339, read_eval, read_metrics,
+    write_atomic, write_parquet, EpochRow, EvalRow, Lock, RunState, RunStatus, Store, EVAL_SUMMARY,
 };
 use crate::train::{self, stderr_is_terminal, Outcome, TrainOptions};
 
@@ -496,17 +496,6 @@ fn describe_exit(exit: std::process::ExitStatus) -> String {
     }
 }
 
-/// The evaluation numbers `summary.parquet` carries: (column, metric, k, standard error?).
-pub const EVAL_SUMMARY: [(&str, &str, Option<u32>, bool); 7] = [
-    ("test_elbo", "elbo", None, false),
-    ("iwae_1000", "iwae", Some(1000), false),
-    ("iwae_1000_se", "iwae", Some(1000), true),
-    ("active_units", "active_units", None, false),
-    ("judged_accuracy", "judged_accuracy", None, false),
-    ("prior_class_entropy", "prior_class_entropy", None, false),
-    ("judge_accuracy", "judge_accuracy", None, false),
-];
-
 /// A run's last train and test rows (None before its first epoch).
 type FinalRows = (Option<EpochRow>, Option<EpochRow>);
 
@@ -584,15 +573,8 @@ pub fn write_tables(store: &Store, manifest: &Manifest, report: &SweepReport) ->
                 .unwrap_or_default()
         })
         .collect();
-    for (column, metric, k, se) in EVAL_SUMMARY {
-        let values: Vec<Option<f64>> = evals
-            .iter()
-            .map(|rows| {
-                rows.iter()
-                    .find(|r| r.metric == metric && r.k == k && r.class.is_none())
-                    .and_then(|r| if se { r.se } else { Some(r.value) })
-            })
-            .collect();
+    for (column, ..) in EVAL_SUMMARY {
+        let values: Vec<Option<f64>> = evals.iter().map(|rows| eval_column(rows, column)).collect();
         summary.with_column(Column::from(Series::new(column.into(), values)))?;
     }
     write_parquet(&dir.join("summary.parquet"), &mut summary)?;
