@@ -249,8 +249,9 @@ impl RunSpec {
     }
 }
 
-/// `MemAvailable` of /proc/meminfo in bytes (None where it cannot be read).
-fn available_memory() -> Option<u64> {
+/// `MemAvailable` of /proc/meminfo in bytes (None where it cannot be read): what validation
+/// and `--stack auto` size against.
+pub fn available_memory() -> Option<u64> {
     let info = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;

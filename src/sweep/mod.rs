@@ -400,12 +400,14 @@ struct Worker {
     child: Child,
 }
 
+/// When `status.toml` of `run` was last written (None when there is none).
 fn status_stamp(run: &crate::store::RunDir) -> Option<std::time::SystemTime> {
     std::fs::metadata(run.file("status.toml"))
         .and_then(|m| m.modified())
         .ok()
 }
 
+/// The `--jobs` worker processes, and how often each entry's worker died.
 #[derive(Default)]
 struct Workers {
     children: Vec<Worker>,
@@ -487,6 +489,7 @@ impl Workers {
     }
 }
 
+/// "killed by signal 9" or "exited with code 101".
 fn describe_exit(exit: std::process::ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (exit.code(), exit.signal()) {

@@ -1,14 +1,14 @@
 //! Which runs of a sweep train together as one stacked model (`--stack auto|off|N`).
 //!
-//! Runs that share [`RunSpec::stack_key`] (kind, widths, latent size, batch size, epochs, data
-//! limit, backend, device) are grouped in manifest order and each group is cut into stacks of
+//! Runs that share [`RunSpec::stack_key`] (kind, data set, widths, latent size, batch size,
+//! epochs, data limit, backend, device) are grouped in manifest order and each group is cut into stacks of
 //! at most N, as even as possible. A stack is one manifest entry: one `--jobs` worker or one
 //! Slurm array task trains it.
 
 use std::collections::BTreeMap;
 
 pub use crate::config::defaults::StackPolicy;
-use crate::config::{DeviceKind, RunSpec};
+use crate::config::{available_memory, DeviceKind, RunSpec};
 
 /// The most members `--stack auto` puts in one stack on a CPU.
 pub const AUTO_CPU_MAX: usize = 32;
@@ -24,21 +24,10 @@ pub const AUTO_CPU_MAX: usize = 32;
 /// that several stacks (`--jobs`) fit side by side.
 pub fn auto_size(spec: &RunSpec) -> usize {
     let (cap, memory) = match spec.device {
-        DeviceKind::Cpu => (
-            AUTO_CPU_MAX,
-            available_memory_bytes().unwrap_or(4 << 30) as f64,
-        ),
+        DeviceKind::Cpu => (AUTO_CPU_MAX, available_memory().unwrap_or(4 << 30) as f64),
         DeviceKind::Cuda => (64, (16u64 << 30) as f64),
     };
     ((memory / 4.0 / spec.memory_estimate()).floor() as usize).clamp(1, cap)
-}
-
-/// `MemAvailable` from /proc/meminfo (Linux).
-fn available_memory_bytes() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib << 10)
 }
 
 /// The stacks of `specs` under `policy`: lists of indices into `specs`, each list one stack,
@@ -121,7 +110,7 @@ mod tests {
         assert!(auto_size(&vae(0.0)) >= 1);
         #[cfg(target_os = "linux")]
         assert!(
-            available_memory_bytes().is_some(),
+            available_memory().is_some(),
             "/proc/meminfo has MemAvailable"
         );
         // The article's model (about 10 MB a member) fills a stack on any machine with 2 GB.
