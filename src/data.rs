@@ -271,6 +271,17 @@ impl Mnist {
     }
 }
 
+/// A `[n, width]` tensor read back as its `n` rows (images, codes).
+pub fn rows(t: Tensor<2>) -> Vec<Vec<f32>> {
+    let [_, width] = t.dims();
+    let flat = t
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("f32 data");
+    flat.chunks(width.max(1)).map(<[f32]>::to_vec).collect()
+}
+
 /// Classes in both data sets.
 pub const CLASSES: usize = 10;
 

@@ -17,7 +17,7 @@ use rand_distr::StandardNormal;
 use rand_pcg::Pcg64Mcg;
 
 use crate::config::RunSpec;
-use crate::data::{epoch_seed, one_hot, Mnist, Split, CLASSES};
+use crate::data::{epoch_seed, one_hot, rows, Mnist, Split, CLASSES};
 use crate::model::Autoencoder;
 use crate::store::{read_eval, write_eval, EvalRow, RunDir, RunState, Store};
 use crate::train::{device_for, Outcome, RunReport, TrainOptions};
@@ -142,15 +142,7 @@ fn draw(net: &Autoencoder, classes: &[u8], rng: &mut Pcg64Mcg, device: &Device) 
         .collect();
     let z = Tensor::from_data(TensorData::new(z, [n, latent]), device);
     let labels = net.is_conditional().then(|| one_hot(classes, device));
-    let flat = net
-        .decode(z, labels)
-        .into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .expect("f32 data");
-    flat.chunks(crate::data::PIXELS)
-        .map(<[f32]>::to_vec)
-        .collect()
+    rows(net.decode(z, labels))
 }
 
 /// The judge's verdict on a variational model's samples: for a CVAE, the share of

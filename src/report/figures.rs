@@ -12,7 +12,7 @@ use plotters::prelude::*;
 
 use super::style::{drawn, legend, Picture, CATEGORY, FONT};
 use crate::config::RunSpec;
-use crate::data::{Dataset, Mnist, CLASSES, PIXELS};
+use crate::data::{rows, Dataset, Mnist, CLASSES, PIXELS};
 use crate::model::{kl_divergence, Autoencoder};
 use crate::store::RunDir;
 
@@ -37,16 +37,6 @@ pub fn showcase_indices(test: &Mnist, per_digit: usize) -> Vec<usize> {
 pub struct Inspector {
     net: Autoencoder,
     device: Device,
-}
-
-fn rows(t: Tensor<2>) -> Vec<Vec<f32>> {
-    let [_, width] = t.dims();
-    let flat = t
-        .into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .expect("f32 data");
-    flat.chunks(width.max(1)).map(<[f32]>::to_vec).collect()
 }
 
 impl Inspector {
