@@ -125,11 +125,14 @@ fn libtorch_version(lib: &Path) -> String {
     )
 }
 
+// The crate's own helpers for git and Cargo.lock, included by path (both plain `std`).
+#[path = "src/store/lockfile.rs"]
+mod lockfile;
+#[path = "src/tool.rs"]
+mod tool;
+
 fn git(args: &[&str]) -> Option<String> {
-    let out = Command::new("git").args(args).output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    tool::git(args).ok()
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -182,16 +185,10 @@ fn code_provenance() {
 
 /// `name version;name version;...` for the tracked dependencies, read from Cargo.lock.
 fn locked_versions(lock: &str) -> String {
-    let mut found = Vec::new();
-    let mut name = None;
-    for line in lock.lines() {
-        if let Some(n) = line.strip_prefix("name = ") {
-            name = Some(n.trim_matches('"').to_string());
-        } else if let (Some(v), Some(n)) = (line.strip_prefix("version = "), name.take()) {
-            if TRACKED_DEPS.contains(&n.as_str()) {
-                found.push(format!("{n} {}", v.trim_matches('"')));
-            }
-        }
-    }
-    found.join(";")
+    lockfile::packages(lock)
+        .into_iter()
+        .filter(|(name, _)| TRACKED_DEPS.contains(&name.as_str()))
+        .map(|(name, version)| format!("{name} {version}"))
+        .collect::<Vec<_>>()
+        .join(";")
 }

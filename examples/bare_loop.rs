@@ -11,9 +11,10 @@ use std::time::Instant;
 
 use burn::data::dataloader::DataLoader;
 use burn::train::{ItemLazy, TrainStep};
+use vaelab::config::device_for;
 use vaelab::config::{BackendKind, RunSpec};
-use vaelab::data::{default_dir, Extras, Feed, Mnist, Split, StackLoader};
-use vaelab::train::{device_for, StackTrainee};
+use vaelab::data::{default_dir, Extras, Mnist, Split, StackLoader};
+use vaelab::train::StackTrainee;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -53,7 +54,7 @@ fn main() -> anyhow::Result<()> {
     let loader = StackLoader::new(
         data,
         spec.batch_size,
-        Feed::Train,
+        Split::Train,
         seeds,
         Extras {
             noise: spec.latent,

@@ -122,14 +122,34 @@ impl Dataset {
     }
 }
 
+impl std::fmt::Display for Split {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Split {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "train" => Ok(Split::Train),
+            "test" => Ok(Split::Test),
+            other => Err(format!("split {other:?}: expected train or test")),
+        }
+    }
+}
+
 impl std::fmt::Display for Dataset {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-/// Which half of a data set.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which half of a data set: the split a loader feeds (training batches are shuffled per
+/// member and epoch, test batches keep file order), a tally belongs to, and a row of
+/// `metrics.parquet` records (`split` column: `train` or `test`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Split {
     /// The 60,000 training images.
     Train,
@@ -138,6 +158,14 @@ pub enum Split {
 }
 
 impl Split {
+    /// The name in tables: `train` or `test`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Test => "test",
+        }
+    }
+
     fn file_prefix(self) -> &'static str {
         match self {
             Split::Train => "train",
@@ -388,16 +416,6 @@ pub fn epoch_order(range: std::ops::Range<usize>, seed: u64, epoch: usize) -> Ve
     order
 }
 
-/// Which split a [`StackLoader`] feeds: training batches are shuffled per member and epoch;
-/// evaluation keeps file order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Feed {
-    /// Shuffled by each member's seed and the epoch number.
-    Train,
-    /// File order.
-    Test,
-}
-
 /// A Burn [`DataLoader`] feeding M stacked members from one in-memory MNIST split, each member
 /// exactly as its own run would be fed: its data order depends only on (its seed, epoch), and
 /// its noise is a stream of its own seeded by (its seed, split, epoch).
@@ -409,7 +427,7 @@ pub enum Feed {
 pub struct StackLoader {
     data: Mnist,
     batch_size: usize,
-    feed: Feed,
+    feed: Split,
     seeds: Vec<u64>,
     extras: Extras,
     next_epoch: Arc<AtomicUsize>,
@@ -422,7 +440,7 @@ impl StackLoader {
     pub fn new(
         data: Mnist,
         batch_size: usize,
-        feed: Feed,
+        feed: Split,
         seeds: Vec<u64>,
         extras: Extras,
         first_epoch: usize,
@@ -465,10 +483,10 @@ pub struct Extras {
 }
 
 /// The standard-normal stream of a member's noise in one split and epoch.
-pub fn noise_stream(seed: u64, feed: Feed, epoch: usize) -> Pcg64Mcg {
+pub fn noise_stream(seed: u64, feed: Split, epoch: usize) -> Pcg64Mcg {
     let salt = match feed {
-        Feed::Train => 0x5EED,
-        Feed::Test => 0x7E57,
+        Split::Train => 0x5EED,
+        Split::Test => 0x7E57,
     };
     Pcg64Mcg::seed_from_u64(epoch_seed(seed ^ salt, epoch))
 }
@@ -481,8 +499,8 @@ impl DataLoader<StackBatch> for StackLoader {
             .seeds
             .iter()
             .map(|&seed| match self.feed {
-                Feed::Train => epoch_order(range.clone(), seed, epoch),
-                Feed::Test => range.clone().collect(),
+                Split::Train => epoch_order(range.clone(), seed, epoch),
+                Split::Test => range.clone().collect(),
             })
             .collect();
         let noise = self

@@ -1,12 +1,17 @@
 //! vaelab: a research harness for autoencoder experiments.
 //!
-//! The modules follow the data: [`config`] (validated run specs) → [`data`] (MNIST) →
-//! [`model`] (AE, VAE) → [`train`] (a run's life cycle and Burn's Learner) → [`store`] (run
-//! directories, durable writes, Parquet, provenance) → [`sweep`] (manifests, resumable
-//! execution here or on Slurm) → [`report`] (tables, plots, diffs, the HTML report) → [`cli`].
-//! Cross-cutting: [`panics`] (panics as one-line failures), [`faults`] (failpoints for tests).
+//! The stages follow the data, and each imports only the stages before it: [`data`] (MNIST,
+//! loaders) → [`model`] (AE, VAE, CVAE, stacked) → [`config`] (run specs, the parameter schema,
+//! matrices, the pre-flight) → [`store`] (run directories, durable writes, Parquet tables,
+//! provenance, run lookup) → [`train`] (a run's life cycle and Burn's Learner) → [`eval`]
+//! (test-set likelihoods, active units, the judge) → [`sweep`] (manifests, resumable execution
+//! here or on Slurm) → [`compare`] (finding runs, `diff`, `repro`) → [`report`] (tables, plots,
+//! the HTML report: rendering only) → [`cli`] (one function per command).
+//! Cross-cutting, importing no stage: [`tool`] (running git and other tools), [`panics`]
+//! (panics as one-line failures), [`faults`] (failpoints for tests).
 
 pub mod cli;
+pub mod compare;
 pub mod config;
 pub mod data;
 pub mod eval;
@@ -16,6 +21,7 @@ pub mod panics;
 pub mod report;
 pub mod store;
 pub mod sweep;
+pub mod tool;
 pub mod train;
 
 /// The run parameters' defaults at the crate root, where the command-line grammar

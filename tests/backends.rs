@@ -23,7 +23,11 @@ fn train(backend: BackendKind) -> f64 {
     };
     let report = train_run(&spec, &opts).unwrap();
     assert_eq!(report.outcome, Outcome::Done);
-    let test = report.rows.iter().find(|r| r.split == "test").unwrap();
+    let test = report
+        .rows
+        .iter()
+        .find(|r| r.split.as_str() == "test")
+        .unwrap();
     test.loss
 }
 

@@ -23,7 +23,7 @@ fn fake_run(store: &Store, id: &str, spec: &RunSpec, commit: &str, recon: f64, k
     let row = |epoch: u32, split: &str, extra: f64| EpochRow {
         run_id: id.to_string(),
         epoch,
-        split: split.to_string(),
+        split: split.parse().unwrap(),
         recon: recon + extra,
         kl: Some(kl),
         beta_kl: Some(spec.beta * kl),
@@ -186,7 +186,17 @@ fn diff_pairs_runs_across_commits_with_exact_deltas_and_verdicts() {
     assert_eq!(single("0.02").status.code(), Some(0));
     // Markdown renders a table.
     let md = vaelab_in(repo, &["diff", "HEAD~1", "HEAD", "--format", "md"]);
-    assert!(String::from_utf8_lossy(&md.stdout).contains("| params | metric | A | B | delta |"));
+    let md_text = String::from_utf8_lossy(&md.stdout);
+    let header = md_text
+        .lines()
+        .find(|l| l.starts_with("| params"))
+        .unwrap_or_else(|| panic!("no Markdown table in:\n{md_text}"));
+    let cells: Vec<&str> = header
+        .split('|')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(cells[..5], ["params", "metric", "A", "B", "delta"]);
 }
 
 #[test]
@@ -249,7 +259,7 @@ fn ls_filters_and_show_and_unknown_names() {
     for (args, want) in [
         (
             vec!["diff", "nosuch", "HEAD"],
-            "\"nosuch\" is neither a sweep, a run id nor a git revision",
+            "no sweep, run id or git revision named \"nosuch\"",
         ),
         (
             vec!["ls", "--where", "colour=red"],

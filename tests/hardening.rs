@@ -146,12 +146,11 @@ fn a_kill_between_writing_and_renaming_metrics_leaves_the_last_whole_file() {
     assert_eq!(numbers(&run), numbers(reference()));
 }
 
-/// Every file a run writes is flushed before it is renamed into place, and its directory
-/// after (traced with strace: `-y` prints the path behind each file descriptor).
-#[test]
-fn every_file_is_fsynced_before_its_rename_and_the_directory_after() {
-    let results = tempfile::tempdir().unwrap();
-    let trace = results.path().join("trace");
+/// Runs `vaelab --results <results> --data MNIST <args>` under strace (`-y` prints the path
+/// behind each file descriptor) and checks that every file it renames into place was flushed
+/// before its rename, and its directory after; returns the paths renamed into place, relative
+/// to `results`.
+fn traced_atomic_writes(results: &Path, trace: &Path, args: &[&str]) -> Vec<String> {
     let out = Command::new("strace")
         .args([
             "-f",
@@ -161,19 +160,17 @@ fn every_file_is_fsynced_before_its_rename_and_the_directory_after() {
             "trace=fsync,fdatasync,rename,renameat,renameat2",
         ])
         .arg("-o")
-        .arg(&trace)
+        .arg(trace)
         .arg(env!("CARGO_BIN_EXE_vaelab"))
         .arg("--results")
-        .arg(results.path().join("r"))
+        .arg(results)
         .arg("--data")
         .arg(common::mnist_dir())
-        .args([
-            "--quiet", "train", "--epochs", "1", "--limit", "300", "--hidden", "16",
-        ])
+        .args(args)
         .output()
         .expect("strace runs (apt-get install strace; ./scripts/setup does)");
     assert!(out.status.success(), "{}", common::text(&out));
-    let log = std::fs::read_to_string(&trace).unwrap();
+    let log = std::fs::read_to_string(trace).unwrap();
     let lines: Vec<&str> = log.lines().collect();
     let mut renamed = Vec::new();
     // A line that starts a rename (strace splits a call another thread interrupts into
@@ -215,14 +212,33 @@ fn every_file_is_fsynced_before_its_rename_and_the_directory_after() {
             "{from} renamed without an fsync first:\n{log}"
         );
         assert!(synced_dir_after, "{dir} not fsynced after {to}:\n{log}");
+        let to = Path::new(to);
         renamed.push(
-            Path::new(to)
-                .file_name()
-                .unwrap()
+            to.strip_prefix(results)
+                .unwrap_or(to)
                 .to_string_lossy()
                 .into_owned(),
         );
     }
+    renamed
+}
+
+/// Every file a run and a sweep write is flushed before it is renamed into place, and its
+/// directory after: the run's files (a train, evaluated when it ends), then the sweep's own
+/// (its manifest, its two tables, its report page).
+#[test]
+fn every_file_is_fsynced_before_its_rename_and_the_directory_after() {
+    let scratch = tempfile::tempdir().unwrap();
+    let results = scratch.path().join("r");
+    let renamed = traced_atomic_writes(
+        &results,
+        &scratch.path().join("train.trace"),
+        &[
+            "--quiet", "train", "--epochs", "1", "--limit", "300", "--hidden", "16",
+        ],
+    );
+    let run = common::only_run(&results);
+    let id = run.file_name().unwrap().to_str().unwrap();
     for file in [
         "config.toml",
         "provenance.toml",
@@ -230,6 +246,31 @@ fn every_file_is_fsynced_before_its_rename_and_the_directory_after() {
         "metrics.parquet",
         "model.bpk",
         "model-1.bpk",
+        "eval.parquet",
+    ] {
+        let file = format!("runs/{id}/{file}");
+        assert!(
+            renamed.contains(&file),
+            "{file} not written atomically: {renamed:?}"
+        );
+    }
+
+    let matrix = write_matrix(
+        scratch.path(),
+        "fsync",
+        "[base]\nepochs = 1\nlimit = 300\nhidden = [16]\n",
+    );
+    let results = scratch.path().join("s");
+    let renamed = traced_atomic_writes(
+        &results,
+        &scratch.path().join("sweep.trace"),
+        &["--quiet", "sweep", path(&matrix)],
+    );
+    for file in [
+        "sweeps/fsync/manifest.toml",
+        "sweeps/fsync/summary.parquet",
+        "sweeps/fsync/epochs.parquet",
+        "sweeps/fsync/report/index.html",
     ] {
         assert!(
             renamed.iter().any(|r| r == file),
@@ -300,12 +341,47 @@ fn a_worker_that_keeps_dying_is_retried_then_failed_and_a_relaunch_finishes_it()
     let status = common::vaelab(&results, &["status", "dies"]);
     assert!(common::text(&status).contains("0 done, 0 running, 0 queued, 0 interrupted, 2 failed"));
 
-    // Relaunching retries failed runs: each restores its model from the last checkpoint.
+    // Relaunching retries failed runs: each restores its model from the last checkpoint. It
+    // trains no epoch (no epoch line; the metrics and the checkpoints keep their bytes and their
+    // last write), and the model it restores is the one of the same runs trained uninterrupted.
+    let before = common::run_files(&results);
+    for run in std::fs::read_dir(results.join("runs")).unwrap() {
+        let run = run.unwrap().path();
+        let rel = run.strip_prefix(&results).unwrap();
+        assert!(!run.join("model.bpk").exists(), "{}", run.display());
+        assert!(before.contains_key(&rel.join("metrics.parquet")));
+        assert!(before.contains_key(&rel.join("checkpoint/model-1.bpk")));
+    }
     let again = common::vaelab(&results, &args);
-    assert!(again.status.success(), "{}", common::text(&again));
+    let text = common::text(&again);
+    assert!(again.status.success(), "{text}");
+    let trained = common::epoch_lines(&text);
+    assert!(trained.is_empty(), "the relaunch trained again:\n{text}");
+    let after = common::run_files(&results);
+    for (file, stamp) in &before {
+        let kept = file.ends_with("metrics.parquet")
+            || file.parent().is_some_and(|d| d.ends_with("checkpoint"));
+        if kept {
+            assert!(
+                after.get(file) == Some(stamp),
+                "the relaunch rewrote {}:\n{text}",
+                file.display()
+            );
+        }
+    }
+    // The same sweep without the fault, its workers on the same threads.
+    let whole = scratch.path().join("whole");
+    let out = common::vaelab(&whole, &args);
+    assert!(out.status.success(), "{}", common::text(&out));
     for run in std::fs::read_dir(results.join("runs")).unwrap() {
         let run = run.unwrap().path();
         assert_eq!(state_of(&results, &run), RunState::Done);
+        let uninterrupted = whole.join("runs").join(run.file_name().unwrap());
+        assert_eq!(numbers(&run), numbers(&uninterrupted));
+        assert_eq!(
+            common::model_outputs(&run),
+            common::model_outputs(&uninterrupted)
+        );
     }
 }
 
@@ -368,23 +444,27 @@ fn sizes_that_cannot_fit_are_refused_before_anything_is_written() {
     let scratch = tempfile::tempdir().unwrap();
     let matrix = write_matrix(scratch.path(), "huge", "[grid]\nlatent = [1000000000000]\n");
     let results = scratch.path().join("results");
-    for dry in [true, false] {
-        let mut args = vec!["sweep", path(&matrix)];
-        if dry {
-            args.push("--dry-run");
-        }
-        let out = common::vaelab(&results, &args);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{err}");
-        assert_eq!(err.lines().count(), 1, "{err}");
-        assert!(
-            err.starts_with(&format!("error: {}:", matrix.display()))
-                && err.contains("latent = 1000000000000: this model needs about")
-                && err.contains("available"),
-            "{err}"
-        );
-        assert!(!results.exists());
-    }
+    // Parsing asks nothing of the machine: the dry run lists the run and writes nothing.
+    let out = common::vaelab(&results, &["sweep", path(&matrix), "--dry-run"]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    assert!(
+        common::text(&out).contains("latent=1000000000000"),
+        "{}",
+        common::text(&out)
+    );
+    assert!(!results.exists());
+    // The pre-flight refuses it before anything is written.
+    let out = common::vaelab(&results, &["sweep", path(&matrix)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!("error: {}:", matrix.display()))
+            && err.contains("latent = 1000000000000: this model needs about")
+            && err.contains("available"),
+        "{err}"
+    );
+    assert!(!results.exists());
     let out = common::vaelab(&results, &["train", "--latent", "1000000000000"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
@@ -452,6 +532,96 @@ fn sigint(child: &std::process::Child) {
     }
 }
 
+/// Which output of a [`Watched`] process a line came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stream {
+    Out,
+    Err,
+}
+
+/// A process started in the background whose stdout and stderr are read line by line as they
+/// come, so that a test can act the moment a line appears.
+struct Watched {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<(Stream, String)>,
+    /// Every line read so far, in arrival order.
+    seen: Vec<(Stream, String)>,
+}
+
+impl Watched {
+    fn start(mut command: Command) -> Self {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("vaelab starts");
+        let (tx, lines) = std::sync::mpsc::channel();
+        fn pump(
+            from: impl std::io::Read + Send + 'static,
+            stream: Stream,
+            tx: std::sync::mpsc::Sender<(Stream, String)>,
+        ) {
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(from).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send((stream, line)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        pump(child.stdout.take().unwrap(), Stream::Out, tx.clone());
+        pump(child.stderr.take().unwrap(), Stream::Err, tx);
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (at most `timeout`) for a line of `stream` starting with `prefix`, and returns it.
+    fn wait_for_line(&mut self, stream: Stream, prefix: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some((_, line)) = self
+                .seen
+                .iter()
+                .find(|(s, l)| *s == stream && l.starts_with(prefix))
+            {
+                return line.clone();
+            }
+            match self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) => self.seen.push(line),
+                Err(e) => panic!(
+                    "no {stream:?} line starting with {prefix:?} ({e}) in:\n{}",
+                    self.text()
+                ),
+            }
+        }
+    }
+
+    fn text(&self) -> String {
+        self.seen.iter().map(|(_, l)| format!("{l}\n")).collect()
+    }
+
+    /// Waits for the process to end: its exit status and every line it wrote.
+    fn finish(mut self) -> (std::process::ExitStatus, String) {
+        let status = self.child.wait().unwrap();
+        // The readers end when the pipes close.
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(60)) {
+            self.seen.push(line);
+        }
+        (status, self.text())
+    }
+}
+
+/// What the first Ctrl-C prints on stderr (`cli::install_ctrl_c`).
+const STOPPING: &str = "stopping at the next batch boundary";
+
 #[test]
 fn ctrl_c_stops_at_a_batch_boundary_names_one_state_everywhere_and_resumes() {
     let scratch = tempfile::tempdir().unwrap();
@@ -461,17 +631,17 @@ fn ctrl_c_stops_at_a_batch_boundary_names_one_state_everywhere_and_resumes() {
         "[base]\nepochs = 3\nlimit = 6000\nhidden = [64]\n",
     );
     let results = scratch.path().join("results");
-    let mut child = common::command(&results)
-        .args(["--quiet", "sweep", path(&matrix)])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for_epochs(&results, 1, &mut child);
-    sigint(&child);
-    let out = child.wait_with_output().unwrap();
-    let text = common::text(&out);
-    assert_eq!(out.status.code(), Some(130), "{text}");
+    let sweep = || {
+        let mut command = common::command(&results);
+        command.args(["--quiet", "sweep", path(&matrix)]);
+        command
+    };
+    let mut first = Watched::start(sweep());
+    wait_for_epochs(&results, 1, &mut first.child);
+    sigint(&first.child);
+    first.wait_for_line(Stream::Err, STOPPING, Duration::from_secs(60));
+    let (status, text) = first.finish();
+    assert_eq!(status.code(), Some(130), "{text}");
     assert!(text.contains("interrupted: rerun"), "{text}");
     // The summary table's line (not the per-epoch lines, which start with the id too).
     let table_state = text
@@ -501,32 +671,52 @@ fn ctrl_c_stops_at_a_batch_boundary_names_one_state_everywhere_and_resumes() {
     // The ETA comes from the measured epoch.
     assert!(!status.contains("eta unknown"), "{status}");
 
-    // A second Ctrl-C quits at once.
-    let mut child = common::command(&results)
-        .args(["--quiet", "sweep", path(&matrix)])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for_epochs(&results, 2, &mut child);
-    sigint(&child);
-    std::thread::sleep(Duration::from_millis(20));
-    sigint(&child);
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130));
-    // At once: no summary, no tables, no "rerun to resume" of a graceful stop.
-    let text = common::text(&out);
+    // A second Ctrl-C, sent the moment the first one's "stopping" line is on stderr (while the
+    // run winds down to its batch boundary), quits at once.
+    let mut second = Watched::start(sweep());
+    wait_for_epochs(&results, 2, &mut second.child);
+    sigint(&second.child);
+    second.wait_for_line(Stream::Err, STOPPING, Duration::from_secs(60));
+    sigint(&second.child);
+    let (status, text) = second.finish();
+    assert_eq!(status.code(), Some(130), "{text}");
+    assert!(text.contains("resuming after epoch 1/3"), "{text}");
+    // At once: no summary, no tables, no "rerun to resume" of a graceful stop, and nothing
+    // recorded on the way out: status.toml still says running (its process gone, the run
+    // reads as interrupted).
     assert!(
         !text.contains("tables: ") && !text.contains("interrupted: rerun"),
         "{text}"
     );
+    let run = common::only_run(&results);
+    let store = Store::new(&results);
+    let dir = store.run(run.file_name().unwrap().to_str().unwrap());
+    assert_eq!(
+        dir.read_status().unwrap().map(|s| s.state),
+        Some(RunState::Running),
+        "{text}"
+    );
+    assert_eq!(dir.current_state(), RunState::Interrupted);
 
     let last = common::vaelab(&results, &["--quiet", "sweep", path(&matrix)]);
     assert!(last.status.success(), "{}", common::text(&last));
     assert!(
-        common::text(&last).contains("resuming after epoch"),
+        common::text(&last).contains("resuming after epoch 2/3"),
         "{}",
         common::text(&last)
+    );
+    // Stopped twice and resumed twice, the run has the per-epoch numbers and the network of
+    // the same sweep trained without a stop.
+    let whole = scratch.path().join("whole");
+    let out = common::vaelab(&whole, &["--quiet", "sweep", path(&matrix)]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    let uninterrupted = common::only_run(&whole);
+    assert_eq!(run.file_name(), uninterrupted.file_name());
+    assert_eq!(numbers(&run).len(), 6);
+    assert_eq!(numbers(&run), numbers(&uninterrupted));
+    assert_eq!(
+        common::model_outputs(&run),
+        common::model_outputs(&uninterrupted)
     );
 }
 
@@ -571,21 +761,175 @@ fn a_run_held_by_another_process_exits_busy_and_entry_trains_one_manifest_entry(
     assert!(common::text(&out).contains(&format!("busy: {}", run.id)));
 }
 
+/// `git args` in `repo` (without taking git's optional index lock, so that build.rs, which
+/// watches `.git/index`, sees no change); its trimmed stdout, `None` outside git.
+fn git_in(repo: &Path, args: &[&str]) -> Option<String> {
+    let out = Command::new("git")
+        .arg("--no-optional-locks")
+        .args(args)
+        .current_dir(repo)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Checks `p`'s code facts against `repo` as it is: commit, branch and dirty flag against git,
+/// the code fingerprint against the files, rustc against `rustc --version`, Cargo.lock's hash
+/// and the dependency versions against Cargo.lock itself.
+fn check_code_provenance(repo: &Path, p: &Provenance) {
+    // The code: src/ (tracked or not, hidden files aside), Cargo.toml, Cargo.lock, build.rs.
+    let code = ["src", "Cargo.toml", "Cargo.lock", "build.rs"];
+    match git_in(repo, &["rev-parse", "HEAD"]) {
+        Some(head) => {
+            assert_eq!(p.git_commit, head, "the commit");
+            let branch = git_in(repo, &["rev-parse", "--abbrev-ref", "HEAD"]).unwrap();
+            assert_eq!(p.git_branch, branch, "the branch");
+            let mut status = vec!["status", "--porcelain", "--untracked-files=all", "--"];
+            status.extend(code);
+            let changed = git_in(repo, &status).unwrap();
+            assert_eq!(
+                p.git_dirty,
+                !changed.is_empty(),
+                "the dirty flag; git status of the code:\n{changed}"
+            );
+        }
+        // A tarball: no commit, and nothing can say the code is clean.
+        None => assert_eq!(
+            (p.git_commit.as_str(), p.git_branch.as_str(), p.git_dirty),
+            ("unknown", "unknown", true)
+        ),
+    }
+
+    // The fingerprint, recomputed from the files by the README's rule: sha256 over each file's
+    // relative path, a NUL, its length (u64, little-endian) and its bytes, in path order.
+    fn walk(repo: &Path, rel: &Path, out: &mut Vec<PathBuf>) {
+        if rel
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
+            return;
+        }
+        let path = repo.join(rel);
+        if path.is_dir() {
+            for entry in std::fs::read_dir(&path).unwrap() {
+                walk(repo, &rel.join(entry.unwrap().file_name()), out);
+            }
+        } else if path.is_file() {
+            out.push(rel.to_path_buf());
+        }
+    }
+    let mut files = Vec::new();
+    for c in code {
+        walk(repo, Path::new(c), &mut files);
+    }
+    files.sort();
+    let mut hashed = Vec::new();
+    for f in &files {
+        let bytes = std::fs::read(repo.join(f)).unwrap();
+        hashed.extend_from_slice(f.to_string_lossy().replace('\\', "/").as_bytes());
+        hashed.push(0);
+        hashed.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        hashed.extend_from_slice(&bytes);
+    }
+    assert_eq!(
+        p.code_fingerprint,
+        format!("code-{}", &sha256_hex(&hashed)[..16]),
+        "the content hash of {} files",
+        files.len()
+    );
+
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let version = Command::new(rustc)
+        .arg("--version")
+        .current_dir(repo)
+        .output()
+        .unwrap();
+    assert_eq!(p.rustc, String::from_utf8_lossy(&version.stdout).trim());
+
+    let lock = std::fs::read_to_string(repo.join("Cargo.lock")).unwrap();
+    assert_eq!(p.cargo_lock_sha256, sha256_hex(lock.as_bytes()));
+    let lock: toml::Table = toml::from_str(&lock).unwrap();
+    let packages = lock.get("package").and_then(|v| v.as_array()).unwrap();
+    let locked = |name: &str| -> Vec<&str> {
+        packages
+            .iter()
+            .filter(|pkg| pkg.get("name").and_then(|n| n.as_str()) == Some(name))
+            .filter_map(|pkg| pkg.get("version").and_then(|v| v.as_str()))
+            .collect()
+    };
+    for name in [
+        "burn",
+        "burn-tch",
+        "burn-train",
+        "tch",
+        "torch-sys",
+        "polars",
+        "plotters",
+    ] {
+        assert!(
+            p.dependencies.contains_key(name),
+            "{name} missing: {:?}",
+            p.dependencies
+        );
+    }
+    for (name, version) in &p.dependencies {
+        assert_eq!(
+            locked(name.as_str()),
+            [version.as_str()],
+            "{name} in Cargo.lock"
+        );
+    }
+}
+
+/// The libtorch at `root` as build.rs describes it: `<version> (git <10 hex digits>`, read
+/// from the install's `torch/version.py`.
+fn libtorch_version_py(root: &Path) -> String {
+    let so = root.join("lib/libtorch_cpu.so").canonicalize().unwrap();
+    let py = so.parent().unwrap().parent().unwrap().join("version.py");
+    let text = std::fs::read_to_string(&py).unwrap();
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                (k.trim() == key).then(|| v.trim().trim_matches(['\'', '"']).to_string())
+            })
+            .unwrap_or_else(|| panic!("no {key} in {}", py.display()))
+    };
+    let git = field("git_version");
+    format!(
+        "{} (git {}",
+        field("__version__"),
+        &git[..git.len().min(10)]
+    )
+}
+
 #[test]
 fn provenance_records_what_can_change_numbers_and_tables_keep_their_schemas() {
     let run = reference();
     let store = Store::new(run.parent().unwrap().parent().unwrap());
     let p = Provenance::read(&store.run(run.file_name().unwrap().to_str().unwrap())).unwrap();
+    // The binary was built from this checkout (cargo builds the tests, the executable and its
+    // library from one tree, just before running them): what the run recorded must be what
+    // git, rustc and the files say now, not what the build's own constants say.
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    check_code_provenance(repo, &p);
+    let libtorch = option_env!("LIBTORCH").expect("LIBTORCH is set for the build");
+    let libtorch = libtorch_version_py(Path::new(libtorch));
     assert!(
-        p.code_fingerprint.starts_with("code-"),
-        "{}",
-        p.code_fingerprint
+        p.libtorch.starts_with("2.9.0") && p.libtorch.starts_with(&libtorch),
+        "{} recorded, {libtorch} installed",
+        p.libtorch
     );
-    assert_eq!(
-        p.code_fingerprint,
-        vaelab::store::build_info::CODE_FINGERPRINT
-    );
-    assert!(p.libtorch.starts_with("2.9.0"), "{}", p.libtorch);
     assert!(p.torch_threads >= 1 && p.threads >= 1 && !p.cpu.is_empty());
     assert_eq!(p.data_sha256.len(), 4, "{:?}", p.data_sha256);
     use sha2::Digest;
@@ -648,6 +992,7 @@ fn sweep_tables_keep_their_schemas() {
     let params = [
         "sweep:str",
         "model:str",
+        "dataset:str",
         "beta:f64",
         "latent:u32",
         "hidden:str",
@@ -657,6 +1002,7 @@ fn sweep_tables_keep_their_schemas() {
         "seed:u64",
         "limit:u32",
         "backend:str",
+        "device:str",
     ];
     let mut summary = vec!["run_id:str"];
     summary.extend(params);

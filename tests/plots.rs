@@ -633,12 +633,12 @@ fn the_curves_chart_plots_every_runs_metrics() {
         let mut drawn = 0;
         for run in &manifest.runs {
             let rows = read_metrics(&store.run(&run.id).metrics_path()).unwrap();
-            let line = |split: &str| -> Vec<(f64, f64)> {
+            let line = |split: Split| -> Vec<(f64, f64)> {
                 let mut rows: Vec<&EpochRow> = rows.iter().filter(|r| r.split == split).collect();
                 rows.sort_by_key(|r| r.epoch);
                 rows.into_iter().filter_map(at).collect()
             };
-            let (test, train) = (line("test"), line("train"));
+            let (test, train) = (line(Split::Test), line(Split::Train));
             if test.is_empty() {
                 assert!(
                     metric(&rows[0]).is_none(),

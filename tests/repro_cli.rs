@@ -54,7 +54,7 @@ fn repro_on_a_slice_reports_both_tables_from_the_runs_parquet() {
                     read_metrics(&results.join("runs").join(&r.id).join("metrics.parquet"))
                         .unwrap()
                         .into_iter()
-                        .find(|row| row.epoch == epoch && row.split == "train")
+                        .find(|row| row.epoch == epoch && row.split == vaelab::data::Split::Train)
                         .and_then(|row| row.article_loss)
                         .unwrap()
                 })
@@ -72,9 +72,12 @@ fn repro_on_a_slice_reports_both_tables_from_the_runs_parquet() {
             "{figure}"
         );
     }
-    // A relaunch reuses the finished runs and writes the same report.
+    // A relaunch reuses the finished runs: it trains nothing (no epoch line; every run's
+    // metrics, provenance, status, model and checkpoints keep their bytes and their last write)
+    // and writes the same report.
+    let before = common::run_files(&results);
     let again = common::vaelab(&results, &args);
-    assert!(again.status.success(), "{}", common::text(&again));
+    common::assert_trained_nothing(&results, &before, &again);
     assert_eq!(
         std::fs::read_to_string(results.join("sweeps/article/repro.md")).unwrap(),
         report

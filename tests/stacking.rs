@@ -108,6 +108,76 @@ fn stacked_members_equal_their_runs_alone_bit_for_bit() {
     assert_eq!(prov.stacks, ["epochs 1-: stack of 1"]);
 }
 
+/// A stacked member's per-epoch `seconds` is its share of the stack's time (README, "Stacked
+/// sweeps"): the split's wall time divided by the number of members M, the same for every
+/// member, so that M times a member's seconds, summed over epochs 2 to the last, is the time
+/// between the stack's first and last epoch lines, measured here as they arrive.
+#[test]
+fn a_stacked_members_seconds_are_the_split_time_divided_by_the_members() {
+    use std::io::BufRead;
+    use std::time::Instant;
+    let scratch = tempfile::tempdir().unwrap();
+    let matrix = scratch.path().join("pair.toml");
+    // Eight short epochs (the evaluation at the end runs on as many test images as the limit).
+    let epochs = 8;
+    std::fs::write(
+        &matrix,
+        format!("[sweep]\nname = \"pair\"\n[base]\nmodel = \"vae\"\nepochs = {epochs}\nlimit = 5000\nhidden = [64]\n[grid]\nseed = [1, 2]\n"),
+    )
+    .unwrap();
+    let results = scratch.path().join("results");
+    let mut child = common::command(&results)
+        .args(["--quiet", "sweep", path(&matrix), "--stack", "2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines: Vec<(String, Instant)> = Vec::new();
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        lines.push((line.unwrap(), Instant::now()));
+    }
+    let text: String = lines.iter().map(|(l, _)| format!("{l}\n")).collect();
+    assert!(child.wait().unwrap().success(), "{text}");
+    let runs = common::metrics_by_run(&results);
+    assert_eq!(runs.len(), 2);
+    let store = Store::new(&results);
+    let with_seconds: Vec<Vec<vaelab::store::EpochRow>> = runs
+        .iter()
+        .map(|(id, _)| vaelab::store::read_metrics(&store.run(id).metrics_path()).unwrap())
+        .collect();
+    for (id, _) in &runs {
+        let stacks = Provenance::read(&store.run(id)).unwrap().stacks;
+        assert_eq!(stacks.len(), 1, "{stacks:?}");
+        assert!(stacks[0].contains("stack of 2 with"), "{stacks:?}");
+    }
+    // Every member gets the same share of each split.
+    let (a, b) = (&with_seconds[0], &with_seconds[1]);
+    assert_eq!(a.len(), 2 * epochs);
+    assert_eq!(b.len(), a.len());
+    for (x, y) in a.iter().zip(b) {
+        assert_eq!((x.epoch, &x.split), (y.epoch, &y.split));
+        assert!(x.seconds > 0.0, "{x:?}");
+        assert_eq!(x.seconds, y.seconds, "epoch {} {}", x.epoch, x.split);
+    }
+    // When the first member's line of each epoch arrived.
+    let first = &runs[0].0;
+    let arrived = |epoch: usize| {
+        let head = format!("{first} epoch {epoch:>3}/{epochs}");
+        lines
+            .iter()
+            .find(|(l, _)| l.starts_with(&head))
+            .unwrap_or_else(|| panic!("no {head:?} in:\n{text}"))
+            .1
+    };
+    let wall = arrived(epochs).duration_since(arrived(1)).as_secs_f64();
+    let shares: f64 = a.iter().filter(|r| r.epoch >= 2).map(|r| r.seconds).sum();
+    let stack = 2.0 * shares;
+    assert!(
+        wall > 0.3 && (stack - wall).abs() <= 0.1 * wall + 0.05,
+        "2 × a member's seconds of epochs 2-{epochs}: {stack:.3} s; the stack took {wall:.3} s"
+    );
+}
+
 /// At shapes where libtorch picks another matmul kernel for a stack than for one run (tiny
 /// widths, batch 5) a member may differ from its run alone by rounding: within 1e-5 relative
 /// after 3 epochs (measured: at most 4.3e-7 after 10 epochs, README "Stacked sweeps").

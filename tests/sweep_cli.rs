@@ -1,5 +1,6 @@
 //! The real `vaelab sweep` binary: the malformed-matrix catalogue, dry runs, resuming after
-//! `kill -9` at several points, and two sweeps sharing one results directory.
+//! `kill -9` at several points, a relaunch that trains nothing, two sweeps sharing one results
+//! directory, `--jobs 2`, and the ETA of `status` and of the live page.
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -7,7 +8,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use vaelab::store::{read_metrics, read_parquet, EpochRow};
+use vaelab::store::{
+    read_metrics, read_parquet, write_metrics, EpochRow, Lock, Provenance, RunState, RunStatus,
+    Store,
+};
+use vaelab::sweep::stacking::StackPolicy;
+use vaelab::sweep::Manifest;
 
 /// Two tiny runs (an AE and a VAE), three epochs each on 6,000 images: long enough for a kill
 /// to land inside an epoch, short enough for the suite.
@@ -244,6 +250,12 @@ fn a_sweep_killed_again_and_again_resumes_to_the_uninterrupted_numbers() {
         let df = read_parquet(&results.join(format!("sweeps/tiny/{table}.parquet"))).unwrap();
         assert_eq!(df.height(), if table == "summary" { 2 } else { 12 });
     }
+    // Relaunching the finished sweep trains nothing: no epoch line, and every run's metrics,
+    // provenance, status, model and checkpoints keep their bytes and their last write.
+    let before = common::run_files(&results);
+    let again = common::vaelab(&results, &["--quiet", "sweep", path(&matrix)]);
+    common::assert_trained_nothing(&results, &before, &again);
+    assert_eq!(&metrics_by_run(&results), reference);
 }
 
 #[test]
@@ -337,4 +349,288 @@ fn a_diverging_run_is_marked_failed_and_the_sweep_goes_on() {
             .1
     };
     assert_eq!(survivor_rows(&results), survivor_rows(&alone));
+}
+
+/// Four runs (an AE and a VAE, two seeds each), two epochs on 1,000 images.
+const FOUR_RUNS: &str = "[sweep]\nname = \"jobs\"\n[base]\nepochs = 2\nlimit = 1000\nhidden = [32]\nbeta = 1.0\n[grid]\nmodel = [\"ae\", \"vae\"]\nseed = [1, 2]\n";
+
+/// The `vaelab entry` worker processes whose parent is `parent`, read from /proc (a worker
+/// counts once it has exec'd, and no longer once it has exited: a zombie has no command line).
+fn workers_of(parent: u32) -> Vec<u32> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .filter_map(|e| {
+            let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // `pid (comm) state ppid …`; the command name may hold spaces and parentheses.
+            let ppid: u32 = stat[stat.rfind(')')? + 1..]
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let worker = cmdline.split(|&b| b == 0).any(|arg| arg == b"entry");
+            (ppid == parent && worker).then_some(pid)
+        })
+        .collect()
+}
+
+/// Variable `name` of the environment process `pid` started with (None once it has exited).
+fn environ_of(pid: u32, name: &str) -> Option<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    environ.split(|&b| b == 0).find_map(|entry| {
+        let entry = std::str::from_utf8(entry).ok()?;
+        entry
+            .strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix('='))
+            .map(String::from)
+    })
+}
+
+/// `--jobs 2` trains the entries in `vaelab entry` worker processes, two at a time, each with
+/// its share of the cores as its thread counts (`OMP_NUM_THREADS` for libtorch and
+/// `RAYON_NUM_THREADS` for the fused Adam, set by `sweep::spawn_entry`: one thread each on 2
+/// cores), and every run gets the numbers of the serial sweep.
+#[test]
+fn two_jobs_train_in_two_workers_at_once_on_their_share_of_the_cores_with_the_serial_numbers() {
+    let scratch = tempfile::tempdir().unwrap();
+    let matrix = scratch.path().join("jobs.toml");
+    std::fs::write(&matrix, FOUR_RUNS).unwrap();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let share = (cores / 2).max(1);
+    // The serial sweep trains in this process with the workers' thread count, so that both
+    // compute alike.
+    let serial = scratch.path().join("serial");
+    let out = common::vaelab_env(
+        &serial,
+        &[("OMP_NUM_THREADS", &share.to_string())],
+        &["--quiet", "sweep", path(&matrix), "--stack", "off"],
+    );
+    assert!(out.status.success(), "{}", common::text(&out));
+
+    // The `--jobs` sweep itself runs with another thread count: a worker that inherited it
+    // instead of being given its share would record that one.
+    let parallel = scratch.path().join("parallel");
+    let log = scratch.path().join("jobs.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let mut child = common::command(&parallel)
+        .env("OMP_NUM_THREADS", (share + 1).to_string())
+        .args([
+            "--quiet",
+            "sweep",
+            path(&matrix),
+            "--stack",
+            "off",
+            "--jobs",
+            "2",
+        ])
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .unwrap();
+    let mut most = 0;
+    let mut threads = std::collections::BTreeSet::new();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        let workers = workers_of(child.id());
+        most = most.max(workers.len());
+        for pid in workers {
+            for name in ["OMP_NUM_THREADS", "RAYON_NUM_THREADS"] {
+                if let Some(value) = environ_of(pid, name) {
+                    threads.insert((name, value));
+                }
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "the --jobs sweep is stuck"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let status = child.wait().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{text}");
+    assert_eq!(most, 2, "workers alive at once, at most:\n{text}");
+    // What each worker was started with, as /proc shows it.
+    let share_text = share.to_string();
+    assert_eq!(
+        threads.into_iter().collect::<Vec<_>>(),
+        [
+            ("OMP_NUM_THREADS", share_text.clone()),
+            ("RAYON_NUM_THREADS", share_text)
+        ]
+    );
+
+    let runs = metrics_by_run(&parallel);
+    assert_eq!(runs.len(), 4);
+    assert!(runs.iter().all(|(_, rows)| rows.len() == 4), "{runs:?}");
+    assert_eq!(
+        runs,
+        metrics_by_run(&serial),
+        "--jobs 2 changed the numbers"
+    );
+    for (results, by_worker) in [(&parallel, true), (&serial, false)] {
+        let store = Store::new(results);
+        for (id, _) in &runs {
+            let p = Provenance::read(&store.run(id)).unwrap();
+            assert_eq!(
+                p.command.iter().any(|a| a == "entry"),
+                by_worker,
+                "{id} in {}: {:?}",
+                results.display(),
+                p.command
+            );
+            assert_eq!(
+                p.torch_threads,
+                share,
+                "{id} in {}: libtorch threads",
+                results.display()
+            );
+        }
+    }
+    let summary = read_parquet(&parallel.join("sweeps/jobs/summary.parquet")).unwrap();
+    let states = summary.column("state").unwrap().str().unwrap().clone();
+    assert!((0..states.len()).all(|i| states.get(i) == Some("done")));
+}
+
+/// A run's rows with the given (train, test) seconds per epoch, other columns made up.
+fn rows_with_seconds(run_id: &str, seconds: &[(f64, f64)]) -> Vec<EpochRow> {
+    use vaelab::data::Split;
+    seconds
+        .iter()
+        .enumerate()
+        .flat_map(|(e, &(train, test))| {
+            let row = |split: Split, seconds: f64| EpochRow {
+                run_id: run_id.to_string(),
+                epoch: e as u32 + 1,
+                split,
+                recon: 40.0 - e as f64,
+                kl: Some(5.0),
+                beta_kl: Some(15.0),
+                loss: 55.0 - e as f64,
+                article_loss: (split == Split::Train).then_some(1700.0),
+                seconds,
+            };
+            [row(Split::Train, train), row(Split::Test, test)]
+        })
+        .collect()
+}
+
+/// The ETA is the mean measured epoch (train + test seconds, over every complete epoch of every
+/// run, finished ones included) times the epochs the unfinished runs have left, exactly: in
+/// `vaelab status` and on the live report page, from run directories with known seconds (a
+/// done run, one training now, a failed one, a queued one).
+#[test]
+fn the_eta_is_the_mean_epoch_time_times_the_epochs_left_in_status_and_on_the_live_page() {
+    let scratch = tempfile::tempdir().unwrap();
+    let matrix = scratch.path().join("eta.toml");
+    std::fs::write(
+        &matrix,
+        "[sweep]\nname = \"eta\"\n[base]\nepochs = 4\nlimit = 300\nhidden = [16]\n[grid]\nseed = [1, 2, 3, 4]\n",
+    )
+    .unwrap();
+    let results = scratch.path().join("results");
+    let store = Store::new(&results);
+    let manifest = Manifest::from_plan(
+        &vaelab::config::matrix::load(&matrix).unwrap(),
+        StackPolicy::Off,
+    );
+    manifest.freeze(&store).unwrap();
+    assert_eq!(manifest.runs.len(), 4);
+    // Run k with these epochs complete on disk (metrics and checkpoints) and this status.
+    let start = |k: usize, seconds: &[(f64, f64)], status: RunStatus| {
+        let run = store.run(&manifest.runs[k].id);
+        run.create(&manifest.runs[k].spec).unwrap();
+        write_metrics(&run.metrics_path(), &rows_with_seconds(&run.id, seconds)).unwrap();
+        for epoch in 1..=seconds.len() {
+            std::fs::write(run.checkpoint_dir().join(format!("model-{epoch}.bpk")), b"").unwrap();
+        }
+        run.write_status(&status).unwrap();
+        run
+    };
+    // Done: 4 epochs of 15 s.
+    let done = start(
+        0,
+        &[(12.0, 3.0), (14.0, 1.0), (13.0, 2.0), (11.0, 4.0)],
+        RunStatus {
+            state: RunState::Done,
+            epochs_done: 4,
+            message: None,
+        },
+    );
+    std::fs::write(done.model_path(), b"").unwrap();
+    // Training now (its lock held, as its trainer holds it): 2 epochs of 30 s done.
+    let running = start(
+        1,
+        &[(24.0, 6.0), (26.0, 4.0)],
+        RunStatus {
+            state: RunState::Running,
+            epochs_done: 0,
+            message: None,
+        },
+    );
+    let _held = Lock::acquire(&running.lock_path()).unwrap().unwrap();
+    // Failed after 1 epoch of 20 s: a relaunch retries it, but nothing is left to train now.
+    start(
+        2,
+        &[(16.0, 4.0)],
+        RunStatus {
+            state: RunState::Failed,
+            epochs_done: 1,
+            message: Some("non-finite train loss at epoch 2".into()),
+        },
+    );
+    // Run 3 is queued (never started). The mean epoch: (4 × 15 + 2 × 30 + 20) / 7 = 20 s; left:
+    // 2 epochs of the running run and 4 of the queued one, so 6 × 20 s = 2 minutes.
+    let mean = (4.0 * 15.0 + 2.0 * 30.0 + 20.0) / 7.0;
+    assert_eq!(mean * 6.0, 120.0);
+    let eta = "2m00s";
+
+    let out = common::vaelab(&results, &["status", "eta"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}", common::text(&out));
+    let head = text.lines().next().unwrap_or_default();
+    assert!(
+        head.ends_with(&format!(
+            ": 1 done, 1 running, 1 queued, 0 interrupted, 1 failed; eta {eta}"
+        )),
+        "{text}"
+    );
+    for (k, state, epoch) in [
+        (0, "done", "4/4"),
+        (1, "running", "2/4"),
+        (2, "failed", "1/4"),
+        (3, "queued", "0/4"),
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&manifest.runs[k].id))
+            .unwrap_or_else(|| panic!("no line of run {k}:\n{text}"));
+        // The state, then the epochs done.
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let at = fields.iter().position(|f| f.ends_with("/4"));
+        assert_eq!(
+            at.map(|i| (fields[i - 1], fields[i])),
+            Some((state, epoch)),
+            "{text}"
+        );
+    }
+
+    // The page of a sweep with a run training is live and shows the same ETA.
+    let out = common::vaelab(&results, &["report", "eta"]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    let html = std::fs::read_to_string(results.join("sweeps/eta/report/index.html")).unwrap();
+    let live = html
+        .split("<div class=\"live\" id=\"live\">")
+        .nth(1)
+        .map(|s| &s[..s.find("</div>").unwrap()])
+        .expect("the page of a running sweep is live");
+    assert!(
+        live.starts_with(&format!(
+            "Running: 7 of 16 epochs done, ETA <b id=\"eta\">{eta}</b>."
+        )),
+        "{live}"
+    );
 }

@@ -32,7 +32,11 @@ fn a_vae_trains_two_epochs_and_writes_tidy_parquet() {
     assert_eq!(names, METRICS_COLUMNS.map(String::from));
     let rows = read_metrics(&run.join("metrics.parquet")).unwrap();
     assert_eq!(rows.len(), 4, "2 epochs × 2 splits");
-    let get = |e: u32, s: &str| rows.iter().find(|r| r.epoch == e && r.split == s).unwrap();
+    let get = |e: u32, s: &str| {
+        rows.iter()
+            .find(|r| r.epoch == e && r.split.as_str() == s)
+            .unwrap()
+    };
     for r in &rows {
         assert!(
             r.recon.is_finite() && r.loss.is_finite() && r.seconds > 0.0,
@@ -44,7 +48,7 @@ fn a_vae_trains_two_epochs_and_writes_tidy_parquet() {
             (r.loss - (r.recon + r.beta_kl.unwrap())).abs() < 1e-3 * r.loss,
             "{r:?}"
         );
-        assert_eq!(r.article_loss.is_some(), r.split == "train");
+        assert_eq!(r.article_loss.is_some(), r.split.as_str() == "train");
     }
     assert!(get(2, "train").recon < get(1, "train").recon);
     assert!(get(2, "test").recon < get(1, "test").recon);

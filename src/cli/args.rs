@@ -59,67 +59,15 @@ pub enum Command {
     /// finished runs and resumes interrupted ones; at the end a summary table is printed,
     /// summary.parquet and epochs.parquet are written beside the manifest, the plots are drawn,
     /// and the HTML report (report/index.html, rewritten after every epoch) is finished.
-    Sweep {
-        /// The matrix, e.g. experiments/quick.toml.
-        file: PathBuf,
-        /// Print the expanded runs and their count; write nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Runs trained at once, each in its own process with its share of the cores.
-        #[arg(long, short, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
-        jobs: u16,
-        /// Train runs of one shape (kind, widths, latent, batch size, epochs, limit, backend,
-        /// device) together as one stacked model: `auto` (up to 32 members on a CPU, 64 on a
-        /// GPU, as memory allows; printed by --dry-run), `off` (every run alone), or at most N
-        /// per stack. A member's numbers are its run's alone (bit for bit at the article's shape,
-        /// else to float rounding; README, "Stacked sweeps");
-        /// --jobs runs that many stacks at once; on Slurm each array task trains one stack.
-        #[arg(long, default_value = defaults::STACK, value_name = "auto|off|N")]
-        stack: defaults::StackPolicy,
-        /// Where the runs train: here, or as one Slurm job array (submitted with sbatch; the
-        /// command returns at once; `vaelab status NAME` watches it, `vaelab cancel NAME` stops
-        /// it). Relaunching submits only the runs not done.
-        #[arg(long, value_enum, default_value = "local")]
-        executor: ExecutorArg,
-        /// Slurm settings (defaults: the matrix's [slurm] table, then the cluster's).
-        #[command(flatten)]
-        slurm: SlurmArgs,
-    },
+    Sweep(SweepArgs),
     /// Reproduce published loss tables: train the matrix's runs (or reuse finished ones), then
     /// print and write <RESULTS>/sweeps/<NAME>/repro.md with, per table, epoch | article | ours
     /// | difference | difference % and a verdict against the matrix's [repro] tolerance, the
     /// identification sweep's ranking, and the article's figures for these runs.
-    Repro {
-        /// A matrix with a [repro] table, e.g. experiments/article.toml.
-        file: PathBuf,
-        /// Train seeds 0..N of every run (mean ± sd per epoch) instead of the matrix's seeds.
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100))]
-        seeds: Option<u64>,
-        /// Override the epochs of every run (e.g. 2 for a quick check).
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-        epochs: Option<u32>,
-        /// Train and test on the first N images of each split only.
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-        limit: Option<u32>,
-        /// Add a column with plain PyTorch on the same setup (scripts/reference/article.py; needs
-        /// ./scripts/setup-reference).
-        #[arg(long)]
-        with_reference: bool,
-        /// Runs trained at once.
-        #[arg(long, short, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
-        jobs: u16,
-        /// Stack runs of one shape as `vaelab sweep --stack` does.
-        #[arg(long, default_value = defaults::STACK, value_name = "auto|off|N")]
-        stack: defaults::StackPolicy,
-    },
+    Repro(ReproArgs),
     /// Train entry INDEX (0-based) of a frozen sweep manifest: one self-contained job, e.g. one
     /// task of a Slurm array (`--array=0-N` with INDEX=$SLURM_ARRAY_TASK_ID).
-    Entry {
-        /// A manifest.toml under <RESULTS>/sweeps/<NAME>/.
-        manifest: PathBuf,
-        /// Which entry (a stack of runs, or one run).
-        index: usize,
-    },
+    Entry(EntryArgs),
     /// Render a sweep's or a run's pictures (PNG, charts also as SVG).
     ///
     /// A sweep gets, in <RESULTS>/sweeps/<NAME>/plots/: tradeoff (final test reconstruction
@@ -128,15 +76,7 @@ pub enum Command {
     /// reconstructions and samples (side-by-side sheets across β). Every trained run also gets,
     /// in <RESULTS>/runs/<ID>/plots/: curves, reconstructions, and for a VAE samples, a latent
     /// traversal, and with a 2-D latent the latent scatter and the decoded manifold.
-    Plot {
-        /// Sweep names, run ids or unique prefixes of run ids.
-        #[arg(required_unless_present = "diff")]
-        targets: Vec<String>,
-        /// Overlay the trade-off curves of two sides of a diff (git revisions, sweeps or runs)
-        /// into <RESULTS>/diffs/<A>..<B>/.
-        #[arg(long, num_args = 2, value_names = ["A", "B"])]
-        diff: Option<Vec<String>>,
-    },
+    Plot(PlotArgs),
     /// Evaluate trained runs on their test split: ELBO, IWAE bound, active units, judged samples.
     ///
     /// Test ELBO and the IWAE bound (k = 1, 10, 100, 1000, with standard errors) in nats per
@@ -148,39 +88,16 @@ pub enum Command {
     /// already evaluated are skipped, so an interrupted `vaelab eval` resumes. `vaelab sweep` and
     /// `vaelab train` evaluate each run when it finishes; for a sweep, summary.parquet and the
     /// report are rewritten with the new numbers.
-    Eval {
-        /// Sweep names, run ids or unique prefixes of run ids.
-        #[arg(required = true)]
-        targets: Vec<String>,
-    },
+    Eval(EvalArgs),
     /// Draw samples from a trained VAE or CVAE as a PNG sheet.
     ///
     /// A CVAE draws --digit (a class 0-9; Fashion-MNIST's classes by their label) n times, or
     /// without --digit a 10 × n sheet, one row per class (the same z in every row); a VAE draws
     /// from its prior. Prints the file written (default <RESULTS>/runs/<ID>/plots/sample-*.png).
-    Sample {
-        /// Run id or unique prefix.
-        run: String,
-        /// The class to draw (CVAE only).
-        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9))]
-        digit: Option<u8>,
-        /// Samples (per class without --digit).
-        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=1000))]
-        n: u16,
-        /// Seed of the prior draws.
-        #[arg(long, default_value_t = defaults::SAMPLE_SEED)]
-        seed: u64,
-        /// Output PNG file.
-        #[arg(long)]
-        out: Option<std::path::PathBuf>,
-    },
+    Sample(SampleArgs),
     /// Train (once; cached in <cache>/judge/<DATASET>/ with its sha256) and show the classifier
     /// that judges generated images; `vaelab eval` trains it on first use otherwise.
-    Judge {
-        /// Data set.
-        #[arg(long, value_enum, default_value = defaults::DATASET)]
-        dataset: DatasetArg,
-    },
+    Judge(JudgeArgs),
     /// Write the HTML report of sweeps or runs: one self-contained page each, to open in a
     /// browser (no server, no network).
     ///
@@ -190,29 +107,12 @@ pub enum Command {
     /// column) and filter, linking each run's own page (<RESULTS>/runs/<ID>/report/index.html:
     /// config, provenance, curves, figures). `vaelab sweep` rewrites its page after every epoch;
     /// while the sweep runs the page reloads itself.
-    Report {
-        /// Sweep names, run ids or unique prefixes of run ids.
-        #[arg(required = true)]
-        targets: Vec<String>,
-    },
+    Report(ReportArgs),
     /// List runs, newest first: id, sweeps, commit, model, β, latent, epochs, state, final test
     /// loss.
-    Ls {
-        /// Only the runs of this sweep.
-        #[arg(long)]
-        sweep: Option<String>,
-        /// Only runs built from this git revision (anything `git rev-parse` accepts).
-        #[arg(long)]
-        commit: Option<String>,
-        /// Only runs whose parameter KEY equals VALUE (repeatable), e.g. --where beta=3.
-        #[arg(long = "where", value_name = "KEY=VALUE")]
-        filters: Vec<String>,
-    },
+    Ls(LsArgs),
     /// Show one run: resolved config, provenance, per-epoch table and its evaluation.
-    Show {
-        /// Run id or unique prefix.
-        run: String,
-    },
+    Show(ShowArgs),
     /// Compare two sets of runs: git revisions (HEAD~1, a tag, a branch), sweep names or run ids.
     ///
     /// Runs are paired by their parameters. Shows the commits between A and B, files changed,
@@ -220,34 +120,186 @@ pub enum Command {
     /// and per pair the final test recon / KL / loss with delta, delta % and a verdict (noise =
     /// 2 seed standard deviations where seeds exist, else --tolerance). Exit code 0 when no
     /// metric changed beyond noise, 1 otherwise (a CI gate).
-    Diff {
-        /// Side A.
-        a: String,
-        /// Side B.
-        b: String,
-        /// Output format.
-        #[arg(long, value_enum, default_value = "table")]
-        format: DiffFormat,
-        /// Hide pairs whose metrics are all within noise.
-        #[arg(long)]
-        only_changed: bool,
-        /// Relative change counted as noise when a pair has no seed spread.
-        #[arg(long, default_value_t = 0.01)]
-        tolerance: f64,
-    },
+    Diff(DiffArgs),
     /// Show queued / running / done / failed / interrupted runs of a sweep (or of all sweeps),
     /// each run's epoch and last test loss, and an ETA from measured epoch times; for a sweep
     /// submitted to Slurm also each task's place in the queue (squeue) and its log.
-    Status {
-        /// Sweep name (a folder under <RESULTS>/sweeps/); all sweeps when absent.
-        sweep: Option<String>,
-    },
+    Status(StatusArgs),
     /// Cancel a sweep's Slurm jobs (scancel); finished runs stay, a running task stops at its
     /// next batch boundary and can be resumed by submitting the sweep again.
-    Cancel {
-        /// Sweep name.
-        sweep: String,
-    },
+    Cancel(CancelArgs),
+}
+
+/// The arguments of `vaelab sweep`.
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    /// The matrix, e.g. experiments/quick.toml.
+    pub file: PathBuf,
+    /// Print the expanded runs and their count; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Runs trained at once, each in its own process with its share of the cores.
+    #[arg(long, short, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+    /// Train runs of one shape (kind, widths, latent, batch size, epochs, limit, backend,
+    /// device) together as one stacked model: `auto` (up to 32 members on a CPU, 64 on a
+    /// GPU, as memory allows; printed by --dry-run), `off` (every run alone), or at most N
+    /// per stack. A member's numbers are its run's alone (bit for bit at the article's shape,
+    /// else to float rounding; README, "Stacked sweeps");
+    /// --jobs runs that many stacks at once; on Slurm each array task trains one stack.
+    #[arg(long, default_value = defaults::STACK, value_name = "auto|off|N")]
+    pub stack: defaults::StackPolicy,
+    /// Where the runs train: here, or as one Slurm job array (submitted with sbatch; the
+    /// command returns at once; `vaelab status NAME` watches it, `vaelab cancel NAME` stops
+    /// it). Relaunching submits only the runs not done.
+    #[arg(long, value_enum, default_value = "local")]
+    pub executor: ExecutorArg,
+    /// Slurm settings (defaults: the matrix's [slurm] table, then the cluster's).
+    #[command(flatten)]
+    pub slurm: SlurmArgs,
+}
+
+/// The arguments of `vaelab repro`.
+#[derive(Args, Debug)]
+pub struct ReproArgs {
+    /// A matrix with a [repro] table, e.g. experiments/article.toml.
+    pub file: PathBuf,
+    /// Train seeds 0..N of every run (mean ± sd per epoch) instead of the matrix's seeds.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub seeds: Option<u64>,
+    /// Override the epochs of every run (e.g. 2 for a quick check).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub epochs: Option<u32>,
+    /// Train and test on the first N images of each split only.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: Option<u32>,
+    /// Add a column with plain PyTorch on the same setup (scripts/reference/article.py; needs
+    /// ./scripts/setup-reference).
+    #[arg(long)]
+    pub with_reference: bool,
+    /// Runs trained at once.
+    #[arg(long, short, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+    /// Stack runs of one shape as `vaelab sweep --stack` does.
+    #[arg(long, default_value = defaults::STACK, value_name = "auto|off|N")]
+    pub stack: defaults::StackPolicy,
+}
+
+/// The arguments of `vaelab entry`.
+#[derive(Args, Debug)]
+pub struct EntryArgs {
+    /// A manifest.toml under <RESULTS>/sweeps/<NAME>/.
+    pub manifest: PathBuf,
+    /// Which entry (a stack of runs, or one run).
+    pub index: usize,
+}
+
+/// The arguments of `vaelab plot`.
+#[derive(Args, Debug)]
+pub struct PlotArgs {
+    /// Sweep names, run ids or unique prefixes of run ids.
+    #[arg(required_unless_present = "diff")]
+    pub targets: Vec<String>,
+    /// Overlay the trade-off curves of two sides of a diff (git revisions, sweeps or runs)
+    /// into <RESULTS>/diffs/<A>..<B>/.
+    #[arg(long, num_args = 2, value_names = ["A", "B"])]
+    pub diff: Option<Vec<String>>,
+}
+
+/// The arguments of `vaelab eval`.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Sweep names, run ids or unique prefixes of run ids.
+    #[arg(required = true)]
+    pub targets: Vec<String>,
+}
+
+/// The arguments of `vaelab sample`.
+#[derive(Args, Debug)]
+pub struct SampleArgs {
+    /// Run id or unique prefix.
+    pub run: String,
+    /// The class to draw (CVAE only).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9))]
+    pub digit: Option<u8>,
+    /// Samples (per class without --digit).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub n: u16,
+    /// Seed of the prior draws.
+    #[arg(long, default_value_t = defaults::SAMPLE_SEED)]
+    pub seed: u64,
+    /// Output PNG file.
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+}
+
+/// The arguments of `vaelab judge`.
+#[derive(Args, Debug)]
+pub struct JudgeArgs {
+    /// Data set.
+    #[arg(long, value_enum, default_value = defaults::DATASET)]
+    pub dataset: DatasetArg,
+}
+
+/// The arguments of `vaelab report`.
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Sweep names, run ids or unique prefixes of run ids.
+    #[arg(required = true)]
+    pub targets: Vec<String>,
+}
+
+/// The arguments of `vaelab ls`.
+#[derive(Args, Debug)]
+pub struct LsArgs {
+    /// Only the runs of this sweep.
+    #[arg(long)]
+    pub sweep: Option<String>,
+    /// Only runs built from this git revision (anything `git rev-parse` accepts).
+    #[arg(long)]
+    pub commit: Option<String>,
+    /// Only runs whose parameter KEY equals VALUE (repeatable), e.g. --where beta=3.
+    #[arg(long = "where", value_name = "KEY=VALUE")]
+    pub filters: Vec<String>,
+}
+
+/// The arguments of `vaelab show`.
+#[derive(Args, Debug)]
+pub struct ShowArgs {
+    /// Run id or unique prefix.
+    pub run: String,
+}
+
+/// The arguments of `vaelab diff`.
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    /// Side A.
+    pub a: String,
+    /// Side B.
+    pub b: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: DiffFormat,
+    /// Hide pairs whose metrics are all within noise.
+    #[arg(long)]
+    pub only_changed: bool,
+    /// Relative change counted as noise when a pair has no seed spread.
+    #[arg(long, default_value_t = 0.01)]
+    pub tolerance: f64,
+}
+
+/// The arguments of `vaelab status`.
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Sweep name (a folder under <RESULTS>/sweeps/); all sweeps when absent.
+    pub sweep: Option<String>,
+}
+
+/// The arguments of `vaelab cancel`.
+#[derive(Args, Debug)]
+pub struct CancelArgs {
+    /// Sweep name.
+    pub sweep: String,
 }
 
 /// `vaelab sweep --executor` values.

@@ -32,23 +32,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use super::params::{same_param, spec_table, varying_keys, PARAM_KEYS};
 use super::RunSpec;
-
-/// The keys a `[base]`, `[grid]`, `[[include]]` or `[[exclude]]` table may hold, in axis order.
-pub const PARAM_KEYS: [&str; 12] = [
-    "model",
-    "dataset",
-    "beta",
-    "latent",
-    "hidden",
-    "epochs",
-    "batch_size",
-    "lr",
-    "seed",
-    "limit",
-    "backend",
-    "device",
-];
 
 /// A bad matrix: `file:line:column: message` (or `file: message` when it has no place), one
 /// line.
@@ -503,44 +488,6 @@ fn set_param(
     Ok(())
 }
 
-/// A spec as a TOML table keyed by [`PARAM_KEYS`].
-fn spec_table(spec: &RunSpec) -> toml::Table {
-    match toml::Value::try_from(spec) {
-        Ok(toml::Value::Table(t)) => t,
-        _ => unreachable!("a RunSpec serialises to a table"),
-    }
-}
-
-/// Whether `spec`'s `key` equals `value` written as in a matrix (`beta=3`, `model=vae`,
-/// `hidden=[128]`); an error names an unknown key or a value of the wrong type.
-pub fn param_equals(spec: &RunSpec, key: &str, value: &str) -> Result<bool, String> {
-    if !PARAM_KEYS.contains(&key) {
-        return Err(format!(
-            "unknown key `{key}`; allowed: {}",
-            PARAM_KEYS.join(", ")
-        ));
-    }
-    // Bare words (`vae`) are strings; anything TOML can read keeps its type.
-    let parsed = format!("{key} = {value}")
-        .parse::<toml::Table>()
-        .ok()
-        .and_then(|t| t.get(key).cloned())
-        .unwrap_or_else(|| toml::Value::String(value.to_string()));
-    let mut table = spec_table(spec);
-    table.insert(key.to_string(), parsed);
-    let probe: RunSpec = toml::Value::Table(table)
-        .try_into()
-        .map_err(|e: toml::de::Error| format!("{key}={value}: {}", e.message().trim()))?;
-    Ok(same_param(spec, &probe, key))
-}
-
-/// Whether `a` and `b` agree on parameter `key`.
-fn same_param(a: &RunSpec, b: &RunSpec, key: &str) -> bool {
-    let ta = spec_table(a);
-    let tb = spec_table(b);
-    ta.get(key) == tb.get(key)
-}
-
 impl SweepPlan {
     /// The same plan with some parameters forced on every run: `seeds` replaces the seed axis
     /// by `0..seeds`, `epochs` and `limit` override those keys (`vaelab repro` on a slice).
@@ -575,38 +522,6 @@ impl SweepPlan {
     pub fn varying_keys(&self) -> Vec<&'static str> {
         varying_keys(self.runs.iter().map(|r| &r.spec))
     }
-}
-
-/// The keys of [`PARAM_KEYS`] whose values differ among `specs`, in that order.
-pub fn varying_keys<'a>(specs: impl IntoIterator<Item = &'a RunSpec>) -> Vec<&'static str> {
-    let tables: Vec<toml::Table> = specs.into_iter().map(spec_table).collect();
-    PARAM_KEYS
-        .iter()
-        .copied()
-        .filter(|k| tables.iter().any(|t| t.get(*k) != tables[0].get(*k)))
-        .collect()
-}
-
-/// The value of `key` in `spec` as a matrix writes it (`hidden` as `[256]`, strings bare), or
-/// `-` when unset (`limit` of a full-data run).
-pub fn param_value(spec: &RunSpec, key: &str) -> String {
-    match spec_table(spec).get(key) {
-        Some(toml::Value::String(s)) => s.clone(),
-        Some(v) => v.to_string(),
-        None => "-".to_string(),
-    }
-}
-
-/// `key=value` for each of `keys` of `spec`, space-separated.
-pub fn describe(spec: &RunSpec, keys: &[&str]) -> String {
-    let table = spec_table(spec);
-    keys.iter()
-        .map(|k| match table.get(*k) {
-            Some(v) => format!("{k}={v}"),
-            None => format!("{k}=-"),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 #[cfg(test)]
@@ -683,6 +598,14 @@ beta = 5
         assert_eq!(ids(&a), ids(&b));
         let c = plan("[sweep]\nname = \"x\"\n[grid]\nseed = [1, 2]\nlatent = [5]\n").unwrap();
         assert!(ids(&a).iter().all(|id| !ids(&c).contains(id)));
+    }
+
+    /// Parsing asks nothing of this machine: a run too large for any memory still parses (the
+    /// pre-flight refuses it before training, `config::preflight`).
+    #[test]
+    fn parsing_does_not_depend_on_this_machine() {
+        let p = plan("[sweep]\nname = \"x\"\n[grid]\nlatent = [1000000000000]\n").unwrap();
+        assert_eq!(p.runs[0].spec.latent, 1_000_000_000_000);
     }
 
     #[test]

@@ -2,7 +2,11 @@
 //! and experiment matrices ([`matrix`]) that expand into many of them.
 
 pub mod defaults;
+mod device;
 pub mod matrix;
+pub mod params;
+
+pub use device::device_for;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -107,6 +111,8 @@ pub struct InvalidParam {
 
 impl RunSpec {
     /// Checks every range; the first violation is returned with its key and the allowed range.
+    /// Pure: the same spec gets the same answer on any machine (what this machine can hold is
+    /// [`preflight`]'s question).
     pub fn validate(&self) -> Result<(), InvalidParam> {
         let bad = |key, value: String, allowed: &str| {
             Err(InvalidParam {
@@ -151,28 +157,32 @@ impl RunSpec {
                 "cuda needs backend = \"tch\" (flex is CPU-only)",
             );
         }
-        if let Some(available) = available_memory() {
-            let need = self.memory_estimate();
-            if need > available as f64 {
-                let widest = self.hidden.iter().copied().max().unwrap_or(0);
-                let (key, value) = if self.latent >= widest {
-                    ("latent", self.latent.to_string())
-                } else {
-                    ("hidden", format!("{:?}", self.hidden))
-                };
-                return bad(
-                    key,
-                    value,
-                    &format!(
-                        "this model needs about {} (parameters, gradients, optimiser state, \
-                         activations) and this machine has {} available",
-                        human_bytes(need),
-                        human_bytes(available as f64)
-                    ),
-                );
-            }
-        }
         Ok(())
+    }
+
+    /// Whether the run fits in `available` bytes ([`Self::memory_estimate`]); the error names
+    /// the key that makes it large (`latent` or `hidden`).
+    pub fn check_fits(&self, available: u64) -> Result<(), InvalidParam> {
+        let need = self.memory_estimate();
+        if need <= available as f64 {
+            return Ok(());
+        }
+        let widest = self.hidden.iter().copied().max().unwrap_or(0);
+        let (key, value) = if self.latent >= widest {
+            ("latent", self.latent.to_string())
+        } else {
+            ("hidden", format!("{:?}", self.hidden))
+        };
+        Err(InvalidParam {
+            key,
+            value,
+            allowed: format!(
+                "this model needs about {} (parameters, gradients, optimiser state, \
+                 activations) and this machine has {} available",
+                human_bytes(need),
+                human_bytes(available as f64)
+            ),
+        })
     }
 
     /// Bytes a run holds at its peak, roughly: six f32 copies of the parameters (weights,
@@ -249,6 +259,26 @@ impl RunSpec {
     }
 }
 
+/// What this machine must offer before anything is written for `specs`: the memory each needs
+/// ([`RunSpec::check_fits`] against [`available_memory`], read once) and its device
+/// ([`device_for`]). `name` turns a size error into the caller's words (a flag, a matrix key).
+/// Run once before training, apart from [`RunSpec::validate`], so that a matrix parses the same
+/// on a busy laptop, a login node and a Slurm node.
+pub fn preflight<'a>(
+    specs: impl IntoIterator<Item = &'a RunSpec>,
+    name: impl Fn(&InvalidParam) -> String,
+) -> anyhow::Result<()> {
+    let available = available_memory();
+    for spec in specs {
+        if let Some(available) = available {
+            spec.check_fits(available)
+                .map_err(|e| anyhow::anyhow!(name(&e)))?;
+        }
+        device_for(spec)?;
+    }
+    Ok(())
+}
+
 /// `MemAvailable` of /proc/meminfo in bytes (None where it cannot be read): what validation
 /// and `--stack auto` size against.
 pub fn available_memory() -> Option<u64> {
@@ -318,14 +348,18 @@ mod tests {
     }
 
     #[test]
-    fn sizes_that_cannot_fit_are_refused_by_name() {
+    fn sizes_that_cannot_fit_are_refused_by_name_and_validation_does_not_ask() {
         let huge = RunSpec {
             latent: 1_000_000_000_000,
             ..RunSpec::default()
         };
-        let err = huge.validate().unwrap_err();
+        // Validation is about the spec alone, whatever this machine has.
+        assert!(huge.validate().is_ok());
+        let err = huge.check_fits(16 << 30).unwrap_err();
         assert_eq!(err.key, "latent");
-        assert!(err.allowed.contains("available"), "{err}");
+        assert!(err.allowed.contains("17.2 GB available"), "{err}");
+        assert!(RunSpec::default().check_fits(16 << 30).is_ok());
+        assert!(RunSpec::default().check_fits(1 << 20).is_err());
         // The article's model, 784-256-4 VAE: 785·256 + 257·4 + 2·(5·4) + 5·256 + 257·784.
         assert_eq!(
             RunSpec::default().model_config().parameter_count(),
@@ -335,7 +369,7 @@ mod tests {
             hidden: vec![10_000_000_000],
             ..RunSpec::default()
         };
-        assert_eq!(wide.validate().unwrap_err().key, "hidden");
+        assert_eq!(wide.check_fits(16 << 30).unwrap_err().key, "hidden");
     }
 
     #[test]

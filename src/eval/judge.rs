@@ -114,7 +114,7 @@ impl Judge {
                 PIXELS, HIDDEN[0], HIDDEN[1], CLASSES
             );
         }
-        let device = crate::train::device_for(&crate::config::RunSpec::default())?;
+        let device = crate::config::device_for(&crate::config::RunSpec::default())?;
         let (net, test_accuracy) = train(dataset, mnist_dir, &device)?;
         let model_path = dir.join("classifier.bpk");
         durable::write_with(&model_path, |tmp| net.clone().save_file(tmp))?;
@@ -164,7 +164,7 @@ impl Judge {
                 dir.display()
             );
         }
-        let device = crate::train::device_for(&crate::config::RunSpec::default())?;
+        let device = crate::config::device_for(&crate::config::RunSpec::default())?;
         let net = Classifier::new(&device)
             .try_load_file(&model_path)
             .map_err(|e| anyhow::anyhow!("{e:?}"))

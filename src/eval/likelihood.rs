@@ -248,7 +248,7 @@ mod tests {
     /// (the ½ ln 2π terms cancel) = −3.125 + 0.5 + ln 2.
     #[test]
     fn log_weights_match_a_hand_computed_example() {
-        let d = crate::train::test_device();
+        let d = crate::model::test_device();
         let t3 =
             |v: Vec<f32>, dims: [usize; 3]| Tensor::<3>::from_data(TensorData::new(v, dims), &d);
         let w = log_weights(

@@ -16,11 +16,12 @@ use rand::{RngExt, SeedableRng};
 use rand_distr::StandardNormal;
 use rand_pcg::Pcg64Mcg;
 
+use crate::config::device_for;
 use crate::config::RunSpec;
 use crate::data::{epoch_seed, one_hot, rows, Mnist, Split, CLASSES};
 use crate::model::Autoencoder;
 use crate::store::{read_eval, write_eval, EvalRow, RunDir, RunState, Store};
-use crate::train::{device_for, Outcome, RunReport, TrainOptions};
+use crate::train::{Outcome, RunReport, TrainOptions};
 use judge::Judge;
 use likelihood::Likelihood;
 
@@ -100,6 +101,30 @@ pub fn evaluate_finished(reports: &[RunReport], opts: &TrainOptions) {
             );
         }
     }
+}
+
+/// `vaelab eval`: evaluates `ids` in order ([`evaluate_run`]), one line each on stderr, until
+/// `interrupter` stops it between runs; whether it was stopped (rerunning resumes: evaluated
+/// runs are skipped).
+pub fn evaluate_runs(
+    store: &Store,
+    ids: &[String],
+    mnist_dir: &Path,
+    quiet: bool,
+    interrupter: &burn::train::Interrupter,
+) -> Result<bool> {
+    for id in ids {
+        if interrupter.should_stop() {
+            return Ok(true);
+        }
+        let t = std::time::Instant::now();
+        match evaluate_run(store, id, mnist_dir, quiet)? {
+            Evaluated::Done(_) => eprintln!("{id}: evaluated in {:.1}s", t.elapsed().as_secs_f64()),
+            Evaluated::AlreadyDone(_) => eprintln!("{id}: already evaluated"),
+            Evaluated::NotTrained => eprintln!("{id}: not trained yet; skipped"),
+        }
+    }
+    Ok(false)
 }
 
 /// The tidy rows of a likelihood evaluation.

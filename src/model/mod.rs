@@ -18,6 +18,16 @@ use crate::data::{CLASSES, PIXELS};
 pub mod stack;
 pub use stack::{StackForward, StackTerms, StackedAutoencoder};
 
+/// The device unit tests use: libtorch when compiled in, else flex.
+#[cfg(test)]
+#[allow(deprecated)]
+pub(crate) fn test_device() -> Device {
+    #[cfg(feature = "tch")]
+    return Device::libtorch();
+    #[cfg(all(not(feature = "tch"), feature = "flex"))]
+    return Device::flex();
+}
+
 /// Which autoencoder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -277,7 +287,7 @@ mod tests {
     use burn::tensor::TensorData;
 
     fn device() -> Device {
-        crate::train::test_device()
+        super::test_device()
     }
 
     /// The count validation uses equals what Burn builds, for both kinds and deeper MLPs.

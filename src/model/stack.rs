@@ -285,7 +285,7 @@ mod tests {
     /// training shapes of `tests/stacking.rs` the sweeps agree bit for bit).
     #[test]
     fn members_round_trip_and_compute_alone() {
-        let device = crate::train::test_device();
+        let device = crate::model::test_device();
         let config = ModelConfig {
             kind: ModelKind::Cvae,
             hidden: vec![16],

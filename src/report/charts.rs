@@ -9,8 +9,9 @@ use plotters::prelude::*;
 
 use super::mean_sd;
 use super::style::{beta_color, drawn, legend, Picture, AE_COLOR, CATEGORY, FONT};
-use crate::config::matrix::{describe, PARAM_KEYS};
+use crate::config::params::{describe, varying_keys};
 use crate::config::RunSpec;
+use crate::data::Split;
 use crate::model::ModelKind;
 use crate::store::{EpochRow, RunRecord};
 
@@ -82,15 +83,9 @@ fn variants<'a>(runs: &[&'a RunData]) -> Vec<(String, Vec<&'a RunData>)> {
             None => groups.push((key, vec![run])),
         }
     }
-    let keys: Vec<&str> = PARAM_KEYS
-        .iter()
-        .copied()
+    let keys: Vec<&str> = varying_keys(groups.iter().map(|(g, _)| g))
+        .into_iter()
         .filter(|k| !matches!(*k, "beta" | "seed" | "model"))
-        .filter(|k| {
-            groups
-                .iter()
-                .any(|(g, _)| describe(g, &[k]) != describe(&groups[0].0, &[k]))
-        })
         .collect();
     let keys = if keys.is_empty() {
         vec!["latent"]
@@ -137,7 +132,7 @@ impl Tradeoff {
     /// diverged run has no point on it: an infinite axis would hang plotters' tick placement).
     pub fn new(title: &str, runs: &[RunData]) -> Result<Self> {
         let finite = |r: &&RunData| {
-            r.last("test").is_some_and(|t| {
+            r.last(Split::Test).is_some_and(|t| {
                 t.recon.is_finite() && t.loss.is_finite() && t.kl.is_none_or(f64::is_finite)
             })
         };
@@ -166,7 +161,7 @@ impl Tradeoff {
                     .into_iter()
                     .map(|(beta, at)| {
                         let finals: Vec<&EpochRow> =
-                            at.iter().filter_map(|r| r.last("test")).collect();
+                            at.iter().filter_map(|r| r.last(Split::Test)).collect();
                         let kls: Vec<f64> = finals.iter().map(|r| r.kl.unwrap_or(0.0)).collect();
                         let recons: Vec<f64> = finals.iter().map(|r| r.recon).collect();
                         let ((kl, kl_sd), (recon, recon_sd)) = (mean_sd(&kls), mean_sd(&recons));
@@ -187,7 +182,7 @@ impl Tradeoff {
             .map(|(label, members)| {
                 let recons: Vec<f64> = members
                     .iter()
-                    .filter_map(|r| r.last("test"))
+                    .filter_map(|r| r.last(Split::Test))
                     .map(|r| r.recon)
                     .collect();
                 AeReference {
@@ -363,7 +358,7 @@ pub struct Curves {
 const COLORBAR_WIDTH: u32 = 130;
 
 /// One line of a panel: the run, its split and its (epoch, value) points.
-type Series<'a> = (&'a RunData, &'static str, Vec<(f64, f64)>);
+type Series<'a> = (&'a RunData, Split, Vec<(f64, f64)>);
 
 impl Curves {
     fn max_beta(&self) -> f64 {
@@ -390,7 +385,7 @@ impl Curves {
             .runs
             .iter()
             .flat_map(|r| {
-                ["train", "test"].map(|split| {
+                [Split::Train, Split::Test].map(|split| {
                     let mut xy: Vec<(f64, f64)> = r
                         .rows
                         .iter()
@@ -443,7 +438,7 @@ impl Curves {
         }
         for (run, split, xy) in series {
             let color = self.color(&run.spec);
-            if split == "test" {
+            if split == Split::Test {
                 drawn(chart.draw_series(LineSeries::new(xy, color.stroke_width(2))))?;
             } else {
                 drawn(chart.draw_series(DashedLineSeries::new(

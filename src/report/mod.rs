@@ -11,17 +11,27 @@ pub mod repro;
 mod style;
 pub mod tables;
 
-pub use plot::{plot, plot_diff, sample, PlotTarget};
+pub use plot::{plot, plot_diff, sample};
+
+/// The statistics the reports show (seed mean and spread), computed in [`crate::compare`].
+pub use crate::compare::mean_sd;
 pub use tables::*;
 
-/// Mean and sample standard deviation (n − 1 denominator; 0 for a single value) of seed
-/// results: the spread every report judges noise by.
-pub fn mean_sd(values: &[f64]) -> (f64, f64) {
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    if values.len() < 2 {
-        return (mean, 0.0);
+/// What a sweep's folder shows once its runs have trained or been evaluated: the pictures
+/// (unless `plots` is false: an interrupted sweep or one with nothing trained; a picture that
+/// cannot be drawn is a warning) and the report page, whose path is returned. The tables
+/// (`sweep::write_tables`) come first.
+pub fn render_sweep(
+    store: &crate::store::Store,
+    data_dir: &std::path::Path,
+    manifest: &crate::sweep::Manifest,
+    plots: bool,
+) -> anyhow::Result<std::path::PathBuf> {
+    if plots {
+        let target = crate::store::Target::Sweep(manifest.name.clone());
+        if let Err(e) = plot(store, data_dir, &target) {
+            eprintln!("warning: cannot draw the plots: {e:#}");
+        }
     }
-    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    (mean, var.sqrt())
+    page::write_sweep(store, manifest, false)
 }

@@ -16,12 +16,13 @@ use minijinja::{context, Environment, Value};
 use serde::Serialize;
 
 use super::charts::{Curves, Tradeoff};
-use super::diff::Diff;
 use super::style::svg;
 use super::tables::{duration, epoch_table, eval_classes_table, eval_dims_table, eval_table};
-use crate::config::matrix::{describe, param_value, varying_keys, PARAM_KEYS};
+use crate::compare::diff::Diff;
+use crate::config::params::{describe, param_named, param_value, varying_keys, PARAM_KEYS};
+use crate::data::Split;
 use crate::model::ModelKind;
-use crate::store::{durable, eval_column, now_rfc3339, RunRecord, RunState, Store, EVAL_SUMMARY};
+use crate::store::{durable, now_rfc3339, RunRecord, RunState, Store};
 use crate::sweep::{eta_seconds, progress, Manifest};
 
 /// How often the page of a running sweep or run reloads itself.
@@ -64,7 +65,7 @@ fn cell_value(spec: &crate::config::RunSpec, key: &str) -> String {
 
 /// The parameters a table shows as text (left-aligned, compared as strings).
 fn is_text(key: &str) -> bool {
-    matches!(key, "model" | "hidden" | "backend" | "device")
+    param_named(key).is_some_and(|p| p.kind.is_text())
 }
 
 #[derive(Serialize)]
@@ -117,16 +118,7 @@ const METRICS: [&str; 10] = [
 ];
 
 fn metric(record: &RunRecord, key: &'static str) -> Metric {
-    let value = if EVAL_SUMMARY.iter().any(|c| c.0 == key) {
-        eval_column(&record.eval, key)
-    } else {
-        let (split, what) = key.split_once('_').expect("split_metric");
-        record.last(split).and_then(|r| match what {
-            "recon" => Some(r.recon),
-            "kl" => r.kl,
-            _ => Some(r.loss),
-        })
-    };
+    let value = record.result(key);
     let digits = if key == "active_units" { 0 } else { 3 };
     Metric {
         key,
@@ -143,6 +135,23 @@ fn note(record: &RunRecord, source: &str) -> String {
         RunState::Running => "training now".into(),
         _ => String::new(),
     }
+}
+
+/// A sweep's hook ([`crate::sweep::SweepOptions::on_progress`]) that rewrites its page as a
+/// live one, at most every two seconds (the hook runs after every epoch and every poll of the
+/// workers). A failure to write it is a warning and never stops training.
+pub fn live(store: Store, manifest: Manifest) -> crate::train::EpochHook {
+    let last = std::sync::Mutex::new(None::<std::time::Instant>);
+    std::sync::Arc::new(move || {
+        let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(2)) {
+            return;
+        }
+        *last = Some(std::time::Instant::now());
+        if let Err(e) = write_sweep(&store, &manifest, true) {
+            eprintln!("warning: cannot write the report: {e:#}");
+        }
+    })
 }
 
 /// Writes the report of sweep `manifest`: `live` when a sweep is still training it (the page
@@ -192,7 +201,7 @@ pub fn write_sweep(store: &Store, manifest: &Manifest, live: bool) -> Result<Pat
                     })
                     .collect(),
                 state: r.state.as_str(),
-                epochs_done: r.last("test").map_or(0, |t| t.epoch),
+                epochs_done: r.last(Split::Test).map_or(0, |t| t.epoch),
                 epochs: r.spec.epochs,
                 metrics: METRICS.iter().map(|m| metric(r, m)).collect(),
                 note: unreadable

@@ -7,74 +7,25 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 
 use super::charts::{Curves, EvalChart, RunData, Tradeoff};
-use super::diff::Selection;
 use super::figures::{
     sample_sheet, showcase_indices, Inspector, LatentScatter, Sheet, SAMPLE_SEED,
 };
 use super::style::save;
+use crate::compare::select::Selection;
 use crate::data::{Dataset, Mnist, Split};
 use crate::model::ModelKind;
-use crate::store::{RunRecord, Store};
+use crate::store::{RunRecord, Store, Target};
 use crate::sweep::Manifest;
 
-/// What to plot.
-#[derive(Clone, Debug, PartialEq)]
-pub enum PlotTarget {
-    /// A sweep by name.
-    Sweep(String),
-    /// A run by id.
-    Run(String),
-}
-
-impl PlotTarget {
-    /// A sweep name, or a run id or unique prefix of one, under `store`.
-    pub fn resolve(store: &Store, name: &str) -> Result<Self> {
-        if Manifest::path(store, name).is_file() {
-            return Ok(Self::Sweep(name.to_string()));
-        }
-        let runs = store.run_ids()?;
-        let matches: Vec<&String> = runs.iter().filter(|id| id.starts_with(name)).collect();
-        match matches.as_slice() {
-            [one] if !name.is_empty() => Ok(Self::Run(one.to_string())),
-            [] | [_] => {
-                let sweeps = store.sweep_names()?;
-                bail!(
-                    "no sweep or run named {name:?} under {}; sweeps: {}; runs: {}",
-                    store.root().display(),
-                    if sweeps.is_empty() {
-                        "none".to_string()
-                    } else {
-                        sweeps.join(", ")
-                    },
-                    nearby(&runs)
-                )
-            }
-            many => bail!(
-                "{name:?} matches {} runs ({}); give more of the id",
-                many.len(),
-                nearby(&many.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-            ),
-        }
-    }
-}
-
-fn nearby(ids: &[String]) -> String {
-    match ids.len() {
-        0 => "none".to_string(),
-        n if n <= 5 => ids.join(", "),
-        n => format!("{}, ... ({n} in all)", ids[..5].join(", ")),
-    }
-}
-
 /// Renders every picture of `target`; returns the files written.
-pub fn plot(store: &Store, data_dir: &Path, target: &PlotTarget) -> Result<Vec<PathBuf>> {
+pub fn plot(store: &Store, data_dir: &Path, target: &Target) -> Result<Vec<PathBuf>> {
     match target {
-        PlotTarget::Sweep(name) => {
-            let manifest = Manifest::read(&Manifest::path(store, name))?;
+        Target::Sweep(name) => {
+            let manifest = Manifest::read(&store.sweep_manifest(name)?)?;
             let tests = test_sets(data_dir, manifest.runs.iter().map(|r| r.spec.dataset))?;
             plot_sweep(store, &tests, &manifest)
         }
-        PlotTarget::Run(id) => {
+        Target::Run(id) => {
             let run = store.record(id)?;
             let test = Mnist::load(run.spec.dataset, data_dir, Split::Test, None)?;
             let model = if has_model(store, &run) {
@@ -194,7 +145,7 @@ fn plot_sweep(
     let mut written = Vec::new();
     if runs
         .iter()
-        .any(|r| r.spec.model.is_variational() && r.last("test").is_some())
+        .any(|r| r.spec.model.is_variational() && r.last(Split::Test).is_some())
     {
         let title = format!("sweep {name}: reconstruction vs KL across β (final test epoch)");
         written.extend(save(

@@ -1,37 +1,125 @@
-//! Text tables: per-epoch tables, sweep summaries, status, dry-run listings.
+//! Text tables: per-epoch tables, sweep summaries, status, dry-run listings. Every table is
+//! laid out by comfy-table ([`text_table`]); the parameter columns of run tables come from the
+//! parameter schema ([`crate::config::params`]), the result columns from the store's
+//! ([`crate::store::FINAL_COLUMNS`]).
 
-use crate::config::matrix::{describe, SweepPlan};
-use crate::data::CLASSES;
+use comfy_table::{CellAlignment, Table};
+
+use crate::config::matrix::SweepPlan;
+use crate::config::params::{describe, param_named, param_value, varying_keys};
+use crate::data::{Split, CLASSES};
 use crate::eval::likelihood::ACTIVE_THRESHOLD;
 use crate::model::ModelKind;
 use crate::store::{
-    build_info, eval_row, eval_value, last_row, read_metrics, EpochRow, RunRecord, RunState, Store,
+    build_info, eval_row, eval_value, read_metrics, result_value, EpochRow, RunRecord, RunState,
+    Store,
 };
 use crate::sweep::stacking::{self, StackPolicy};
 use crate::sweep::{eta_seconds, Manifest, RunProgress, SweepReport};
 
-/// A fixed-width table of per-epoch rows: epoch, split, recon, KL, β·KL, loss, article loss,
-/// seconds (to the hundredth, which the benchmark reads).
-pub fn epoch_table(rows: &[EpochRow]) -> String {
-    let opt = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.3}"));
-    let mut out = format!(
-        "{:>5}  {:<5}  {:>10}  {:>9}  {:>9}  {:>10}  {:>12}  {:>7}\n",
-        "epoch", "split", "recon", "kl", "beta_kl", "loss", "article_loss", "seconds"
-    );
-    for r in rows {
-        out.push_str(&format!(
-            "{:>5}  {:<5}  {:>10.3}  {:>9}  {:>9}  {:>10.3}  {:>12}  {:>7.2}\n",
-            r.epoch,
-            r.split,
-            r.recon,
-            opt(r.kl),
-            opt(r.beta_kl),
-            r.loss,
-            opt(r.article_loss),
-            r.seconds
-        ));
+/// A borderless text table: columns two spaces apart, the columns whose flag in `right` is set
+/// right-aligned (numbers), no trailing spaces.
+pub fn text_table(header: &[&str], right: &[bool], rows: Vec<Vec<String>>) -> String {
+    let mut table = Table::new();
+    table.load_preset(comfy_table::presets::NOTHING);
+    table.set_header(header.to_vec());
+    for row in rows {
+        table.add_row(row);
     }
+    for (i, &r) in right.iter().enumerate() {
+        if let Some(column) = table.column_mut(i) {
+            column.set_padding((0, 2));
+            if r {
+                column.set_cell_alignment(CellAlignment::Right);
+            }
+        }
+    }
+    let mut out = table.trim_fmt();
+    out.push('\n');
     out
+}
+
+/// A Markdown (GitHub) table of `rows` under `header`.
+pub fn markdown_table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut table = Table::new();
+    table.load_preset(comfy_table::presets::ASCII_MARKDOWN);
+    table.set_header(header.to_vec());
+    for row in rows {
+        table.add_row(row);
+    }
+    let mut out = table.trim_fmt();
+    out.push('\n');
+    out
+}
+
+/// A number with three decimals, `-` when absent.
+fn num(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| format!("{v:.3}"))
+}
+
+/// The parameter columns a table of `specs` shows: the model and every other key that varies
+/// among them ([`varying_keys`]); the model, β, latent size and seed when nothing varies.
+fn shown_params<'a>(
+    specs: impl IntoIterator<Item = &'a crate::config::RunSpec>,
+) -> Vec<&'static str> {
+    let varying = varying_keys(specs);
+    if varying.is_empty() {
+        return vec!["model", "beta", "latent", "seed"];
+    }
+    std::iter::once("model")
+        .chain(varying.into_iter().filter(|k| *k != "model"))
+        .collect()
+}
+
+/// The cells of `keys` of `spec`: as a matrix writes them, β `-` for an AE.
+fn param_cells(spec: &crate::config::RunSpec, keys: &[&str]) -> Vec<String> {
+    keys.iter()
+        .map(|k| match *k {
+            "beta" => beta_cell(spec),
+            _ => param_value(spec, k),
+        })
+        .collect()
+}
+
+/// Whether each of `keys` is a numeric column (right-aligned).
+fn numeric(keys: &[&str]) -> Vec<bool> {
+    keys.iter()
+        .map(|k| param_named(k).is_some_and(|p| !p.kind.is_text()))
+        .collect()
+}
+
+/// A table of per-epoch rows: epoch, split, recon, KL, β·KL, loss, article loss, seconds (to
+/// the hundredth, which the benchmark reads).
+pub fn epoch_table(rows: &[EpochRow]) -> String {
+    let cells = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.epoch.to_string(),
+                r.split.to_string(),
+                format!("{:.3}", r.recon),
+                num(r.kl),
+                num(r.beta_kl),
+                format!("{:.3}", r.loss),
+                num(r.article_loss),
+                format!("{:.2}", r.seconds),
+            ]
+        })
+        .collect();
+    text_table(
+        &[
+            "epoch",
+            "split",
+            "recon",
+            "kl",
+            "beta_kl",
+            "loss",
+            "article_loss",
+            "seconds",
+        ],
+        &[true, false, true, true, true, true, true, true],
+        cells,
+    )
 }
 
 /// β as a table cell: `-` for the AE, which has no KL term.
@@ -52,34 +140,33 @@ pub fn duration(seconds: f64) -> String {
     }
 }
 
-/// The end-of-sweep table: one line per run with its parameters and final test metrics.
+/// The end-of-sweep table: one line per run with the parameters that vary, its state and its
+/// final test metrics (and why it failed).
 pub fn sweep_table(report: &SweepReport, store: &Store) -> String {
-    let mut out = format!(
-        "{:<16} {:<5} {:>6} {:>6} {:>5} {:<11} {:>10} {:>9} {:>10}\n",
-        "run", "model", "beta", "latent", "seed", "state", "test_recon", "test_kl", "test_loss"
-    );
-    for (run, state, message) in &report.runs {
-        let rows = read_metrics(&store.run(&run.id).metrics_path()).unwrap_or_default();
-        let test = last_row(&rows, "test");
-        let num = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.3}"));
-        let s = &run.spec;
-        out.push_str(&format!(
-            "{:<16} {:<5} {:>6} {:>6} {:>5} {:<11} {:>10} {:>9} {:>10}{}\n",
-            run.id,
-            s.model.as_str(),
-            beta_cell(s),
-            s.latent,
-            s.seed,
-            state.as_str(),
-            num(test.map(|r| r.recon)),
-            num(test.and_then(|r| r.kl)),
-            num(test.map(|r| r.loss)),
-            message
-                .as_ref()
-                .map_or(String::new(), |m| format!("  ({m})")),
-        ));
-    }
-    out
+    let keys = shown_params(report.runs.iter().map(|(r, _, _)| &r.spec));
+    let results = ["test_recon", "test_kl", "test_loss"];
+    let mut header = vec!["run"];
+    header.extend(&keys);
+    header.push("state");
+    header.extend(results);
+    header.push("note");
+    let mut right = vec![false];
+    right.extend(numeric(&keys));
+    right.extend([false, true, true, true, false]);
+    let rows = report
+        .runs
+        .iter()
+        .map(|(run, state, message)| {
+            let rows = read_metrics(&store.run(&run.id).metrics_path()).unwrap_or_default();
+            let mut cells = vec![run.id.clone()];
+            cells.extend(param_cells(&run.spec, &keys));
+            cells.push(state.as_str().to_string());
+            cells.extend(results.map(|c| num(result_value(&rows, &[], c))));
+            cells.push(message.as_ref().map_or(String::new(), |m| format!("({m})")));
+            cells
+        })
+        .collect();
+    text_table(&header, &right, rows)
 }
 
 /// `vaelab status`: counts, ETA and one line per run.
@@ -97,25 +184,25 @@ pub fn status_table(manifest: &Manifest, runs: &[RunProgress]) -> String {
         count(RunState::Interrupted),
         count(RunState::Failed),
     );
-    out.push_str(&format!(
-        "{:<16} {:<5} {:>6} {:>6} {:>5} {:<11} {:>7} {:>10}\n",
-        "run", "model", "beta", "latent", "seed", "state", "epoch", "test_loss"
-    ));
-    for r in runs {
-        let s = &r.run.spec;
-        out.push_str(&format!(
-            "{:<16} {:<5} {:>6} {:>6} {:>5} {:<11} {:>7} {:>10}\n",
-            r.run.id,
-            s.model.as_str(),
-            beta_cell(s),
-            s.latent,
-            s.seed,
-            r.state.as_str(),
-            format!("{}/{}", r.epochs_done, s.epochs),
-            r.test_loss
-                .map_or_else(|| "-".into(), |v| format!("{v:.3}")),
-        ));
-    }
+    let keys = shown_params(runs.iter().map(|r| &r.run.spec));
+    let mut header = vec!["run"];
+    header.extend(&keys);
+    header.extend(["state", "epoch", "test_loss"]);
+    let mut right = vec![false];
+    right.extend(numeric(&keys));
+    right.extend([false, true, true]);
+    let rows = runs
+        .iter()
+        .map(|r| {
+            let mut cells = vec![r.run.id.clone()];
+            cells.extend(param_cells(&r.run.spec, &keys));
+            cells.push(r.state.as_str().to_string());
+            cells.push(format!("{}/{}", r.epochs_done, r.run.spec.epochs));
+            cells.push(num(r.test_loss));
+            cells
+        })
+        .collect();
+    out.push_str(&text_table(&header, &right, rows));
     out
 }
 
@@ -229,47 +316,53 @@ pub fn plan_listing(plan: &SweepPlan, stack: StackPolicy) -> String {
 pub fn run_listing(store: &Store, records: &[RunRecord]) -> anyhow::Result<String> {
     let mut sweeps_of: Vec<(String, Vec<String>)> = Vec::new();
     for name in store.sweep_names()? {
-        let manifest = Manifest::read(&Manifest::path(store, &name))?;
+        let manifest = Manifest::read(&store.manifest_path(&name))?;
         sweeps_of.push((name, manifest.runs.into_iter().map(|r| r.id).collect()));
     }
-    let mut out = format!(
-        "{:<16} {:<16} {:<12} {:<5} {:>6} {:>6} {:>6} {:<11} {:>10}\n",
-        "run", "sweep", "commit", "model", "beta", "latent", "epochs", "state", "test_loss"
-    );
-    for r in records {
-        let sweeps: Vec<&str> = sweeps_of
-            .iter()
-            .filter(|(_, ids)| ids.contains(&r.id))
-            .map(|(n, _)| n.as_str())
-            .collect();
-        let commit = r.provenance.as_ref().map_or("-".to_string(), |p| {
-            let short = &p.git_commit[..p.git_commit.len().min(8)];
-            if p.git_dirty {
-                format!("{short}+dirty")
-            } else {
-                short.to_string()
-            }
-        });
-        let s = &r.spec;
-        out.push_str(&format!(
-            "{:<16} {:<16} {:<12} {:<5} {:>6} {:>6} {:>6} {:<11} {:>10}\n",
-            r.id,
-            if sweeps.is_empty() {
-                "-".to_string()
-            } else {
-                sweeps.join(",")
-            },
-            commit,
-            s.model.as_str(),
-            beta_cell(s),
-            s.latent,
-            format!("{}/{}", r.last("train").map_or(0, |t| t.epoch), s.epochs),
-            r.state,
-            r.last("test")
-                .map_or_else(|| "-".into(), |t| format!("{:.3}", t.loss)),
-        ));
-    }
-    Ok(out)
+    let keys = shown_params(records.iter().map(|r| &r.spec));
+    let mut header = vec!["run", "sweep", "commit"];
+    header.extend(&keys);
+    header.extend(["epochs", "state", "test_loss"]);
+    let mut right = vec![false, false, false];
+    right.extend(numeric(&keys));
+    right.extend([true, false, true]);
+    let rows = records
+        .iter()
+        .map(|r| {
+            let sweeps: Vec<&str> = sweeps_of
+                .iter()
+                .filter(|(_, ids)| ids.contains(&r.id))
+                .map(|(n, _)| n.as_str())
+                .collect();
+            let commit = r.provenance.as_ref().map_or("-".to_string(), |p| {
+                let short = &p.git_commit[..p.git_commit.len().min(8)];
+                if p.git_dirty {
+                    format!("{short}+dirty")
+                } else {
+                    short.to_string()
+                }
+            });
+            let mut cells = vec![
+                r.id.clone(),
+                if sweeps.is_empty() {
+                    "-".to_string()
+                } else {
+                    sweeps.join(",")
+                },
+                commit,
+            ];
+            cells.extend(param_cells(&r.spec, &keys));
+            cells.push(format!(
+                "{}/{}",
+                r.last(Split::Train).map_or(0, |t| t.epoch),
+                r.spec.epochs
+            ));
+            cells.push(r.state.to_string());
+            cells.push(num(r.result("test_loss")));
+            cells
+        })
+        .collect();
+    Ok(text_table(&header, &right, rows))
 }
 
 /// The test-set evaluation of `records`, one line each: test ELBO and IWAE bound (k = 1000, ±
@@ -277,43 +370,37 @@ pub fn run_listing(store: &Store, records: &[RunRecord]) -> anyhow::Result<Strin
 /// a CVAE's requested classes and the class entropy of prior samples (bits; 3.32 = all ten
 /// equally). `-` where a number does not apply or the run is not evaluated.
 pub fn eval_table(records: &[RunRecord]) -> String {
-    let num = |v: Option<f64>, digits: usize| {
-        v.map_or_else(|| "-".to_string(), |v| format!("{v:.digits$}"))
-    };
-    let mut out = format!(
-        "{:<16} {:<5} {:>5} {:>6} {:>10} {:>18} {:>6} {:>7} {:>7}\n",
-        "run",
-        "model",
-        "beta",
-        "latent",
-        "test_elbo",
-        "iwae_1000 ± se",
-        "active",
-        "judged",
-        "entropy"
-    );
-    for r in records {
-        let iwae = eval_row(&r.eval, "iwae", Some(1000), None).map_or("-".to_string(), |e| {
-            format!("{:.2} ± {:.2}", e.value, e.se.unwrap_or(f64::NAN))
-        });
-        let active = r
-            .eval("active_units", None)
-            .map_or("-".to_string(), |a| format!("{a}/{}", r.spec.latent));
-        out.push_str(&format!(
-            "{:<16} {:<5} {:>5} {:>6} {:>10} {:>18} {:>6} {:>7} {:>7}\n",
-            r.id,
-            r.spec.model.as_str(),
-            beta_cell(&r.spec),
-            r.spec.latent,
-            num(r.eval("elbo", None), 2),
-            iwae,
-            active,
-            r.eval("judged_accuracy", None)
-                .map_or("-".to_string(), |a| format!("{:.1}%", 100.0 * a)),
-            num(r.eval("prior_class_entropy", None), 2),
-        ));
-    }
-    out
+    let two = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
+    let keys = shown_params(records.iter().map(|r| &r.spec));
+    let mut header = vec!["run"];
+    header.extend(&keys);
+    header.extend(["test_elbo", "iwae_1000 ± se", "active", "judged", "entropy"]);
+    let mut right = vec![false];
+    right.extend(numeric(&keys));
+    right.extend([true; 5]);
+    let rows = records
+        .iter()
+        .map(|r| {
+            let iwae = eval_row(&r.eval, "iwae", Some(1000), None).map_or("-".to_string(), |e| {
+                format!("{:.2} ± {:.2}", e.value, e.se.unwrap_or(f64::NAN))
+            });
+            let active = r
+                .eval("active_units", None)
+                .map_or("-".to_string(), |a| format!("{a}/{}", r.spec.latent));
+            let mut cells = vec![r.id.clone()];
+            cells.extend(param_cells(&r.spec, &keys));
+            cells.extend([
+                two(r.eval("elbo", None)),
+                iwae,
+                active,
+                r.eval("judged_accuracy", None)
+                    .map_or("-".to_string(), |a| format!("{:.1}%", 100.0 * a)),
+                two(r.eval("prior_class_entropy", None)),
+            ]);
+            cells
+        })
+        .collect();
+    text_table(&header, &right, rows)
 }
 
 /// The per-dimension evaluation of one run, most active dimension first: KL (nats) and
@@ -381,4 +468,80 @@ pub fn eval_classes_table(record: &RunRecord) -> String {
         out.push_str(&format!("{:<22}{row}\n", "share of prior draws"));
     }
     out
+}
+
+/// `vaelab show`: a run's id and folder, its resolved config, its provenance, its per-epoch
+/// table and its evaluation.
+pub fn run_sheet(store: &Store, record: &RunRecord) -> anyhow::Result<String> {
+    use std::fmt::Write as _;
+    let dir = store.run(&record.id);
+    let mut out = format!("run {} ({})\n\n", record.id, dir.path.display());
+    let config = std::fs::read_to_string(dir.config_path())?;
+    let _ = writeln!(out, "[config]\n{config}");
+    match std::fs::read_to_string(dir.file("provenance.toml")) {
+        Ok(text) => {
+            let _ = writeln!(out, "[provenance]\n{text}");
+        }
+        Err(_) => out.push_str("[provenance]\n(not written yet)\n\n"),
+    }
+    out.push_str(&epoch_table(&record.rows));
+    if !record.eval.is_empty() {
+        out.push_str("\n[eval] test split, nats per image (see `vaelab eval --help`)\n");
+        out.push_str(&eval_table(std::slice::from_ref(record)));
+        out.push_str(&eval_dims_table(record));
+        out.push_str(&eval_classes_table(record));
+    }
+    Ok(out)
+}
+
+/// `vaelab judge`: the cached classifier's accuracy, widths, hash and folder, on one line.
+pub fn judge_line(dataset: crate::data::Dataset, card: &crate::eval::judge::JudgeCard) -> String {
+    let widths: Vec<String> = card.widths.iter().map(|w| w.to_string()).collect();
+    format!(
+        "{dataset} judge: {:.2}% test accuracy, {} MLP, sha256 {} ({})",
+        100.0 * card.test_accuracy,
+        widths.join("-"),
+        card.sha256,
+        crate::eval::judge::judge_dir(dataset).display()
+    )
+}
+
+/// The first line of `vaelab sweep`: its runs, stacks and frozen manifest.
+pub fn sweep_header(manifest: &Manifest, path: &std::path::Path) -> String {
+    let stacks = manifest.entries().len();
+    let stacked = if stacks < manifest.runs.len() {
+        format!(" in {stacks} stacks")
+    } else {
+        String::new()
+    };
+    format!(
+        "sweep {}: {} runs{stacked}, manifest {}",
+        manifest.name,
+        manifest.runs.len(),
+        path.display()
+    )
+}
+
+/// What `vaelab sweep --executor slurm` prints after a submission: the job, its script and
+/// logs, and how to watch and stop it.
+pub fn submission_note(
+    store: &Store,
+    manifest: &Manifest,
+    job: &crate::sweep::slurm::Submission,
+) -> String {
+    let logs = crate::sweep::slurm::slurm_dir(store, &manifest.name).join("logs");
+    format!(
+        "sweep {name}: submitted Slurm job {id} ({tasks} of {entries} entries for {runs} runs, array {array})\n\
+         script: {script}\n\
+         logs: {logs}\n\
+         watch: vaelab status {name}    stop: vaelab cancel {name}\n",
+        name = manifest.name,
+        id = job.job_id,
+        tasks = job.entries().len(),
+        entries = manifest.entries().len(),
+        runs = manifest.runs.len(),
+        array = job.array,
+        script = job.script.display(),
+        logs = logs.display(),
+    )
 }

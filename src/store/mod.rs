@@ -15,6 +15,8 @@
 
 pub mod durable;
 pub mod lock;
+pub mod lockfile;
+pub mod lookup;
 pub mod provenance;
 pub mod tables;
 
@@ -26,11 +28,12 @@ use serde::{Deserialize, Serialize};
 use crate::config::RunSpec;
 pub use durable::write_atomic;
 pub use lock::{Lock, LockHolder};
+pub use lookup::Target;
 pub use provenance::{build_info, now_rfc3339, Provenance};
 pub use tables::{
-    eval_column, eval_row, eval_value, last_row, metrics_frame, read_eval, read_metrics,
-    read_parquet, write_eval, write_metrics, write_parquet, EpochRow, EvalRow, EVAL_COLUMNS,
-    EVAL_SUMMARY, METRICS_COLUMNS,
+    eval_column, eval_row, eval_value, last_row, metrics_frame, param_columns, read_eval,
+    read_metrics, read_parquet, result_value, write_eval, write_metrics, write_parquet, EpochRow,
+    EvalRow, EVAL_COLUMNS, EVAL_SUMMARY, FINAL_COLUMNS, METRICS_COLUMNS,
 };
 
 /// The root of all results (`results/` unless told otherwise).
@@ -63,7 +66,7 @@ impl Store {
     /// Names of the sweeps with a manifest under `sweeps/`, sorted.
     pub fn sweep_names(&self) -> Result<Vec<String>> {
         list_dirs(&self.root.join("sweeps"), |d| {
-            d.join("manifest.toml").is_file()
+            d.join(lookup::MANIFEST).is_file()
         })
     }
 
@@ -269,8 +272,14 @@ pub struct RunRecord {
 
 impl RunRecord {
     /// The last row of `split`.
-    pub fn last(&self, split: &str) -> Option<&EpochRow> {
+    pub fn last(&self, split: crate::data::Split) -> Option<&EpochRow> {
         last_row(&self.rows, split)
+    }
+
+    /// Its result column `column` ([`FINAL_COLUMNS`] or [`EVAL_SUMMARY`]): see
+    /// [`result_value`].
+    pub fn result(&self, column: &str) -> Option<f64> {
+        result_value(&self.rows, &self.eval, column)
     }
 
     /// Its evaluation's `metric` (at `k` importance samples for the IWAE bound), overall.

@@ -5,9 +5,14 @@ use std::fs::File;
 use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
-use polars::prelude::{DataFrame, ParquetReader, ParquetWriter, SerReader};
+use polars::prelude::{
+    Column, DataFrame, NamedFrom, ParquetReader, ParquetWriter, SerReader, Series,
+};
 
 use super::durable;
+use crate::config::params::{spec_table, Param, ParamKind, PARAMS};
+use crate::config::RunSpec;
+use crate::data::Split;
 
 /// One epoch of one split: the tidy row of `metrics.parquet`, the same schema for every run.
 #[derive(Clone, Debug, PartialEq)]
@@ -16,8 +21,8 @@ pub struct EpochRow {
     pub run_id: String,
     /// 1-based epoch.
     pub epoch: u32,
-    /// `train` or `test`.
-    pub split: String,
+    /// The training or test split (`split` column: `train`, `test`).
+    pub split: Split,
     /// Mean squared error per image, summed over 784 pixels.
     pub recon: f64,
     /// Mean KL per image in nats; `None` for the AE.
@@ -119,7 +124,9 @@ pub fn read_metrics(path: &Path) -> Result<Vec<EpochRow>> {
             Ok(EpochRow {
                 run_id: run_id[i].clone(),
                 epoch: epochs[i],
-                split: split[i].clone(),
+                split: split[i]
+                    .parse()
+                    .map_err(|e: String| anyhow!("{}: {e}", path.display()))?,
                 recon: need(recon[i], "recon")?,
                 kl: kl[i],
                 beta_kl: beta_kl[i],
@@ -273,8 +280,98 @@ pub fn eval_column(rows: &[EvalRow], column: &str) -> Option<f64> {
     }
 }
 
+/// The final-epoch columns of a run's results (in `summary.parquet`, the report's run table,
+/// `diff` and the text tables): the last epoch's row of a split and one of its numbers.
+pub const FINAL_COLUMNS: [(&str, Split, fn(&EpochRow) -> Option<f64>); 7] = [
+    ("test_recon", Split::Test, recon),
+    ("test_kl", Split::Test, kl),
+    ("test_loss", Split::Test, loss),
+    ("train_recon", Split::Train, recon),
+    ("train_kl", Split::Train, kl),
+    ("train_loss", Split::Train, loss),
+    ("article_loss", Split::Train, article_loss),
+];
+
+fn recon(r: &EpochRow) -> Option<f64> {
+    Some(r.recon)
+}
+
+fn kl(r: &EpochRow) -> Option<f64> {
+    r.kl
+}
+
+fn loss(r: &EpochRow) -> Option<f64> {
+    Some(r.loss)
+}
+
+fn article_loss(r: &EpochRow) -> Option<f64> {
+    r.article_loss
+}
+
+/// A result column of a run, from its per-epoch rows ([`FINAL_COLUMNS`]) or its evaluation
+/// ([`EVAL_SUMMARY`]); `None` when the run has no such number (yet) or `column` is neither.
+pub fn result_value(rows: &[EpochRow], eval: &[EvalRow], column: &str) -> Option<f64> {
+    match FINAL_COLUMNS.iter().find(|c| c.0 == column) {
+        Some(&(_, split, value)) => last_row(rows, split).and_then(value),
+        None => eval_column(eval, column),
+    }
+}
+
+/// The parameter columns ([`crate::config::params::PARAMS`], in order, typed by their kind)
+/// of `specs`, one row each: the same columns in `summary.parquet` and `epochs.parquet`.
+pub fn param_columns(specs: &[&RunSpec]) -> Result<Vec<Column>> {
+    let tables: Vec<toml::Table> = specs.iter().map(|s| spec_table(s)).collect();
+    let column = |p: &Param| -> Column {
+        let name = p.key.into();
+        let values = tables.iter().map(|t| t.get(p.key));
+        let series = match p.kind {
+            ParamKind::Text => Series::new(
+                name,
+                values
+                    .map(|v| v.and_then(|v| v.as_str()).unwrap_or("-").to_string())
+                    .collect::<Vec<String>>(),
+            ),
+            ParamKind::Float => Series::new(
+                name,
+                values
+                    .map(|v| v.and_then(|v| v.as_float()))
+                    .collect::<Vec<Option<f64>>>(),
+            ),
+            ParamKind::Count | ParamKind::OptionalCount => Series::new(
+                name,
+                values
+                    .map(|v| v.and_then(|v| v.as_integer()).map(|i| i as u32))
+                    .collect::<Vec<Option<u32>>>(),
+            ),
+            ParamKind::Seed => Series::new(
+                name,
+                values
+                    .map(|v| v.and_then(|v| v.as_integer()).map(|i| i as u64))
+                    .collect::<Vec<Option<u64>>>(),
+            ),
+            ParamKind::Widths => Series::new(
+                name,
+                values
+                    .map(|v| {
+                        v.and_then(|v| v.as_array())
+                            .map(|a| {
+                                a.iter()
+                                    .map(|w| w.to_string())
+                                    .collect::<Vec<_>>()
+                                    .join("-")
+                            })
+                            .unwrap_or_default()
+                    })
+                    .collect::<Vec<String>>(),
+            ),
+        };
+        Column::from(series)
+    };
+    Ok(PARAMS.iter().map(column).collect())
+}
+
 /// The latest epoch's row of `split` among `rows` (a run's final result so far).
-pub fn last_row<'a>(rows: &'a [EpochRow], split: &str) -> Option<&'a EpochRow> {
+pub fn last_row(rows: &[EpochRow], split: Split) -> Option<&EpochRow> {
     rows.iter()
         .filter(|r| r.split == split)
         .max_by_key(|r| r.epoch)
@@ -284,16 +381,16 @@ pub fn last_row<'a>(rows: &'a [EpochRow], split: &str) -> Option<&'a EpochRow> {
 mod tests {
     use super::*;
 
-    fn row(epoch: u32, split: &str, kl: Option<f64>) -> EpochRow {
+    fn row(epoch: u32, split: Split, kl: Option<f64>) -> EpochRow {
         EpochRow {
             run_id: "vae-0123456789".into(),
             epoch,
-            split: split.into(),
+            split,
             recon: 40.5 + f64::from(epoch),
             kl,
             beta_kl: kl.map(|k| 3.0 * k),
             loss: 50.0,
-            article_loss: (split == "train").then_some(1600.0),
+            article_loss: (split == Split::Train).then_some(1600.0),
             seconds: 1.25,
         }
     }
@@ -303,9 +400,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("metrics.parquet");
         let rows = vec![
-            row(1, "train", Some(3.5)),
-            row(1, "test", Some(3.25)),
-            row(2, "train", None),
+            row(1, Split::Train, Some(3.5)),
+            row(1, Split::Test, Some(3.25)),
+            row(2, Split::Train, None),
         ];
         write_metrics(&path, &rows).unwrap();
         assert_eq!(read_metrics(&path).unwrap(), rows);
@@ -363,5 +460,47 @@ mod tests {
             .map(|c| c.to_string())
             .collect();
         assert_eq!(names, EVAL_COLUMNS.map(String::from));
+    }
+
+    /// The parameter columns are the schema's keys, typed by kind: two runs that differ only
+    /// in their data set differ in the `dataset` column.
+    #[test]
+    fn parameter_columns_follow_the_schema() {
+        use crate::config::params::PARAM_KEYS;
+        let a = RunSpec::default();
+        let b = RunSpec {
+            dataset: crate::data::Dataset::FashionMnist,
+            limit: Some(10),
+            ..RunSpec::default()
+        };
+        let columns = param_columns(&[&a, &b]).unwrap();
+        let names: Vec<&str> = columns.iter().map(|c| c.name().as_str()).collect();
+        assert_eq!(names, PARAM_KEYS);
+        let text = |key: &str, i: usize| {
+            let c = &columns[PARAM_KEYS.iter().position(|k| *k == key).unwrap()];
+            c.str().unwrap().get(i).map(String::from)
+        };
+        assert_eq!(text("dataset", 0).as_deref(), Some("mnist"));
+        assert_eq!(text("dataset", 1).as_deref(), Some("fashion-mnist"));
+        assert_eq!(text("device", 1).as_deref(), Some("cpu"));
+        assert_eq!(text("hidden", 0).as_deref(), Some("256"));
+        let limit = &columns[PARAM_KEYS.iter().position(|k| *k == "limit").unwrap()];
+        assert_eq!(limit.u32().unwrap().get(0), None);
+        assert_eq!(limit.u32().unwrap().get(1), Some(10));
+    }
+
+    #[test]
+    fn result_columns_read_the_last_epoch_of_their_split() {
+        let rows = vec![
+            row(1, Split::Train, Some(3.5)),
+            row(1, Split::Test, Some(3.25)),
+            row(2, Split::Train, None),
+        ];
+        assert_eq!(result_value(&rows, &[], "train_recon"), Some(42.5));
+        assert_eq!(result_value(&rows, &[], "test_recon"), Some(41.5));
+        assert_eq!(result_value(&rows, &[], "train_kl"), None);
+        assert_eq!(result_value(&rows, &[], "test_kl"), Some(3.25));
+        assert_eq!(result_value(&rows, &[], "article_loss"), Some(1600.0));
+        assert_eq!(result_value(&rows, &[], "no_such_column"), None);
     }
 }

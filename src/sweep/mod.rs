@@ -23,9 +23,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::matrix::SweepPlan;
 use crate::config::RunSpec;
+use crate::data::Split;
 use crate::store::{
-    build_info, eval_column, last_row, metrics_frame, now_rfc3339, read_eval, read_metrics,
-    write_atomic, write_parquet, EpochRow, EvalRow, Lock, RunState, RunStatus, Store, EVAL_SUMMARY,
+    build_info, last_row, metrics_frame, now_rfc3339, param_columns, read_eval, read_metrics,
+    result_value, write_atomic, write_parquet, EpochRow, EvalRow, Lock, RunState, RunStatus, Store,
+    EVAL_SUMMARY, FINAL_COLUMNS,
 };
 use crate::train::{self, stderr_is_terminal, Outcome, TrainOptions};
 
@@ -107,7 +109,7 @@ impl Manifest {
 
     /// `results/sweeps/<name>/manifest.toml`.
     pub fn path(store: &Store, name: &str) -> PathBuf {
-        store.sweep_dir(name).join("manifest.toml")
+        store.manifest_path(name)
     }
 
     /// Reads a manifest file.
@@ -499,121 +501,85 @@ fn describe_exit(exit: std::process::ExitStatus) -> String {
     }
 }
 
-/// A run's last train and test rows (None before its first epoch).
-type FinalRows = (Option<EpochRow>, Option<EpochRow>);
-
-/// Writes `summary.parquet` (one row per run: parameters, state, final metrics) and
-/// `epochs.parquet` (every run's per-epoch rows joined with its parameters) into the sweep's
-/// folder; returns the summary frame.
+/// Writes `summary.parquet` (one row per run: its parameters, state, epochs done and every
+/// result column, [`FINAL_COLUMNS`] then [`EVAL_SUMMARY`]) and `epochs.parquet` (every run's
+/// per-epoch rows joined with its parameters) into the sweep's folder; returns the summary
+/// frame. The parameter columns are [`param_columns`], the same in both.
 pub fn write_tables(store: &Store, manifest: &Manifest, report: &SweepReport) -> Result<DataFrame> {
     let dir = store.sweep_dir(&manifest.name);
-    let mut all_rows: Vec<(usize, EpochRow)> = Vec::new();
-    let mut finals = Vec::new();
-    for (k, (run, _, _)) in report.runs.iter().enumerate() {
-        // A run whose metrics cannot be read has its state (and reason) in the table and no
-        // metrics, rather than no table at all.
-        let rows = read_metrics(&store.run(&run.id).metrics_path()).unwrap_or_default();
-        finals.push((
-            last_row(&rows, "train").cloned(),
-            last_row(&rows, "test").cloned(),
-        ));
-        all_rows.extend(rows.into_iter().map(|r| (k, r)));
-    }
     let runs: Vec<&ManifestRun> = report.runs.iter().map(|(r, _, _)| r).collect();
-    let mut summary = param_columns(&runs, &(0..runs.len()).collect::<Vec<_>>(), &manifest.name)?;
-    let states: Vec<&str> = report.runs.iter().map(|(_, s, _)| s.as_str()).collect();
-    let f =
-        |pick: fn(&FinalRows) -> Option<f64>| finals.iter().map(pick).collect::<Vec<Option<f64>>>();
-    let extra = [
-        Column::from(Series::new("state".into(), states)),
-        Column::from(Series::new(
-            "epochs_done".into(),
-            finals
-                .iter()
-                .map(|(t, _)| t.as_ref().map_or(0, |r| r.epoch))
-                .collect::<Vec<u32>>(),
-        )),
-        Column::from(Series::new(
-            "test_recon".into(),
-            f(|(_, t)| t.as_ref().map(|r| r.recon)),
-        )),
-        Column::from(Series::new(
-            "test_kl".into(),
-            f(|(_, t)| t.as_ref().and_then(|r| r.kl)),
-        )),
-        Column::from(Series::new(
-            "test_loss".into(),
-            f(|(_, t)| t.as_ref().map(|r| r.loss)),
-        )),
-        Column::from(Series::new(
-            "train_recon".into(),
-            f(|(t, _)| t.as_ref().map(|r| r.recon)),
-        )),
-        Column::from(Series::new(
-            "train_kl".into(),
-            f(|(t, _)| t.as_ref().and_then(|r| r.kl)),
-        )),
-        Column::from(Series::new(
-            "train_loss".into(),
-            f(|(t, _)| t.as_ref().map(|r| r.loss)),
-        )),
-        Column::from(Series::new(
-            "article_loss".into(),
-            f(|(t, _)| t.as_ref().and_then(|r| r.article_loss)),
-        )),
-    ];
-    for c in extra {
-        summary.with_column(c)?;
-    }
-    // The test-set evaluation (`vaelab eval`), null where a run has none (yet).
-    let evals: Vec<Vec<EvalRow>> = report
-        .runs
+    // A run whose files cannot be read has its state (and reason) in the table and no
+    // metrics, rather than no table at all.
+    let rows: Vec<Vec<EpochRow>> = runs
         .iter()
-        .map(|(run, _, _)| {
-            read_eval(&store.run(&run.id).eval_path())
+        .map(|r| read_metrics(&store.run(&r.id).metrics_path()).unwrap_or_default())
+        .collect();
+    let evals: Vec<Vec<EvalRow>> = runs
+        .iter()
+        .map(|r| {
+            read_eval(&store.run(&r.id).eval_path())
                 .ok()
                 .flatten()
                 .unwrap_or_default()
         })
         .collect();
-    for (column, ..) in EVAL_SUMMARY {
-        let values: Vec<Option<f64>> = evals.iter().map(|rows| eval_column(rows, column)).collect();
-        summary.with_column(Column::from(Series::new(column.into(), values)))?;
+
+    let specs: Vec<&RunSpec> = runs.iter().map(|r| &r.spec).collect();
+    let mut columns = vec![
+        Column::from(Series::new(
+            "run_id".into(),
+            runs.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        )),
+        Column::from(Series::new(
+            "sweep".into(),
+            vec![manifest.name.as_str(); runs.len()],
+        )),
+    ];
+    columns.extend(param_columns(&specs)?);
+    columns.push(Column::from(Series::new(
+        "state".into(),
+        report
+            .runs
+            .iter()
+            .map(|(_, s, _)| s.as_str())
+            .collect::<Vec<_>>(),
+    )));
+    columns.push(Column::from(Series::new(
+        "epochs_done".into(),
+        rows.iter()
+            .map(|r| last_row(r, Split::Train).map_or(0, |t| t.epoch))
+            .collect::<Vec<u32>>(),
+    )));
+    let results = FINAL_COLUMNS
+        .iter()
+        .map(|c| c.0)
+        .chain(EVAL_SUMMARY.iter().map(|c| c.0));
+    for column in results {
+        let values: Vec<Option<f64>> = rows
+            .iter()
+            .zip(&evals)
+            .map(|(r, e)| result_value(r, e, column))
+            .collect();
+        columns.push(Column::from(Series::new(column.into(), values)));
     }
+    let mut summary = DataFrame::new(runs.len(), columns)?;
     write_parquet(&dir.join("summary.parquet"), &mut summary)?;
 
-    let owners: Vec<usize> = all_rows.iter().map(|(k, _)| *k).collect();
-    let rows: Vec<EpochRow> = all_rows.into_iter().map(|(_, r)| r).collect();
-    let mut epochs = metrics_frame(&rows)?;
-    let params = param_columns(&runs, &owners, &manifest.name)?;
-    for c in params.columns() {
-        if c.name().as_str() != "run_id" {
-            epochs.with_column(c.clone())?;
-        }
+    let owners: Vec<&RunSpec> = rows
+        .iter()
+        .zip(&specs)
+        .flat_map(|(r, s)| std::iter::repeat_n(*s, r.len()))
+        .collect();
+    let mut epochs = metrics_frame(&rows.concat())?;
+    epochs.with_column(Column::from(Series::new(
+        "sweep".into(),
+        vec![manifest.name.as_str(); owners.len()],
+    )))?;
+    for c in param_columns(&owners)? {
+        epochs.with_column(c)?;
     }
     write_parquet(&dir.join("epochs.parquet"), &mut epochs)?;
     Ok(summary)
-}
-
-/// Parameter columns (`run_id, sweep, model, beta, ...`) for the runs at `which`.
-fn param_columns(runs: &[&ManifestRun], which: &[usize], sweep: &str) -> Result<DataFrame> {
-    let pick = |i: &usize| &runs[*i].spec;
-    let ids: Vec<&str> = which.iter().map(|i| runs[*i].id.as_str()).collect();
-    let df = polars::df!(
-        "run_id" => ids,
-        "sweep" => vec![sweep; which.len()],
-        "model" => which.iter().map(|i| pick(i).model.as_str()).collect::<Vec<_>>(),
-        "beta" => which.iter().map(|i| pick(i).beta).collect::<Vec<f64>>(),
-        "latent" => which.iter().map(|i| pick(i).latent as u32).collect::<Vec<u32>>(),
-        "hidden" => which.iter().map(|i| pick(i).hidden.iter().map(|h| h.to_string()).collect::<Vec<_>>().join("-")).collect::<Vec<_>>(),
-        "epochs" => which.iter().map(|i| pick(i).epochs as u32).collect::<Vec<u32>>(),
-        "batch_size" => which.iter().map(|i| pick(i).batch_size as u32).collect::<Vec<u32>>(),
-        "lr" => which.iter().map(|i| pick(i).lr).collect::<Vec<f64>>(),
-        "seed" => which.iter().map(|i| pick(i).seed).collect::<Vec<u64>>(),
-        "limit" => which.iter().map(|i| pick(i).limit.map(|l| l as u32)).collect::<Vec<Option<u32>>>(),
-        "backend" => which.iter().map(|i| pick(i).backend.as_str()).collect::<Vec<_>>(),
-    )?;
-    Ok(df)
 }
 
 /// One run's line in `vaelab status`.
@@ -659,7 +625,7 @@ pub fn progress(store: &Store, manifest: &Manifest) -> Result<Vec<RunProgress>> 
                 run: run.clone(),
                 state,
                 epochs_done,
-                test_loss: last_row(&rows, "test").map(|r| r.loss),
+                test_loss: last_row(&rows, Split::Test).map(|r| r.loss),
                 epoch_seconds,
             })
         })

@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 use super::Manifest;
 use crate::config::matrix::SlurmSettings;
 use crate::store::{now_rfc3339, write_atomic, RunState, Store};
+use crate::tool;
+use crate::train::{Outcome, RunReport};
 
 /// Seconds before the time limit at which a task is told to stop (SIGUSR1).
 pub const SIGNAL_BEFORE_LIMIT_S: u32 = 90;
@@ -89,10 +91,11 @@ pub struct QueuedTask {
 
 /// Checks that Slurm's client tools are here, before anything is written.
 pub fn preflight() -> Result<()> {
-    tool("sbatch").map(|_| ())
+    client("sbatch").map(|_| ())
 }
 
-fn tool(name: &str) -> Result<Command> {
+/// A Slurm client tool, found on PATH (else a one-line error saying where to run).
+fn client(name: &str) -> Result<Command> {
     let found = std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(name).is_file()));
     if !found {
@@ -107,19 +110,19 @@ pub fn queue(job_ids: &[String]) -> Result<Vec<QueuedTask>> {
     if job_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let out = tool("squeue")?
-        .args(["-h", "-r", "-o", "%i|%T|%r", "-j", &job_ids.join(",")])
-        .output()
-        .context("cannot run squeue")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
+    let text = match tool::output(client("squeue")?.args([
+        "-h",
+        "-r",
+        "-o",
+        "%i|%T|%r",
+        "-j",
+        &job_ids.join(","),
+    ])) {
+        Ok(text) => text,
         // Jobs long gone from the controller's memory are not an error: nothing is queued.
-        if err.contains("Invalid job id") {
-            return Ok(Vec::new());
-        }
-        bail!("squeue failed: {}", err.trim());
-    }
+        Err(e) if e.stderr.contains("Invalid job id") => return Ok(Vec::new()),
+        Err(e) => bail!("squeue failed: {}", e.reason),
+    };
     Ok(text
         .lines()
         .filter_map(|line| {
@@ -201,7 +204,7 @@ pub fn submit(
     data_dir: &Path,
     settings: &SlurmSettings,
 ) -> Result<Option<Submission>> {
-    let mut sbatch = tool("sbatch")?;
+    let mut sbatch = client("sbatch")?;
     let name = &manifest.name;
     let ids: Vec<String> = submissions(store, name)?
         .iter()
@@ -246,28 +249,21 @@ pub fn submit(
         &script_path,
         script(manifest_path, store, name, data_dir, settings)?.as_bytes(),
     )?;
-    let out = sbatch
-        .arg("--parsable")
-        .arg(format!("--array={array}"))
-        .arg(&script_path)
-        .output()
-        .context("cannot run sbatch")?;
-    if !out.status.success() {
-        let _ = std::fs::remove_file(&script_path);
-        let err = String::from_utf8_lossy(&out.stderr);
-        let reason = err
-            .lines()
-            .rfind(|l| !l.trim().is_empty())
-            .unwrap_or("no reason given")
-            .trim_start_matches("sbatch: error: ");
-        bail!("sbatch refused sweep {name}: {reason}; nothing was submitted");
-    }
-    let job_id = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .to_string();
+    let out = tool::output(
+        sbatch
+            .arg("--parsable")
+            .arg(format!("--array={array}"))
+            .arg(&script_path),
+    );
+    let out = match out {
+        Ok(out) => out,
+        Err(e) => {
+            let _ = std::fs::remove_file(&script_path);
+            let reason = e.reason.trim_start_matches("sbatch: error: ");
+            bail!("sbatch refused sweep {name}: {reason}; nothing was submitted");
+        }
+    };
+    let job_id = out.trim().split(';').next().unwrap_or_default().to_string();
     let submission = Submission {
         job_id,
         array,
@@ -302,32 +298,198 @@ pub fn cancel(store: &Store, name: &str) -> Result<Vec<String>> {
     if live.is_empty() {
         return Ok(live);
     }
-    let out = tool("scancel")?
-        .args(&live)
-        .output()
-        .context("cannot run scancel")?;
-    if !out.status.success() {
-        bail!(
-            "scancel failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
+    tool::output(client("scancel")?.args(&live))
+        .map_err(|e| anyhow::anyhow!("scancel failed: {}", e.reason))?;
     Ok(live)
+}
+
+/// After `vaelab entry` in a Slurm task: when Slurm warned of the time limit (`warned`, SIGUSR1)
+/// and runs stopped with their last epoch checkpointed, puts the task back into the queue so
+/// that they resume there; the ids that will resume (none when nothing is requeued).
+pub fn requeue_if_warned(warned: bool, reports: &[RunReport]) -> Result<Vec<String>> {
+    let stopped: Vec<String> = reports
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Interrupted { .. }))
+        .map(|r| r.id.clone())
+        .collect();
+    if !warned || stopped.is_empty() {
+        return Ok(Vec::new());
+    }
+    requeue_self()?;
+    Ok(stopped)
+}
+
+/// The tasks of `job_ids` still queued, or none and why, when the queue cannot be asked (off
+/// the cluster, results copied elsewhere): `vaelab status` then shows the runs on disk only.
+pub fn queue_or_why(job_ids: &[String]) -> (Vec<QueuedTask>, Option<String>) {
+    match queue(job_ids) {
+        Ok(queued) => (queued, None),
+        Err(e) => (Vec::new(), Some(format!("{e:#}"))),
+    }
 }
 
 /// Inside a Slurm task told to stop before its time limit: puts this task back in the queue,
 /// so that it resumes from its checkpoint when it runs again.
 pub fn requeue_self() -> Result<()> {
     let job = std::env::var("SLURM_JOB_ID").context("not inside a Slurm job")?;
-    let out = tool("scontrol")?
-        .args(["requeue", &job])
-        .output()
-        .context("cannot run scontrol")?;
-    if !out.status.success() {
-        bail!(
-            "scontrol requeue {job} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
+    tool::output(client("scontrol")?.args(["requeue", &job]))
+        .map_err(|e| anyhow::anyhow!("scontrol requeue {job} failed: {}", e.reason))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every setting set.
+    fn every_setting() -> SlurmSettings {
+        SlurmSettings {
+            partition: Some("short".into()),
+            time: Some("01:30:00".into()),
+            cpus_per_task: Some(2),
+            mem: Some("4G".into()),
+            max_parallel: Some(3),
+            sbatch_args: vec!["--account=lab".into(), "--qos=low".into()],
+        }
+    }
+
+    /// (results root, data dir, manifest), created so that the script names them canonically.
+    fn layout(dir: &Path) -> (Store, PathBuf, PathBuf) {
+        let store = Store::new(dir.join("results"));
+        let data = dir.join("data");
+        let manifest = store.sweep_dir("it's").join("manifest.toml");
+        std::fs::create_dir_all(manifest.parent().unwrap()).unwrap();
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(&manifest, "").unwrap();
+        (store, data, manifest)
+    }
+
+    fn sbatch_lines(script: &str) -> Vec<&str> {
+        script
+            .lines()
+            .filter(|l| l.starts_with("#SBATCH"))
+            .collect()
+    }
+
+    #[test]
+    fn the_batch_script_asks_for_requeue_and_a_warning_90_s_before_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, data, manifest) = layout(dir.path());
+        let text = script(&manifest, &store, "it's", &data, &every_setting()).unwrap();
+        assert!(text.starts_with("#!/bin/bash\n"), "{text}");
+        let logs = slurm_dir(&store, "it's").join("logs");
+        let output = format!("#SBATCH --output={}/%A_%a.out", logs.display());
+        assert_eq!(
+            sbatch_lines(&text),
+            [
+                "#SBATCH --job-name=vaelab-it's",
+                output.as_str(),
+                "#SBATCH --requeue",
+                "#SBATCH --signal=B:USR1@90",
+                "#SBATCH --open-mode=append",
+                "#SBATCH --partition=short",
+                "#SBATCH --time=01:30:00",
+                "#SBATCH --cpus-per-task=2",
+                "#SBATCH --mem=4G",
+                "#SBATCH --account=lab",
+                "#SBATCH --qos=low",
+            ],
+            "{text}"
+        );
+        // `max_parallel` belongs to `--array`, not to the script.
+        assert!(!text.contains("%3"), "{text}");
+        // Nothing but comments and blank lines between the #SBATCH lines and the first command
+        // (sbatch stops reading #SBATCH lines at the first command).
+        let lines: Vec<&str> = text.lines().collect();
+        let first_command = lines
+            .iter()
+            .position(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .unwrap();
+        let last_sbatch = lines
+            .iter()
+            .rposition(|l| l.starts_with("#SBATCH"))
+            .unwrap();
+        assert!(last_sbatch < first_command, "{text}");
+        assert!(
+            text.contains(
+                "\nexport OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-${OMP_NUM_THREADS:-1}}\n"
+            ),
+            "{text}"
         );
     }
-    Ok(())
+
+    #[test]
+    fn without_settings_the_script_has_only_its_fixed_sbatch_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, data, manifest) = layout(dir.path());
+        let text = script(&manifest, &store, "plain", &data, &SlurmSettings::default()).unwrap();
+        let sbatch: Vec<&str> = sbatch_lines(&text)
+            .into_iter()
+            .map(|l| l.split('=').next().unwrap())
+            .collect();
+        assert_eq!(
+            sbatch,
+            [
+                "#SBATCH --job-name",
+                "#SBATCH --output",
+                "#SBATCH --requeue",
+                "#SBATCH --signal",
+                "#SBATCH --open-mode",
+            ],
+            "{text}"
+        );
+    }
+
+    /// The script's last line, run by bash with `exec` swapped for `printf`: the words it runs,
+    /// so the quoting of paths with a `'` is checked by the shell that will read it.
+    #[test]
+    fn the_task_execs_vaelab_entry_on_its_array_index_with_absolute_quoted_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, data, manifest) = layout(dir.path());
+        let text = script(&manifest, &store, "it's", &data, &every_setting()).unwrap();
+        let last = text.lines().last().unwrap();
+        let command = last.strip_prefix("exec ").expect("the task execs vaelab");
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("printf '%s\\n' {command}"))
+            .env("SLURM_ARRAY_TASK_ID", "7")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{last}");
+        let words: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+        let canonical = |p: &Path| p.canonicalize().unwrap().display().to_string();
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!(
+            words,
+            [
+                canonical(exe.as_path()),
+                "--results".into(),
+                canonical(store.root()),
+                "--data".into(),
+                canonical(data.as_path()),
+                "--quiet".into(),
+                "entry".into(),
+                canonical(manifest.as_path()),
+                "7".into(),
+            ],
+            "{last}"
+        );
+    }
+
+    #[test]
+    fn a_submission_lists_its_entries_without_the_parallel_limit() {
+        let submission = |array: &str| Submission {
+            job_id: "1".into(),
+            array: array.into(),
+            script: PathBuf::from("s.sbatch"),
+            submitted: String::new(),
+        };
+        assert_eq!(submission("0,2,3%2").entries(), [0, 2, 3]);
+        assert_eq!(submission("5").entries(), [5]);
+        assert_eq!(submission("1,4").entries(), [1, 4]);
+    }
 }

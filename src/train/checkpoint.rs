@@ -8,7 +8,7 @@ use burn::store::ModuleRecord;
 use burn::train::checkpoint::{Checkpoint, Checkpointer, CheckpointerError};
 
 use super::recorder::SharedRows;
-use super::training::StackTrainee;
+use super::trainee::{MemberCheckpoint, StackTrainee};
 use crate::model::Autoencoder;
 use crate::store::durable;
 
@@ -58,19 +58,6 @@ impl<R: Checkpoint> Checkpointer<R> for AtomicCheckpointer {
     fn restore(&self, epoch: usize) -> Result<R, CheckpointerError> {
         R::load(self.path(&self.name, epoch))
     }
-}
-
-/// One member's share of a stack checkpoint: its network and its Adam moments, each shaped
-/// like the network. The file is `checkpoint/model-<epoch>.bpk` in the member's own run
-/// directory, so that a relaunch can restack members whatever stack they trained in.
-#[derive(Module, Debug)]
-pub struct MemberCheckpoint {
-    /// The network after the epoch.
-    pub net: Autoencoder,
-    /// Adam's first moment.
-    pub moment_1: Autoencoder,
-    /// Adam's second moment.
-    pub moment_2: Autoencoder,
 }
 
 impl MemberCheckpoint {

@@ -19,6 +19,7 @@ use burn::train::metric::{
 };
 use burn::train::ItemLazy;
 
+use crate::data::Split;
 use crate::model::StackTerms;
 
 /// The name of the one Burn metric (the progress bar shows it).
@@ -164,23 +165,14 @@ impl Tally {
     }
 }
 
-/// Which split a tally belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Phase {
-    /// Training batches.
-    Train,
-    /// Evaluation on the test split.
-    Test,
-}
-
 /// Per-member sums of every (split, epoch) not yet taken by the recorder.
-pub type Tallies = Arc<Mutex<HashMap<(Phase, usize), Tally>>>;
+pub type Tallies = Arc<Mutex<HashMap<(Split, usize), Tally>>>;
 
 /// Burn's numeric metric `loss` (mean per image over the members with a finite loss), which
 /// also adds each batch into the [`Tallies`].
 #[derive(Clone)]
 pub struct StackLoss {
-    phase: Phase,
+    phase: Split,
     tallies: Tallies,
     name: MetricName,
     state: NumericMetricState,
@@ -188,7 +180,7 @@ pub struct StackLoss {
 
 impl StackLoss {
     /// The metric of `phase`, adding into `tallies`.
-    pub fn new(phase: Phase, tallies: Tallies) -> Self {
+    pub fn new(phase: Split, tallies: Tallies) -> Self {
         Self {
             phase,
             tallies,

@@ -5,29 +5,32 @@
 //! order and noise of epoch k depend only on (seed, k). Relaunching the same run after a crash
 //! or Ctrl-C continues from the last complete epoch and reproduces the uninterrupted numbers.
 //!
-//! [`run`] is the run's life cycle (lock, status, provenance, resume, outcome); [`training`]
-//! is the Learner wiring (model, steps, optimiser, `SupervisedTraining`).
+//! [`run`] is the run's life cycle (lock, status, provenance, resume); [`training`] is the
+//! Learner wiring (`SupervisedTraining`, top to bottom); [`trainee`] the model it trains (the
+//! stacked networks, their steps and the fused Adam); [`checkpoint`] the per-member files;
+//! [`options`] and [`outcome`] what callers pass in and get back. The imports run one way
+//! (run → training → checkpoint → trainee → optim, metrics; options and outcome import none).
 
 mod checkpoint;
 mod metrics;
 mod optim;
+pub mod options;
+pub mod outcome;
 mod progress;
 mod recorder;
 pub mod run;
+pub mod trainee;
 pub mod training;
 
-pub use checkpoint::{AtomicCheckpointer, MemberCheckpoint};
+pub use checkpoint::AtomicCheckpointer;
 pub use metrics::{StackLoss, StepOutput};
 pub use optim::adam_step;
+pub use options::{EpochHook, TrainOptions};
+pub use outcome::{epoch_line, Outcome, RunReport};
 pub use progress::{stderr_is_terminal, BarRenderer, Progress};
 pub use recorder::EpochRecorder;
-pub use run::{
-    epoch_line, epochs_on_disk, train_run, train_stack, EpochHook, Outcome, RunReport, TrainOptions,
-};
-pub use training::{device_for, StackTrainee};
-
-#[cfg(test)]
-use burn::prelude::*;
+pub use run::{epochs_on_disk, train_run, train_stack};
+pub use trainee::{MemberCheckpoint, StackTrainee};
 
 /// Sets up the process for training; call it first thing in `main`, before any thread exists,
 /// since both settings are inherited or process-wide.
@@ -56,14 +59,4 @@ pub fn configure_process() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
     }
-}
-
-/// The device unit tests use: libtorch when compiled in, else flex.
-#[cfg(test)]
-#[allow(deprecated)]
-pub(crate) fn test_device() -> Device {
-    #[cfg(feature = "tch")]
-    return Device::libtorch();
-    #[cfg(all(not(feature = "tch"), feature = "flex"))]
-    return Device::flex();
 }

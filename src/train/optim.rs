@@ -230,15 +230,28 @@ mod tests {
         t.into_data().convert::<f32>().try_to_vec().unwrap()
     }
 
-    /// Five steps of the fused step (libtorch CPU) and of its generic form (the same arithmetic
-    /// as tensor operations), on a stack of 3 members with learning rates 0.01, 0.02 and 0.005,
-    /// agree with Burn's Adam run on each member alone to 1e-6.
-    #[test]
-    fn stacked_adam_matches_burns_adam_per_member() {
-        let device = crate::train::test_device();
-        device.seed(7);
-        let lrs = [1e-2, 2e-2, 5e-3];
-        let init = Tensor::<3>::random([3, 40, 33], burn::tensor::Distribution::Default, &device);
+    /// The three ways through the update: the public entry, the fused pass itself (libtorch
+    /// CPU, called directly, so that a silent fallback to the generic form cannot stand in for
+    /// it), and the generic form (the same arithmetic as tensor operations).
+    #[derive(Clone, Copy, Debug)]
+    enum Way {
+        Entry,
+        #[cfg(feature = "tch")]
+        Fused,
+        Generic,
+    }
+
+    /// Five steps of every [`Way`] on a stack of `lrs.len()` members of `rows × cols` elements
+    /// each (member `i` at learning rate `lrs[i]`) agree with Burn's Adam run on each member
+    /// alone to 1e-6.
+    fn assert_matches_burns_adam(rows: usize, cols: usize, lrs: &[f64], seed: u64) {
+        let device = crate::model::test_device();
+        device.seed(seed);
+        let init = Tensor::<3>::random(
+            [lrs.len(), rows, cols],
+            burn::tensor::Distribution::Default,
+            &device,
+        );
         let target = |k: usize| init.clone().mul_scalar(k as f64 * 0.5 - 1.0);
         let grad = |w: &Tensor<3>, k: usize| (w.clone() - target(k)).mul_scalar(2.0);
 
@@ -268,43 +281,64 @@ mod tests {
             want.extend(values(model.w.val()));
         }
 
-        let fused = |force_generic: bool| {
+        let stepped = |way: Way| {
             // A copy: the fused step writes into its inputs.
             let p0 = init.clone().mul_scalar(1.0);
             let (mut p, mut m, mut v) = (p0, init.zeros_like(), init.zeros_like());
             for k in 0..5 {
                 let g = grad(&p, k);
-                let (np, nm, nv) = if force_generic {
-                    generic(
-                        p.clone(),
-                        g,
-                        m.clone(),
-                        v.clone(),
-                        &lrs,
-                        &Coefficients::new(k + 1),
-                    )
-                } else {
-                    adam_step(p.clone(), g, m.clone(), v.clone(), &lrs, k + 1)
+                let c = Coefficients::new(k + 1);
+                let (np, nm, nv) = match way {
+                    Way::Entry => adam_step(p.clone(), g, m.clone(), v.clone(), lrs, k + 1),
+                    #[cfg(feature = "tch")]
+                    Way::Fused => libtorch::fused(&p, &g, &m, &v, lrs, &c)
+                        .expect("the fused pass takes contiguous f32 libtorch CPU tensors"),
+                    Way::Generic => generic(p.clone(), g, m.clone(), v.clone(), lrs, &c),
                 };
                 (p, m, v) = (np, nm, nv);
             }
             values(p)
         };
+        #[allow(unused_mut)]
+        let mut ways = vec![Way::Entry, Way::Generic];
+        #[cfg(feature = "tch")]
+        ways.push(Way::Fused);
         let start = values(init.clone());
-        for (name, got) in [("fused", fused(false)), ("generic", fused(true))] {
+        let size = rows * cols;
+        for way in ways {
+            let got = stepped(way);
+            assert_eq!(got.len(), want.len(), "{way:?}");
             let mut moved = 0.0f32;
-            for ((a, b), s) in got.iter().zip(&want).zip(&start) {
+            for (at, ((a, b), s)) in got.iter().zip(&want).zip(&start).enumerate() {
                 assert!(
                     (a - b).abs() <= 1e-6 * (1.0 + b.abs()),
-                    "{name}: {a} vs {b}"
+                    "{way:?}: member {} element {}: {a} vs {b}",
+                    at / size,
+                    at % size
                 );
                 moved = moved.max((a - s).abs());
             }
             // Five steps of lr ≥ 0.005 move each weight by about 0.025 at least.
             assert!(
                 moved > 0.02,
-                "{name}: the parameters did not move ({moved})"
+                "{way:?}: the parameters did not move ({moved})"
             );
         }
+    }
+
+    /// A stack of 3 members of 40 × 33 = 1,320 elements each: one task per member.
+    #[test]
+    fn stacked_adam_matches_burns_adam_per_member() {
+        assert_matches_burns_adam(40, 33, &[1e-2, 2e-2, 5e-3], 7);
+    }
+
+    /// Members larger than the fused pass's task (`libtorch::CHUNK`, 32,768 elements): 59 × 1111
+    /// = 65,549 = 2 × 32,768 + 13 elements each, so each member is split into two whole chunks and
+    /// a 13-element tail (not a multiple of AVX2's 8 lanes, so the vector loop's remainder runs),
+    /// and the second member's first task starts at 65,549, off any chunk boundary.
+    #[test]
+    fn stacked_adam_matches_burns_adam_across_chunks_and_an_odd_tail() {
+        assert_eq!(59 * 1111, 2 * (1 << 15) + 13);
+        assert_matches_burns_adam(59, 1111, &[1e-2, 5e-3], 11);
     }
 }

@@ -11,11 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use burn::train::logger::MetricLogger;
-use burn::train::metric::store::{EpochSummary, MetricsUpdate, Split};
+use burn::train::metric::store::{EpochSummary, MetricsUpdate};
 use burn::train::metric::{MetricDefinition, NumericEntry};
 use burn::train::Interrupter;
 
-use super::metrics::{Phase, Tallies};
+use super::metrics::Tallies;
+use crate::data::Split;
 use crate::store::{write_metrics, EpochRow};
 
 /// The stop message with which the recorder ends a stack early when a member has failed and
@@ -102,20 +103,16 @@ impl EpochRecorder {
         (recorder, state)
     }
 
-    /// Each member's row of `phase` in `epoch`, its share of the split's wall time as seconds.
-    fn rows(&mut self, epoch: usize, phase: Phase) -> Vec<EpochRow> {
+    /// Each member's row of `split` in `epoch`, its share of the split's wall time as seconds.
+    fn rows(&mut self, epoch: usize, split: Split) -> Vec<EpochRow> {
         let tally = self
             .tallies
             .lock()
             .unwrap()
-            .remove(&(phase, epoch))
+            .remove(&(split, epoch))
             .unwrap_or_default();
         let seconds = self.split_started.elapsed().as_secs_f64() / self.sinks.len() as f64;
         self.split_started = Instant::now();
-        let split = match phase {
-            Phase::Train => "train",
-            Phase::Test => "test",
-        };
         let vae = |v: f64| self.variational.then_some(v);
         (0..self.sinks.len())
             .map(|i| {
@@ -123,12 +120,12 @@ impl EpochRecorder {
                 EpochRow {
                     run_id: self.sinks[i].0.clone(),
                     epoch: epoch as u32,
-                    split: split.to_string(),
+                    split,
                     recon: m.recon,
                     kl: vae(m.kl),
                     beta_kl: vae(m.beta_kl),
                     loss: m.loss,
-                    article_loss: (phase == Phase::Train).then_some(m.article_loss),
+                    article_loss: (split == Split::Train).then_some(m.article_loss),
                     seconds,
                 }
             })
@@ -137,13 +134,19 @@ impl EpochRecorder {
 }
 
 impl MetricLogger for EpochRecorder {
-    fn log(&mut self, _update: MetricsUpdate, _epoch: usize, _split: &Split) {}
+    fn log(
+        &mut self,
+        _update: MetricsUpdate,
+        _epoch: usize,
+        _split: &burn::train::metric::store::Split,
+    ) {
+    }
 
     fn read_numeric(
         &mut self,
         _name: &str,
         _epoch: usize,
-        _split: &Split,
+        _split: &burn::train::metric::store::Split,
     ) -> Result<Vec<NumericEntry>, String> {
         Err("the epoch recorder keeps epoch means only; read metrics.parquet".into())
     }
@@ -152,11 +155,11 @@ impl MetricLogger for EpochRecorder {
 
     fn log_epoch_summary(&mut self, summary: EpochSummary) {
         let epoch = summary.epoch_number;
-        if summary.split == Split::Train {
-            self.pending_train = Some(self.rows(epoch, Phase::Train));
+        if summary.split == burn::train::metric::store::Split::Train {
+            self.pending_train = Some(self.rows(epoch, Split::Train));
             return;
         }
-        let tests = self.rows(epoch, Phase::Test);
+        let tests = self.rows(epoch, Split::Test);
         let Some(trains) = self.pending_train.take() else {
             return;
         };

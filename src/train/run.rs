@@ -7,80 +7,21 @@
 //! checkpoint. A panic or error while training marks the run failed with a one-line reason.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
 
 use anyhow::{bail, Result};
-use burn::train::Interrupter;
-use indicatif::{MultiProgress, ProgressBar};
 
 use super::checkpoint::{self, AtomicCheckpointer};
+use super::options::TrainOptions;
+use super::outcome::{Outcome, RunReport};
 use super::progress::Progress;
-use super::training::{self, device_for, Learned};
+use super::training::{self, Learned};
+use crate::config::device_for;
 use crate::config::RunSpec;
 use crate::data::{self, Mnist};
 use crate::faults;
 use crate::store::{
-    build_info, now_rfc3339, read_metrics, EpochRow, Lock, LockHolder, Provenance, RunDir,
-    RunState, RunStatus, Store,
+    build_info, now_rfc3339, read_metrics, EpochRow, Lock, Provenance, RunDir, RunState, RunStatus,
 };
-
-/// How a call to [`train_run`] ended.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Outcome {
-    /// All epochs trained now (possibly resuming an earlier launch).
-    Done,
-    /// Nothing to do: the run was already complete.
-    AlreadyDone,
-    /// Stopped on request after `epochs_done` complete epochs; relaunch to resume.
-    Interrupted {
-        /// Epochs safely on disk.
-        epochs_done: usize,
-    },
-    /// Another live process is training this run now.
-    Busy {
-        /// Who.
-        holder: LockHolder,
-    },
-    /// Stopped by a non-finite loss or an error.
-    Failed {
-        /// What went wrong.
-        reason: String,
-    },
-}
-
-/// The result of [`train_run`].
-#[derive(Clone, Debug)]
-pub struct RunReport {
-    /// The run id.
-    pub id: String,
-    /// The run directory.
-    pub dir: PathBuf,
-    /// How it ended.
-    pub outcome: Outcome,
-    /// All per-epoch rows on disk.
-    pub rows: Vec<EpochRow>,
-}
-
-/// Where and how to train.
-#[derive(Clone)]
-pub struct TrainOptions {
-    /// Results root.
-    pub store: Store,
-    /// MNIST directory.
-    pub data_dir: PathBuf,
-    /// No progress bar (per-epoch lines are still printed).
-    pub quiet: bool,
-    /// Stops training at the next batch boundary when triggered (Ctrl-C).
-    pub interrupter: Interrupter,
-    /// Bars of an enclosing sweep: the run's bar joins the display, each epoch ticks the
-    /// overall bar.
-    pub sweep_bars: Option<(MultiProgress, ProgressBar)>,
-    /// Called after every epoch is on disk (an enclosing sweep rewrites its report).
-    pub on_epoch: Option<EpochHook>,
-}
-
-/// A callback after each epoch (see [`TrainOptions::on_epoch`]).
-pub type EpochHook = std::sync::Arc<dyn Fn() + Send + Sync>;
 
 /// The last complete epoch of `run` on disk (its metrics, both splits, and its checkpoint).
 pub fn epochs_on_disk(run: &RunDir) -> usize {
@@ -320,16 +261,15 @@ fn train_group(
             })
             .collect();
         let result = catch_unwind(AssertUnwindSafe(|| {
-            training::learn(
+            let job = training::StackJob {
                 members,
-                device.clone(),
-                train_set.clone(),
-                test_set.clone(),
+                device: device.clone(),
+                train_set: train_set.clone(),
+                test_set: test_set.clone(),
                 start_epoch,
-                opts,
-                &progress,
-                ids.clone(),
-            )
+                labels: ids.clone(),
+            };
+            training::learn(job, opts, &progress)
         }))
         .unwrap_or_else(|panic| Err(anyhow::anyhow!(crate::panics::reason(&*panic))));
         match result {
@@ -438,21 +378,4 @@ fn epoch_seconds(rows: &[EpochRow]) -> Vec<f64> {
                 .sum()
         })
         .collect()
-}
-
-/// One per-epoch log line.
-pub fn epoch_line(label: &str, epochs: usize, train: &EpochRow, test: &EpochRow) -> String {
-    let kl = |r: &EpochRow| r.kl.map_or("-".to_string(), |k| format!("{k:.3}"));
-    format!(
-        "{label} epoch {:>3}/{epochs}  train recon {:>8.3} kl {:>7} loss {:>8.3}  | test recon {:>8.3} kl {:>7} loss {:>8.3}  | article {:>9.3}  {:.1}s",
-        train.epoch,
-        train.recon,
-        kl(train),
-        train.loss,
-        test.recon,
-        kl(test),
-        test.loss,
-        train.article_loss.unwrap_or(f64::NAN),
-        train.seconds + test.seconds,
-    )
 }

@@ -1,246 +1,28 @@
-//! The Learner wiring, top to bottom: the model burn-train trains ([`StackTrainee`]: M stacked
-//! members, their Adam moments, their β and learning rates), its train and inference steps, its
-//! fused optimiser step, the device, and [`learn`], which hands everything to
-//! `SupervisedTraining` for one stack. A solo run is a stack of one. The runs' life cycle
-//! around it is in [`super::run`].
+//! The Learner wiring, top to bottom: [`learn`] hands one stack's model
+//! ([`super::trainee::StackTrainee`]), loaders, metrics, recorder and checkpointer to
+//! `SupervisedTraining`. A solo run is a stack of one. The runs' life cycle around it is in
+//! `run.rs`, which calls this.
 
 use std::sync::Arc;
 
-use anyhow::{bail, Result};
-use burn::module::{Module, Param};
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use anyhow::Result;
+use burn::module::Module;
+use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::prelude::*;
 use burn::train::checkpoint::KeepLastNCheckpoints;
-use burn::train::{
-    InferenceStep, Interrupter, Learner, SupervisedTraining, TrainOutput, TrainStep,
-};
+use burn::train::{Interrupter, Learner, SupervisedTraining};
 
-use super::checkpoint::{MemberCheckpoint, MemberCheckpointer, NoCheckpoint};
-use super::metrics::{Phase, StackLoss, StepOutput, Tallies};
-use super::optim;
+use super::checkpoint::{MemberCheckpointer, NoCheckpoint};
+use super::metrics::{StackLoss, Tallies};
+use super::options::TrainOptions;
+use super::outcome::{epoch_line, Outcome};
 use super::progress::{BarRenderer, Progress};
 use super::recorder::{self, MemberSink};
-use super::run::{epoch_line, Outcome, TrainOptions};
-use crate::config::{BackendKind, DeviceKind, RunSpec};
-use crate::data::{Extras, Feed, Mnist, StackBatch, StackLoader};
-use crate::model::{Autoencoder, StackTerms, StackedAutoencoder};
+use super::trainee::{MemberCheckpoint, StackTrainee};
+use crate::config::{device_for, RunSpec};
+use crate::data::{Extras, Mnist, Split, StackLoader};
+use crate::model::Autoencoder;
 use crate::store::{durable, EpochRow, RunDir};
-
-/// The model the Learner trains: M stacked autoencoders and, shaped like them, their Adam
-/// moments. Keeping the moments in the model (not in Burn's optimiser) lets one fused step
-/// update every parameter with each member's own learning rate, and puts the whole training
-/// state in the one record the checkpointer splits per member.
-#[derive(Module, Debug)]
-pub struct StackTrainee {
-    /// The members' networks.
-    pub net: StackedAutoencoder,
-    moment_1: StackedAutoencoder,
-    moment_2: StackedAutoencoder,
-    #[module(skip)]
-    hyper: Hyper,
-}
-
-/// What the members may differ in beyond their weights, and the shared step count.
-#[derive(Clone, Debug)]
-struct Hyper {
-    /// KL weight per member (0 for AEs).
-    betas: Vec<f64>,
-    /// Adam learning rate per member.
-    lrs: Vec<f64>,
-    /// Optimiser steps taken so far (Adam's t; the same for every member).
-    steps: usize,
-}
-
-impl StackTrainee {
-    /// The stack of `specs` (which share [`RunSpec::stack_key`]) on `device` (an autodiff
-    /// device, to train), each member initialised exactly as its run alone (seeded with its
-    /// own seed), Adam's moments zero and `steps` optimiser steps counted as done.
-    pub fn init(specs: &[RunSpec], device: &Device, steps: usize) -> Self {
-        let nets: Vec<Autoencoder> = specs
-            .iter()
-            .map(|spec| {
-                device.seed(spec.seed);
-                spec.model_config().init(device)
-            })
-            .collect();
-        Self::new(&nets, specs, steps)
-    }
-
-    /// A stack of `nets` with zero moments (as Adam starts), `steps` optimiser steps done.
-    fn new(nets: &[Autoencoder], specs: &[RunSpec], steps: usize) -> Self {
-        let zeros = |n: &Autoencoder| n.clone().map(&mut ZeroParams).no_grad();
-        let zero: Vec<Autoencoder> = nets.iter().map(zeros).collect();
-        Self {
-            net: StackedAutoencoder::from_members(nets),
-            moment_1: StackedAutoencoder::from_members(&zero).no_grad(),
-            moment_2: StackedAutoencoder::from_members(&zero).no_grad(),
-            hyper: Hyper {
-                betas: specs.iter().map(RunSpec::effective_beta).collect(),
-                lrs: specs.iter().map(|s| s.lr).collect(),
-                steps,
-            },
-        }
-    }
-
-    /// Member `i`'s network and moments (what its checkpoint file holds).
-    pub fn member_checkpoint(&self, i: usize) -> MemberCheckpoint {
-        MemberCheckpoint {
-            net: self.net.member(i),
-            moment_1: self.moment_1.member(i),
-            moment_2: self.moment_2.member(i),
-        }
-    }
-
-    /// This stack's shape and hyper-parameters with the members' checkpointed state.
-    pub fn restacked(&self, members: &[MemberCheckpoint]) -> Self {
-        let part = |f: fn(&MemberCheckpoint) -> &Autoencoder| {
-            members.iter().map(|m| f(m).clone()).collect::<Vec<_>>()
-        };
-        Self {
-            net: StackedAutoencoder::from_members(&part(|m| &m.net)),
-            moment_1: StackedAutoencoder::from_members(&part(|m| &m.moment_1)).no_grad(),
-            moment_2: StackedAutoencoder::from_members(&part(|m| &m.moment_2)).no_grad(),
-            hyper: self.hyper.clone(),
-        }
-    }
-
-    /// `[M, 1, 1]` KL weights on `device`.
-    fn betas(&self, device: &Device) -> Tensor<3> {
-        let betas: Vec<f32> = self.hyper.betas.iter().map(|&b| b as f32).collect();
-        let m = betas.len();
-        Tensor::<1>::from_floats(betas.as_slice(), device).reshape([m, 1, 1])
-    }
-
-    fn terms(&self, batch: &StackBatch) -> (StackTerms, Tensor<3>) {
-        let betas = self.betas(&batch.images.device());
-        let forward = self.net.forward(
-            batch.images.clone(),
-            batch.noise.clone(),
-            batch.labels.clone(),
-        );
-        (
-            StackTerms::new(&forward, batch.images.clone(), betas.clone()),
-            betas,
-        )
-    }
-}
-
-/// Maps every parameter to zeros of its shape (Adam's initial moments).
-struct ZeroParams;
-
-impl burn::module::ModuleMapper for ZeroParams {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        param.map(|t| t.zeros_like())
-    }
-}
-
-impl TrainStep for StackTrainee {
-    type Input = StackBatch;
-    type Output = StepOutput;
-
-    fn step(&self, batch: StackBatch) -> TrainOutput<StepOutput> {
-        crate::faults::point(crate::faults::names::STEP, "");
-        let (terms, betas) = self.terms(&batch);
-        let output = StepOutput::new(&terms, betas, batch.epoch);
-        // Each member back-propagates its batch *sum*, as the article does
-        // (MSELoss(reduction="sum") + β·KLD summed); the stack's loss is the sum over members,
-        // so every member's gradient is its own.
-        let grads = terms.loss.sum().backward();
-        TrainOutput::new(self, grads, output)
-    }
-
-    /// [`StackTrainee::adam`]; Burn's optimiser and the Learner's learning rate are not used.
-    fn optimize(
-        self,
-        _optim: &mut ModuleOptimizer,
-        _lr: burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate,
-        grads: GradientsParams,
-    ) -> Self {
-        self.adam(grads)
-    }
-}
-
-impl StackTrainee {
-    /// One Adam step on every parameter, one fused pass each ([`optim::adam_step`]), each member
-    /// at its own learning rate.
-    pub fn adam(self, mut grads: GradientsParams) -> Self {
-        let Self {
-            net,
-            moment_1,
-            moment_2,
-            hyper,
-        } = self;
-        let time = hyper.steps + 1;
-        let (mut ps, mut ms, mut vs) = (Vec::new(), Vec::new(), Vec::new());
-        let params = net.params().into_iter();
-        for ((p, m), v) in params.zip(moment_1.params()).zip(moment_2.params()) {
-            let id = p.id;
-            let (p, m, v) = (p.val(), m.val().inner(), v.val().inner());
-            match grads.remove::<3>(id) {
-                Some(g) => {
-                    let (np, nm, nv) = optim::adam_step(p.inner(), g, m, v, &hyper.lrs, time);
-                    ps.push(Tensor::from_inner(np).require_grad());
-                    ms.push(Tensor::from_inner(nm));
-                    vs.push(Tensor::from_inner(nv));
-                }
-                None => {
-                    ps.push(p);
-                    ms.push(Tensor::from_inner(m));
-                    vs.push(Tensor::from_inner(v));
-                }
-            }
-        }
-        Self {
-            net: net.with_values(ps),
-            moment_1: moment_1.with_values(ms),
-            moment_2: moment_2.with_values(vs),
-            hyper: Hyper {
-                steps: time,
-                ..hyper
-            },
-        }
-    }
-}
-
-impl InferenceStep for StackTrainee {
-    type Input = StackBatch;
-    type Output = StepOutput;
-
-    fn step(&self, batch: StackBatch) -> StepOutput {
-        let (terms, betas) = self.terms(&batch);
-        StepOutput::new(&terms, betas, batch.epoch)
-    }
-}
-
-/// The Burn device for a spec, or an error naming the missing feature or hardware.
-#[allow(deprecated)] // burn marks LibTorch deprecated; it is still our main backend (see notes).
-pub fn device_for(spec: &RunSpec) -> Result<Device> {
-    match (spec.backend, spec.device) {
-        #[cfg(feature = "tch")]
-        (BackendKind::Tch, DeviceKind::Cpu) => Ok(Device::libtorch()),
-        #[cfg(feature = "tch")]
-        (BackendKind::Tch, DeviceKind::Cuda) => {
-            // Checked here, before any run directory exists; libtorch would fail only later.
-            if !tch::Cuda::is_available() {
-                bail!(
-                    "device = \"cuda\": libtorch sees no CUDA GPU here (a CPU-only libtorch, or no GPU); \
-                     use device = \"cpu\", or on a GPU machine install the CUDA libtorch with \
-                     VAELAB_TORCH_FULL=1 ./scripts/setup"
-                );
-            }
-            Ok(Device::libtorch_cuda(0))
-        }
-        #[cfg(feature = "flex")]
-        (BackendKind::Flex, DeviceKind::Cpu) => Ok(Device::flex()),
-        (BackendKind::Flex, DeviceKind::Cuda) => bail!("backend flex runs on the CPU only"),
-        #[allow(unreachable_patterns)]
-        (backend, _) => bail!(
-            "backend {} is not compiled into this binary (cargo feature `{}`)",
-            backend.as_str(),
-            backend.as_str()
-        ),
-    }
-}
 
 /// How one member of a stack came out of the Learner.
 pub struct Learned {
@@ -262,20 +44,34 @@ pub struct Member<'a> {
     pub rows: Vec<EpochRow>,
 }
 
-/// Trains `members` as one stack with Burn's Learner from epoch `start_epoch + 1` to the end,
+/// One stack for [`learn`]: its members, where and on what it trains, where it resumes.
+pub struct StackJob<'a> {
+    /// The members, in stack order.
+    pub members: Vec<Member<'a>>,
+    /// The (non-autodiff) device of every member.
+    pub device: Device,
+    /// The training split.
+    pub train_set: Mnist,
+    /// The test split, evaluated after every epoch.
+    pub test_set: Mnist,
+    /// Epochs already on disk: training starts at `start_epoch + 1`.
+    pub start_epoch: usize,
+    /// Each member's label in the per-epoch log lines.
+    pub labels: Vec<String>,
+}
+
+/// Trains a stack's members with Burn's Learner from epoch `start_epoch + 1` to the end,
 /// recording each epoch into every member's run directory (metrics, checkpoint); the model
 /// files are the caller's job. Returns one [`Learned`] per member, in order.
-#[allow(clippy::too_many_arguments)]
-pub fn learn(
-    members: Vec<Member<'_>>,
-    device: Device,
-    train_set: Mnist,
-    test_set: Mnist,
-    start_epoch: usize,
-    opts: &TrainOptions,
-    progress: &Progress,
-    labels: Vec<String>,
-) -> Result<Vec<Learned>> {
+pub fn learn(job: StackJob<'_>, opts: &TrainOptions, progress: &Progress) -> Result<Vec<Learned>> {
+    let StackJob {
+        members,
+        device,
+        train_set,
+        test_set,
+        start_epoch,
+        labels,
+    } = job;
     let first = members[0].spec;
     // The Learner gets an interrupter of this stack's own: members going non-finite stop it
     // only when none is left, while Ctrl-C (on the shared one) is forwarded to it.
@@ -302,8 +98,8 @@ pub fn learn(
             device.clone(),
         ))
     };
-    let train_loader = loader(train_set, Feed::Train, start_epoch + 1);
-    let test_loader = loader(test_set, Feed::Test, start_epoch + 1);
+    let train_loader = loader(train_set, Split::Train, start_epoch + 1);
+    let test_loader = loader(test_set, Split::Test, start_epoch + 1);
 
     let epochs = first.epochs;
     let printer = progress.clone();
@@ -341,8 +137,8 @@ pub fn learn(
     );
 
     let mut training = SupervisedTraining::new(&members[0].run.path, train_loader, test_loader)
-        .metric_train_numeric(StackLoss::new(Phase::Train, tallies.clone()))
-        .metric_valid_numeric(StackLoss::new(Phase::Test, tallies))
+        .metric_train_numeric(StackLoss::new(Split::Train, tallies.clone()))
+        .metric_valid_numeric(StackLoss::new(Split::Test, tallies))
         .with_metric_logger(recorder)
         .renderer(Box::new(BarRenderer::new(progress.clone())))
         .with_interrupter(stop.local.clone())

@@ -1,0 +1,452 @@
+//! One function per command: each turns its parsed flags into calls of the stage modules and
+//! prints what they return; the work itself lives in the stages.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Result};
+
+use super::args::*;
+use super::signals::{install_ctrl_c, warned_of_time_limit};
+use crate::compare;
+use crate::config::{matrix, preflight, InvalidParam};
+use crate::data::Dataset;
+use crate::eval;
+use crate::report;
+use crate::store::{RunState, Store, Target};
+use crate::sweep::{self, Manifest, SweepOptions};
+use crate::train::{self, Outcome, TrainOptions};
+
+/// What every command shares: the results store, the data directory, the display mode.
+pub struct Context {
+    /// The results root (`--results`).
+    pub store: Store,
+    /// The MNIST directory (`--data`, else the set-up's).
+    pub data_dir: PathBuf,
+    /// No progress bars (`--quiet`).
+    pub quiet: bool,
+}
+
+impl Context {
+    /// The context of a parsed command line.
+    pub fn new(cli: &Cli) -> Self {
+        Self {
+            store: Store::new(&cli.results),
+            data_dir: cli.data.clone().unwrap_or_else(crate::data::default_dir),
+            quiet: cli.quiet,
+        }
+    }
+
+    /// Training options stopped by Ctrl-C, SIGTERM or SIGUSR1.
+    fn train_options(&self) -> TrainOptions {
+        TrainOptions {
+            store: self.store.clone(),
+            data_dir: self.data_dir.clone(),
+            quiet: self.quiet,
+            interrupter: install_ctrl_c(),
+            sweep_bars: None,
+            on_epoch: None,
+        }
+    }
+
+    fn sweep_options(&self, jobs: u16, stack: sweep::stacking::StackPolicy) -> SweepOptions {
+        SweepOptions {
+            train: self.train_options(),
+            jobs: usize::from(jobs),
+            stack,
+            on_progress: None,
+        }
+    }
+}
+
+/// `vaelab train`.
+pub fn train(ctx: &Context, args: &TrainArgs) -> Result<u8> {
+    let spec = args.spec();
+    let flag =
+        |e: &InvalidParam| format!("--{} {}: {}", e.key.replace('_', "-"), e.value, e.allowed);
+    spec.validate().map_err(|e| anyhow!(flag(&e)))?;
+    preflight([&spec], flag)?;
+    let opts = ctx.train_options();
+    let run = train::train_run(&spec, &opts)?;
+    eval::evaluate_finished(std::slice::from_ref(&run), &opts);
+    let code = outcome_code(&run);
+    if let Ok(record) = ctx.store.record(&run.id) {
+        if !record.eval.is_empty() {
+            print!("{}", report::eval_table(std::slice::from_ref(&record)));
+        }
+    }
+    Ok(code)
+}
+
+/// `vaelab sweep`.
+pub fn sweep(ctx: &Context, args: &SweepArgs) -> Result<u8> {
+    let plan = matrix::load(&args.file)?;
+    if args.dry_run {
+        print!("{}", report::plan_listing(&plan, args.stack));
+        return Ok(exit::OK);
+    }
+    if args.executor == ExecutorArg::Slurm {
+        let settings = plan.slurm.overridden_by(&args.slurm.settings());
+        return submit_plan(ctx, &plan, &settings, args.stack);
+    }
+    let opts = ctx.sweep_options(args.jobs, args.stack);
+    Ok(run_plan(&plan, &opts, &args.file)?.1)
+}
+
+/// `vaelab repro`.
+pub fn repro(ctx: &Context, args: &ReproArgs) -> Result<u8> {
+    let plan = matrix::load(&args.file)?.with_overrides(
+        args.seeds,
+        args.epochs.map(|e| e as usize),
+        args.limit.map(|l| l as usize),
+    );
+    let Some(spec) = plan.repro.clone() else {
+        bail!(
+            "{}: no [repro] table, so nothing to compare with (see experiments/article.toml)",
+            args.file.display()
+        );
+    };
+    let opts = ctx.sweep_options(args.jobs, args.stack);
+    let (manifest, code) = run_plan(&plan, &opts, &args.file)?;
+    if code != exit::OK {
+        return Ok(code);
+    }
+    let store = &ctx.store;
+    let tables =
+        compare::repro::compare(store, &manifest, &spec, args.with_reference, &ctx.data_dir)?;
+    let identify = compare::repro::identification(store, &spec)?;
+    let path = report::repro::write(
+        store,
+        &ctx.data_dir,
+        &manifest,
+        &spec,
+        &tables,
+        identify,
+        &args.file,
+    )?;
+    print!("{}", std::fs::read_to_string(&path)?);
+    println!("report: {}", path.display());
+    Ok(exit::OK)
+}
+
+/// `vaelab entry`: one entry of a frozen manifest (a Slurm array task).
+pub fn entry(ctx: &Context, args: &EntryArgs) -> Result<u8> {
+    let manifest = Manifest::read(&args.manifest)?;
+    // On the node that trains: its memory and devices, not the login node's.
+    if let Some(entry) = manifest.entries().get(args.index) {
+        let specs = entry.iter().map(|&i| &manifest.runs[i].spec);
+        preflight(specs, |e| format!("{}: {e}", args.manifest.display()))?;
+    }
+    let runs = sweep::run_entry(&manifest, args.index, &ctx.train_options())?;
+    for run in &runs {
+        outcome_code(run);
+    }
+    let requeued = sweep::slurm::requeue_if_warned(warned_of_time_limit(), &runs)?;
+    if !requeued.is_empty() {
+        eprintln!(
+            "requeued: {} resume(s) when Slurm runs this task again",
+            requeued.join(", ")
+        );
+    }
+    Ok(Outcome::most_telling(runs.iter().map(|r| &r.outcome)).map_or(exit::OK, exit_code))
+}
+
+/// `vaelab cancel`.
+pub fn cancel(ctx: &Context, args: &CancelArgs) -> Result<u8> {
+    let name = &args.sweep;
+    ctx.store.sweep_manifest(name)?;
+    let cancelled = sweep::slurm::cancel(&ctx.store, name)?;
+    if cancelled.is_empty() {
+        println!("sweep {name}: no Slurm job of it is queued or running");
+    } else {
+        println!(
+            "sweep {name}: cancelled job(s) {}; finished runs stay, the others resume when the sweep is submitted again",
+            cancelled.join(", ")
+        );
+    }
+    Ok(exit::OK)
+}
+
+/// `vaelab status`.
+pub fn status(ctx: &Context, args: &StatusArgs) -> Result<u8> {
+    let store = &ctx.store;
+    let names = match &args.sweep {
+        Some(name) => vec![name.clone()],
+        None => store.sweep_names()?,
+    };
+    if names.is_empty() {
+        println!("no sweeps under {}", store.sweep_dir("").display());
+    }
+    for name in names {
+        let manifest = Manifest::read(&store.sweep_manifest(&name)?)?;
+        let runs = sweep::progress(store, &manifest)?;
+        print!("{}", report::status_table(&manifest, &runs));
+        let submissions = sweep::slurm::submissions(store, &name)?;
+        if !submissions.is_empty() {
+            let ids: Vec<String> = submissions.iter().map(|s| s.job_id.clone()).collect();
+            let (queued, why) = sweep::slurm::queue_or_why(&ids);
+            if let Some(why) = why {
+                println!("slurm: cannot ask the queue ({why}); showing the runs on disk only");
+            }
+            print!(
+                "{}",
+                report::slurm_table(store, &manifest, &runs, &submissions, &queued)
+            );
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// `vaelab ls`.
+pub fn ls(ctx: &Context, args: &LsArgs) -> Result<u8> {
+    let (records, unreadable) = compare::select::query(
+        &ctx.store,
+        args.sweep.as_deref(),
+        args.commit.as_deref(),
+        &args.filters,
+    )?;
+    print!("{}", report::run_listing(&ctx.store, &records)?);
+    for u in &unreadable {
+        eprintln!("unreadable: {u}");
+    }
+    Ok(exit::OK)
+}
+
+/// `vaelab show`.
+pub fn show(ctx: &Context, args: &ShowArgs) -> Result<u8> {
+    let record = ctx.store.record(&ctx.store.resolve_run(&args.run)?)?;
+    print!("{}", report::run_sheet(&ctx.store, &record)?);
+    Ok(exit::OK)
+}
+
+/// `vaelab eval`.
+pub fn evaluate(ctx: &Context, args: &EvalArgs) -> Result<u8> {
+    let store = &ctx.store;
+    let mut sweeps = Vec::new();
+    let mut ids = Vec::new();
+    for target in &args.targets {
+        match store.resolve(target)? {
+            Target::Sweep(name) => {
+                let manifest = Manifest::read(&store.manifest_path(&name))?;
+                ids.extend(manifest.runs.iter().map(|r| r.id.clone()));
+                sweeps.push(manifest);
+            }
+            Target::Run(id) => ids.push(id),
+        }
+    }
+    let interrupter = install_ctrl_c();
+    if eval::evaluate_runs(store, &ids, &ctx.data_dir, ctx.quiet, &interrupter)? {
+        eprintln!("interrupted: rerun the same command to evaluate the rest");
+        return Ok(exit::INTERRUPTED);
+    }
+    let records = ids
+        .iter()
+        .map(|id| store.record(id))
+        .collect::<Result<Vec<_>, _>>()?;
+    print!("{}", report::eval_table(&records));
+    for manifest in &sweeps {
+        sweep::write_tables(store, manifest, &sweep::current(store, manifest))?;
+        let page = report::render_sweep(store, &ctx.data_dir, manifest, true)?;
+        println!("report: {}", page.display());
+    }
+    Ok(exit::OK)
+}
+
+/// `vaelab sample`.
+pub fn sample(ctx: &Context, args: &SampleArgs) -> Result<u8> {
+    let record = ctx.store.record(&ctx.store.resolve_run(&args.run)?)?;
+    let path = report::sample(
+        &ctx.store,
+        &record,
+        args.digit,
+        usize::from(args.n),
+        args.seed,
+        args.out.as_deref(),
+    )?;
+    println!("{}", path.display());
+    Ok(exit::OK)
+}
+
+/// `vaelab judge`.
+pub fn judge(ctx: &Context, args: &JudgeArgs) -> Result<u8> {
+    let dataset = Dataset::from(args.dataset);
+    let judge = eval::judge::Judge::load_or_train(dataset, &ctx.data_dir, ctx.quiet)?;
+    println!("{}", report::judge_line(dataset, &judge.card));
+    Ok(exit::OK)
+}
+
+/// `vaelab diff`: exit code 1 when a metric moved beyond noise or a run cannot be read.
+pub fn diff(ctx: &Context, args: &DiffArgs) -> Result<u8> {
+    let (a, b) = sides(&ctx.store, &args.a, &args.b)?;
+    let diff = compare::diff::diff(&a, &b, args.tolerance)?;
+    match args.format {
+        DiffFormat::Json => println!("{}", serde_json::to_string_pretty(&diff)?),
+        DiffFormat::Md => print!("{}", diff.render(true, args.only_changed)),
+        DiffFormat::Table => print!("{}", diff.render(false, args.only_changed)),
+        DiffFormat::Html => print!("{}", report::page::diff_html(&diff)?),
+    }
+    for u in &diff.unreadable {
+        eprintln!("unreadable: {u}");
+    }
+    if !diff.unreadable.is_empty() {
+        eprintln!(
+            "error: {} run(s) of these sides cannot be read, so the comparison is incomplete",
+            diff.unreadable.len()
+        );
+        return Ok(exit::FAILED);
+    }
+    Ok(if diff.changed { exit::FAILED } else { exit::OK })
+}
+
+/// The two sides of a comparison, by name (sweep, run, git revision).
+fn sides(
+    store: &Store,
+    a: &str,
+    b: &str,
+) -> Result<(compare::select::Selection, compare::select::Selection)> {
+    let records = store.records()?;
+    Ok((
+        compare::select::select(store, &records, a)?,
+        compare::select::select(store, &records, b)?,
+    ))
+}
+
+/// `vaelab plot`.
+pub fn plot(ctx: &Context, args: &PlotArgs) -> Result<u8> {
+    if let Some(names) = &args.diff {
+        let (a, b) = sides(&ctx.store, &names[0], &names[1])?;
+        for file in report::plot_diff(&ctx.store, &a, &b, (&names[0], &names[1]))? {
+            println!("{}", file.display());
+        }
+    }
+    let targets = args
+        .targets
+        .iter()
+        .map(|t| ctx.store.resolve(t))
+        .collect::<Result<Vec<_>>>()?;
+    for target in &targets {
+        for file in report::plot(&ctx.store, &ctx.data_dir, target)? {
+            println!("{}", file.display());
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// `vaelab report`.
+pub fn page(ctx: &Context, args: &ReportArgs) -> Result<u8> {
+    let store = &ctx.store;
+    for target in &args.targets {
+        let page = match store.resolve(target)? {
+            Target::Sweep(name) => {
+                let manifest = Manifest::read(&store.manifest_path(&name))?;
+                report::page::write_sweep(store, &manifest, false)?
+            }
+            Target::Run(id) => report::page::write_run(store, &store.record(&id)?)?,
+        };
+        println!("{}", page.display());
+    }
+    Ok(exit::OK)
+}
+
+/// Freezes `plan` and submits its runs not done as one Slurm job array; returns at once.
+fn submit_plan(
+    ctx: &Context,
+    plan: &matrix::SweepPlan,
+    settings: &matrix::SlurmSettings,
+    stack: sweep::stacking::StackPolicy,
+) -> Result<u8> {
+    let store = &ctx.store;
+    sweep::slurm::preflight()?;
+    let manifest = Manifest::from_plan(plan, stack);
+    let path = manifest.freeze(store)?;
+    match sweep::slurm::submit(store, &manifest, &path, &ctx.data_dir, settings)? {
+        None => println!(
+            "sweep {}: all {} runs are done; nothing to submit",
+            manifest.name,
+            manifest.runs.len()
+        ),
+        Some(job) => print!("{}", report::submission_note(store, &manifest, &job)),
+    }
+    Ok(exit::OK)
+}
+
+/// Freezes and trains `plan` (from matrix `file`), writes its tables, pictures and page, prints
+/// its summary; the manifest and the exit code a script can act on (130 interrupted, 1 when a
+/// run failed).
+fn run_plan(plan: &matrix::SweepPlan, opts: &SweepOptions, file: &Path) -> Result<(Manifest, u8)> {
+    let store = &opts.train.store;
+    // What this machine cannot hold or has no device for fails now, before anything is written.
+    preflight(plan.runs.iter().map(|r| &r.spec), |e| {
+        format!("{}: {e}", file.display())
+    })?;
+    let manifest = Manifest::from_plan(plan, opts.stack);
+    let path = manifest.freeze(store)?;
+    println!("{}", report::sweep_header(&manifest, &path));
+    let mut opts = opts.clone();
+    opts.on_progress = Some(report::page::live(store.clone(), manifest.clone()));
+    let outcome = sweep::run_sweep(&manifest, &opts).and_then(|outcome| {
+        sweep::write_tables(store, &manifest, &outcome)?;
+        Ok(outcome)
+    });
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            // The page must not say "running" (and reload) for ever.
+            let _ = report::page::write_sweep(store, &manifest, false);
+            return Err(e);
+        }
+    };
+    print!("{}", report::sweep_table(&outcome, store));
+    let dir = store.sweep_dir(&manifest.name);
+    println!(
+        "tables: {} and {}",
+        dir.join("summary.parquet").display(),
+        dir.join("epochs.parquet").display()
+    );
+    // The sheets need the trained models, so they are drawn once, at the end.
+    let plots = !outcome.interrupted && outcome.runs.iter().any(|(_, s, _)| *s == RunState::Done);
+    match report::render_sweep(store, &opts.train.data_dir, &manifest, plots) {
+        Ok(page) => println!("report: {}", page.display()),
+        Err(e) => eprintln!("warning: cannot write the report: {e:#}"),
+    }
+    if outcome.interrupted {
+        let relaunch: Vec<String> = std::env::args().collect();
+        eprintln!("interrupted: rerun `{}` to resume", relaunch.join(" "));
+        return Ok((manifest, exit::INTERRUPTED));
+    }
+    let failed = outcome.failed();
+    if failed > 0 {
+        eprintln!("{failed} run(s) failed; see the table above");
+        return Ok((manifest, exit::FAILED));
+    }
+    Ok((manifest, exit::OK))
+}
+
+/// The exit code of an outcome a script can act on.
+fn exit_code(outcome: &Outcome) -> u8 {
+    match outcome {
+        Outcome::Done | Outcome::AlreadyDone => exit::OK,
+        Outcome::Busy { .. } => exit::BUSY,
+        Outcome::Interrupted { .. } => exit::INTERRUPTED,
+        Outcome::Failed { .. } => exit::FAILED,
+    }
+}
+
+/// Prints a run's table and fate; the exit code a script can act on.
+fn outcome_code(run: &train::RunReport) -> u8 {
+    print!("{}", report::epoch_table(&run.rows));
+    let dir = run.dir.display();
+    match &run.outcome {
+        Outcome::Done => println!("done: {} -> {dir}", run.id),
+        Outcome::AlreadyDone => println!("already complete: {} -> {dir}", run.id),
+        Outcome::Busy { holder } => eprintln!(
+            "busy: {} is being trained by process {} on {}",
+            run.id, holder.pid, holder.host
+        ),
+        Outcome::Interrupted { epochs_done } => eprintln!(
+            "interrupted: {} has {epochs_done} complete epoch(s) in {dir}; rerun the same command to resume",
+            run.id
+        ),
+        Outcome::Failed { reason } => eprintln!("failed: {}: {reason} ({dir})", run.id),
+    }
+    exit_code(&run.outcome)
+}

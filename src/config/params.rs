@@ -1,0 +1,178 @@
+//! The run parameters as named keys: one schema for matrices (`[base]`, `[grid]`, filters), the
+//! parameter columns of the sweep tables (`summary.parquet`, `epochs.parquet`), the report's run
+//! table, `diff` and the text tables. A key added to [`RunSpec`] is added to [`PARAMS`] and
+//! reaches all of them.
+//!
+//! Values are read through the spec's own serialisation (its `config.toml` table), so a key's
+//! text here is exactly what a matrix writes.
+
+use super::RunSpec;
+
+/// How a parameter is stored as a table column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamKind {
+    /// A name (`model = "vae"`): a string column.
+    Text,
+    /// A real number: a float column.
+    Float,
+    /// A count (latent size, epochs): an unsigned 32-bit column.
+    Count,
+    /// A seed: an unsigned 64-bit column.
+    Seed,
+    /// A list of widths (`hidden = [256, 128]`): a string column, `256-128`.
+    Widths,
+    /// An optional count (`limit`): an unsigned 32-bit column, null when unset.
+    OptionalCount,
+}
+
+impl ParamKind {
+    /// Whether tables show and compare the value as text (left-aligned, string order).
+    pub fn is_text(self) -> bool {
+        matches!(self, ParamKind::Text | ParamKind::Widths)
+    }
+}
+
+/// One run parameter: its key (as a matrix and a table column name it) and its column kind.
+#[derive(Clone, Copy, Debug)]
+pub struct Param {
+    /// The key, as written in a matrix and named in every table.
+    pub key: &'static str,
+    /// How its column is typed.
+    pub kind: ParamKind,
+}
+
+const fn param(key: &'static str, kind: ParamKind) -> Param {
+    Param { key, kind }
+}
+
+/// Every run parameter, in axis order (the order of matrix axes, listings and table columns).
+pub const PARAMS: [Param; 12] = [
+    param("model", ParamKind::Text),
+    param("dataset", ParamKind::Text),
+    param("beta", ParamKind::Float),
+    param("latent", ParamKind::Count),
+    param("hidden", ParamKind::Widths),
+    param("epochs", ParamKind::Count),
+    param("batch_size", ParamKind::Count),
+    param("lr", ParamKind::Float),
+    param("seed", ParamKind::Seed),
+    param("limit", ParamKind::OptionalCount),
+    param("backend", ParamKind::Text),
+    param("device", ParamKind::Text),
+];
+
+/// The keys of [`PARAMS`], in order: what a `[base]`, `[grid]`, `[[include]]` or `[[exclude]]`
+/// table may hold.
+pub const PARAM_KEYS: [&str; PARAMS.len()] = {
+    let mut keys = [""; PARAMS.len()];
+    let mut i = 0;
+    while i < PARAMS.len() {
+        keys[i] = PARAMS[i].key;
+        i += 1;
+    }
+    keys
+};
+
+/// The parameter named `key`.
+pub fn param_named(key: &str) -> Option<&'static Param> {
+    PARAMS.iter().find(|p| p.key == key)
+}
+
+/// A spec as a TOML table keyed by [`PARAM_KEYS`] (its `config.toml`).
+pub fn spec_table(spec: &RunSpec) -> toml::Table {
+    match toml::Value::try_from(spec) {
+        Ok(toml::Value::Table(t)) => t,
+        _ => unreachable!("a RunSpec serialises to a table"),
+    }
+}
+
+/// Whether `spec`'s `key` equals `value` written as in a matrix (`beta=3`, `model=vae`,
+/// `hidden=[128]`); an error names an unknown key or a value of the wrong type.
+pub fn param_equals(spec: &RunSpec, key: &str, value: &str) -> Result<bool, String> {
+    if !PARAM_KEYS.contains(&key) {
+        return Err(format!(
+            "unknown key `{key}`; allowed: {}",
+            PARAM_KEYS.join(", ")
+        ));
+    }
+    // Bare words (`vae`) are strings; anything TOML can read keeps its type.
+    let parsed = format!("{key} = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|t| t.get(key).cloned())
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    let mut table = spec_table(spec);
+    table.insert(key.to_string(), parsed);
+    let probe: RunSpec = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| format!("{key}={value}: {}", e.message().trim()))?;
+    Ok(same_param(spec, &probe, key))
+}
+
+/// Whether `a` and `b` agree on parameter `key`.
+pub fn same_param(a: &RunSpec, b: &RunSpec, key: &str) -> bool {
+    spec_table(a).get(key) == spec_table(b).get(key)
+}
+
+/// The keys of [`PARAM_KEYS`] whose values differ among `specs`, in that order: what a listing,
+/// a chart legend or a diff shows.
+pub fn varying_keys<'a>(specs: impl IntoIterator<Item = &'a RunSpec>) -> Vec<&'static str> {
+    let tables: Vec<toml::Table> = specs.into_iter().map(spec_table).collect();
+    PARAM_KEYS
+        .iter()
+        .copied()
+        .filter(|k| tables.iter().any(|t| t.get(*k) != tables[0].get(*k)))
+        .collect()
+}
+
+/// The value of `key` in `spec` as a matrix writes it (`hidden` as `[256]`, strings bare), or
+/// `-` when unset (`limit` of a full-data run).
+pub fn param_value(spec: &RunSpec, key: &str) -> String {
+    match spec_table(spec).get(key) {
+        Some(toml::Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+        None => "-".to_string(),
+    }
+}
+
+/// `key=value` for each of `keys` of `spec`, space-separated.
+pub fn describe(spec: &RunSpec, keys: &[&str]) -> String {
+    let table = spec_table(spec);
+    keys.iter()
+        .map(|k| match table.get(*k) {
+            Some(v) => format!("{k}={v}"),
+            None => format!("{k}=-"),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every key of the schema is a field of the spec and every field a key: a field added to
+    /// `RunSpec` without a `PARAMS` entry fails here (`limit` is absent when unset).
+    #[test]
+    fn the_schema_names_every_field_of_the_spec() {
+        let spec = RunSpec {
+            limit: Some(5),
+            ..RunSpec::default()
+        };
+        let mut fields: Vec<String> = spec_table(&spec).keys().cloned().collect();
+        let mut keys: Vec<String> = PARAM_KEYS.iter().map(|k| k.to_string()).collect();
+        fields.sort();
+        keys.sort();
+        assert_eq!(fields, keys);
+        for p in PARAMS {
+            let value = spec_table(&spec).get(p.key).cloned().unwrap();
+            let fits = match p.kind {
+                ParamKind::Text => value.is_str(),
+                ParamKind::Float => value.is_float(),
+                ParamKind::Count | ParamKind::Seed | ParamKind::OptionalCount => value.is_integer(),
+                ParamKind::Widths => value.is_array(),
+            };
+            assert!(fits, "{} = {value} is not a {:?}", p.key, p.kind);
+        }
+    }
+}

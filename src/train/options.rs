@@ -1,0 +1,29 @@
+//! Where and how to train: [`TrainOptions`], shared by a run alone, a stack and a sweep.
+
+use std::path::PathBuf;
+
+use burn::train::Interrupter;
+use indicatif::{MultiProgress, ProgressBar};
+
+use crate::store::Store;
+
+/// Where and how to train.
+#[derive(Clone)]
+pub struct TrainOptions {
+    /// Results root.
+    pub store: Store,
+    /// MNIST directory.
+    pub data_dir: PathBuf,
+    /// No progress bar (per-epoch lines are still printed).
+    pub quiet: bool,
+    /// Stops training at the next batch boundary when triggered (Ctrl-C).
+    pub interrupter: Interrupter,
+    /// Bars of an enclosing sweep: the run's bar joins the display, each epoch ticks the
+    /// overall bar.
+    pub sweep_bars: Option<(MultiProgress, ProgressBar)>,
+    /// Called after every epoch is on disk (an enclosing sweep rewrites its report).
+    pub on_epoch: Option<EpochHook>,
+}
+
+/// A callback after each epoch (see [`TrainOptions::on_epoch`]).
+pub type EpochHook = std::sync::Arc<dyn Fn() + Send + Sync>;

@@ -1,0 +1,212 @@
+//! The model burn-train trains: M stacked members, their Adam moments, their β and learning
+//! rates ([`StackTrainee`]), its train and inference steps and its fused optimiser step.
+
+use burn::module::{Module, Param};
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use burn::train::{InferenceStep, TrainOutput, TrainStep};
+
+use super::metrics::StepOutput;
+use super::optim;
+use crate::config::RunSpec;
+use crate::data::StackBatch;
+use crate::model::{Autoencoder, StackTerms, StackedAutoencoder};
+
+/// The model the Learner trains: M stacked autoencoders and, shaped like them, their Adam
+/// moments. Keeping the moments in the model (not in Burn's optimiser) lets one fused step
+/// update every parameter with each member's own learning rate, and puts the whole training
+/// state in the one record the checkpointer splits per member.
+#[derive(Module, Debug)]
+pub struct StackTrainee {
+    /// The members' networks.
+    pub net: StackedAutoencoder,
+    moment_1: StackedAutoencoder,
+    moment_2: StackedAutoencoder,
+    #[module(skip)]
+    hyper: Hyper,
+}
+
+/// What the members may differ in beyond their weights, and the shared step count.
+#[derive(Clone, Debug)]
+struct Hyper {
+    /// KL weight per member (0 for AEs).
+    betas: Vec<f64>,
+    /// Adam learning rate per member.
+    lrs: Vec<f64>,
+    /// Optimiser steps taken so far (Adam's t; the same for every member).
+    steps: usize,
+}
+
+impl StackTrainee {
+    /// The stack of `specs` (which share [`RunSpec::stack_key`]) on `device` (an autodiff
+    /// device, to train), each member initialised exactly as its run alone (seeded with its
+    /// own seed), Adam's moments zero and `steps` optimiser steps counted as done.
+    pub fn init(specs: &[RunSpec], device: &Device, steps: usize) -> Self {
+        let nets: Vec<Autoencoder> = specs
+            .iter()
+            .map(|spec| {
+                device.seed(spec.seed);
+                spec.model_config().init(device)
+            })
+            .collect();
+        Self::new(&nets, specs, steps)
+    }
+
+    /// A stack of `nets` with zero moments (as Adam starts), `steps` optimiser steps done.
+    fn new(nets: &[Autoencoder], specs: &[RunSpec], steps: usize) -> Self {
+        let zeros = |n: &Autoencoder| n.clone().map(&mut ZeroParams).no_grad();
+        let zero: Vec<Autoencoder> = nets.iter().map(zeros).collect();
+        Self {
+            net: StackedAutoencoder::from_members(nets),
+            moment_1: StackedAutoencoder::from_members(&zero).no_grad(),
+            moment_2: StackedAutoencoder::from_members(&zero).no_grad(),
+            hyper: Hyper {
+                betas: specs.iter().map(RunSpec::effective_beta).collect(),
+                lrs: specs.iter().map(|s| s.lr).collect(),
+                steps,
+            },
+        }
+    }
+
+    /// Member `i`'s network and moments (what its checkpoint file holds).
+    pub fn member_checkpoint(&self, i: usize) -> MemberCheckpoint {
+        MemberCheckpoint {
+            net: self.net.member(i),
+            moment_1: self.moment_1.member(i),
+            moment_2: self.moment_2.member(i),
+        }
+    }
+
+    /// This stack's shape and hyper-parameters with the members' checkpointed state.
+    pub fn restacked(&self, members: &[MemberCheckpoint]) -> Self {
+        let part = |f: fn(&MemberCheckpoint) -> &Autoencoder| {
+            members.iter().map(|m| f(m).clone()).collect::<Vec<_>>()
+        };
+        Self {
+            net: StackedAutoencoder::from_members(&part(|m| &m.net)),
+            moment_1: StackedAutoencoder::from_members(&part(|m| &m.moment_1)).no_grad(),
+            moment_2: StackedAutoencoder::from_members(&part(|m| &m.moment_2)).no_grad(),
+            hyper: self.hyper.clone(),
+        }
+    }
+
+    /// `[M, 1, 1]` KL weights on `device`.
+    fn betas(&self, device: &Device) -> Tensor<3> {
+        let betas: Vec<f32> = self.hyper.betas.iter().map(|&b| b as f32).collect();
+        let m = betas.len();
+        Tensor::<1>::from_floats(betas.as_slice(), device).reshape([m, 1, 1])
+    }
+
+    fn terms(&self, batch: &StackBatch) -> (StackTerms, Tensor<3>) {
+        let betas = self.betas(&batch.images.device());
+        let forward = self.net.forward(
+            batch.images.clone(),
+            batch.noise.clone(),
+            batch.labels.clone(),
+        );
+        (
+            StackTerms::new(&forward, batch.images.clone(), betas.clone()),
+            betas,
+        )
+    }
+}
+
+/// Maps every parameter to zeros of its shape (Adam's initial moments).
+struct ZeroParams;
+
+impl burn::module::ModuleMapper for ZeroParams {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        param.map(|t| t.zeros_like())
+    }
+}
+
+impl TrainStep for StackTrainee {
+    type Input = StackBatch;
+    type Output = StepOutput;
+
+    fn step(&self, batch: StackBatch) -> TrainOutput<StepOutput> {
+        crate::faults::point(crate::faults::names::STEP, "");
+        let (terms, betas) = self.terms(&batch);
+        let output = StepOutput::new(&terms, betas, batch.epoch);
+        // Each member back-propagates its batch *sum*, as the article does
+        // (MSELoss(reduction="sum") + β·KLD summed); the stack's loss is the sum over members,
+        // so every member's gradient is its own.
+        let grads = terms.loss.sum().backward();
+        TrainOutput::new(self, grads, output)
+    }
+
+    /// [`StackTrainee::adam`]; Burn's optimiser and the Learner's learning rate are not used.
+    fn optimize(
+        self,
+        _optim: &mut ModuleOptimizer,
+        _lr: burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate,
+        grads: GradientsParams,
+    ) -> Self {
+        self.adam(grads)
+    }
+}
+
+impl StackTrainee {
+    /// One Adam step on every parameter, one fused pass each ([`optim::adam_step`]), each member
+    /// at its own learning rate.
+    pub fn adam(self, mut grads: GradientsParams) -> Self {
+        let Self {
+            net,
+            moment_1,
+            moment_2,
+            hyper,
+        } = self;
+        let time = hyper.steps + 1;
+        let (mut ps, mut ms, mut vs) = (Vec::new(), Vec::new(), Vec::new());
+        let params = net.params().into_iter();
+        for ((p, m), v) in params.zip(moment_1.params()).zip(moment_2.params()) {
+            let id = p.id;
+            let (p, m, v) = (p.val(), m.val().inner(), v.val().inner());
+            match grads.remove::<3>(id) {
+                Some(g) => {
+                    let (np, nm, nv) = optim::adam_step(p.inner(), g, m, v, &hyper.lrs, time);
+                    ps.push(Tensor::from_inner(np).require_grad());
+                    ms.push(Tensor::from_inner(nm));
+                    vs.push(Tensor::from_inner(nv));
+                }
+                None => {
+                    ps.push(p);
+                    ms.push(Tensor::from_inner(m));
+                    vs.push(Tensor::from_inner(v));
+                }
+            }
+        }
+        Self {
+            net: net.with_values(ps),
+            moment_1: moment_1.with_values(ms),
+            moment_2: moment_2.with_values(vs),
+            hyper: Hyper {
+                steps: time,
+                ..hyper
+            },
+        }
+    }
+}
+
+impl InferenceStep for StackTrainee {
+    type Input = StackBatch;
+    type Output = StepOutput;
+
+    fn step(&self, batch: StackBatch) -> StepOutput {
+        let (terms, betas) = self.terms(&batch);
+        StepOutput::new(&terms, betas, batch.epoch)
+    }
+}
+
+/// One member's share of a stack checkpoint: its network and its Adam moments, each shaped
+/// like the network. The file is `checkpoint/model-<epoch>.bpk` in the member's own run
+/// directory, so that a relaunch can restack members whatever stack they trained in.
+#[derive(Module, Debug)]
+pub struct MemberCheckpoint {
+    /// The network after the epoch.
+    pub net: Autoencoder,
+    /// Adam's first moment.
+    pub moment_1: Autoencoder,
+    /// Adam's second moment.
+    pub moment_2: Autoencoder,
+}
