@@ -165,13 +165,17 @@ fn diff_pairs_runs_across_commits_with_exact_deltas_and_verdicts() {
     assert!(text.contains("only in B: vae-b25"));
     for p in pairs {
         for m in p["metrics"].as_array().unwrap() {
-            let cells = format!(
-                "{:>10.4} {:>10.4} {:>+10.4}",
-                m["a"].as_f64().unwrap(),
-                m["b"].as_f64().unwrap(),
-                m["delta"].as_f64().unwrap()
-            );
-            assert!(text.contains(&cells), "missing {cells:?} in\n{text}");
+            // A, B and delta stand side by side as cells of one row.
+            let cells = [
+                format!("{:.4}", m["a"].as_f64().unwrap()),
+                format!("{:.4}", m["b"].as_f64().unwrap()),
+                format!("{:+.4}", m["delta"].as_f64().unwrap()),
+            ];
+            let found = text.lines().any(|l| {
+                let words: Vec<&str> = l.split_whitespace().collect();
+                words.windows(3).any(|w| w == cells)
+            });
+            assert!(found, "missing {cells:?} in\n{text}");
         }
     }
     // β = 0 recon and loss.

@@ -12,7 +12,7 @@ use crate::eval::likelihood::ACTIVE_THRESHOLD;
 use crate::model::ModelKind;
 use crate::store::{
     build_info, eval_row, eval_value, read_metrics, result_value, EpochRow, RunRecord, RunState,
-    Store,
+    Store, METRICS_COLUMNS,
 };
 use crate::sweep::stacking::{self, StackPolicy};
 use crate::sweep::{eta_seconds, Manifest, RunProgress, SweepReport};
@@ -106,17 +106,9 @@ pub fn epoch_table(rows: &[EpochRow]) -> String {
             ]
         })
         .collect();
+    // The columns of `metrics.parquet` but the run id.
     text_table(
-        &[
-            "epoch",
-            "split",
-            "recon",
-            "kl",
-            "beta_kl",
-            "loss",
-            "article_loss",
-            "seconds",
-        ],
+        &METRICS_COLUMNS[1..],
         &[true, false, true, true, true, true, true, true],
         cells,
     )
