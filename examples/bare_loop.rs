@@ -59,6 +59,7 @@ fn main() -> anyhow::Result<()> {
         Extras {
             noise: spec.latent,
             labels: spec.model.classes() > 0,
+            binarize: false,
         },
         1,
         device.clone(),

@@ -216,6 +216,47 @@ pub struct Mnist {
 }
 
 impl Mnist {
+    /// Loads one split as a run with binarisation `binarize` sees it before its loader: cut
+    /// at 0.5 (`threshold`, both splits), drawn once with [`TEST_BINARIZE_SEED`] (`dynamic`,
+    /// the test split; a training split is drawn per member and epoch by [`StackLoader`]), or
+    /// as it is.
+    pub fn load_as(
+        dataset: Dataset,
+        mnist_dir: &Path,
+        split: Split,
+        limit: Option<usize>,
+        binarize: Binarize,
+    ) -> Result<Self> {
+        let data = Self::load(dataset, mnist_dir, split, limit)?;
+        Ok(match (binarize, split) {
+            (Binarize::None, _) | (Binarize::Dynamic, Split::Train) => data,
+            (Binarize::Threshold, _) => data.map_pixels(|p, _| if *p > 0.5 { 1.0 } else { 0.0 }),
+            (Binarize::Dynamic, Split::Test) => {
+                let mut stream = binarize_stream(TEST_BINARIZE_SEED, 0);
+                let mut images = data.images.to_vec();
+                draw_binary(&mut images, &mut stream);
+                Self {
+                    images: Arc::new(images),
+                    ..data
+                }
+            }
+        })
+    }
+
+    /// The split with every pixel replaced by `f(pixel, index)`.
+    fn map_pixels(self, f: impl Fn(&f32, usize) -> f32) -> Self {
+        let images = self
+            .images
+            .iter()
+            .enumerate()
+            .map(|(i, p)| f(p, i))
+            .collect();
+        Self {
+            images: Arc::new(images),
+            ..self
+        }
+    }
+
     /// Loads one split of `dataset` (from `mnist_dir` or Fashion-MNIST's directory, see
     /// [`Dataset::dir`]), keeping the first `limit` images if given.
     pub fn load(
@@ -395,6 +436,51 @@ pub struct StackBatch {
     pub epoch: usize,
 }
 
+/// How the grey levels become what a model sees and reconstructs: as they are, drawn as
+/// binary pixels from Bernoulli(grey level) afresh for every training epoch (Burda et al.
+/// 2016's dynamic binarisation), or cut at 0.5.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Binarize {
+    /// The grey levels in [0, 1] (the default).
+    #[default]
+    None,
+    /// Training images drawn from Bernoulli(pixel) per member and epoch, from (seed, epoch),
+    /// so a resumed run sees the same draws; the test split drawn once with
+    /// [`TEST_BINARIZE_SEED`].
+    Dynamic,
+    /// Every pixel above 0.5 is 1, the rest 0, in both splits.
+    Threshold,
+}
+
+/// The seed of the one draw of a test split under `binarize = "dynamic"`: fixed, so every run
+/// and every evaluation scores the same binary test images.
+pub const TEST_BINARIZE_SEED: u64 = 0x7E57_B1A5;
+
+impl Binarize {
+    /// The name in matrices, configs and tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Binarize::None => "none",
+            Binarize::Dynamic => "dynamic",
+            Binarize::Threshold => "threshold",
+        }
+    }
+}
+
+/// The stream of a member's binarising draws in one training epoch.
+pub fn binarize_stream(seed: u64, epoch: usize) -> Pcg64Mcg {
+    Pcg64Mcg::seed_from_u64(epoch_seed(seed ^ 0xB1A5, epoch))
+}
+
+/// `pixels` drawn in place as binary pixels from Bernoulli(pixel) with `stream`.
+pub fn draw_binary(pixels: &mut [f32], stream: &mut Pcg64Mcg) {
+    for p in pixels {
+        let u: f32 = stream.random();
+        *p = if u < *p { 1.0 } else { 0.0 };
+    }
+}
+
 /// Mixes a run seed with an epoch number into an independent stream seed (splitmix64).
 pub fn epoch_seed(seed: u64, epoch: usize) -> u64 {
     let mut z = seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -480,6 +566,8 @@ pub struct Extras {
     pub noise: usize,
     /// The one-hot labels (a conditional model's second input).
     pub labels: bool,
+    /// Training images drawn as binary pixels per member and epoch ([`Binarize::Dynamic`]).
+    pub binarize: bool,
 }
 
 /// The standard-normal stream of a member's noise in one split and epoch.
@@ -508,10 +596,17 @@ impl DataLoader<StackBatch> for StackLoader {
             .iter()
             .map(|&seed| noise_stream(seed, self.feed, epoch))
             .collect();
+        let binary = (self.extras.binarize && self.feed == Split::Train).then(|| {
+            self.seeds
+                .iter()
+                .map(|&seed| binarize_stream(seed, epoch))
+                .collect()
+        });
         Box::new(StackIter {
             loader: self,
             orders,
             noise,
+            binary,
             epoch,
             pos: 0,
         })
@@ -536,6 +631,8 @@ struct StackIter<'a> {
     loader: &'a StackLoader,
     orders: Vec<Vec<usize>>,
     noise: Vec<Pcg64Mcg>,
+    /// Each member's binarising stream this epoch (dynamic binarisation of training images).
+    binary: Option<Vec<Pcg64Mcg>>,
     epoch: usize,
     pos: usize,
 }
@@ -552,9 +649,13 @@ impl Iterator for StackIter<'_> {
         let end = (self.pos + loader.batch_size).min(len);
         let (members, rows) = (self.orders.len(), end - self.pos);
         let mut pixels = Vec::with_capacity(members * rows * PIXELS);
-        for order in &self.orders {
+        for (m, order) in self.orders.iter().enumerate() {
+            let start = pixels.len();
             for &i in &order[self.pos..end] {
                 pixels.extend_from_slice(loader.data.image(i));
+            }
+            if let Some(streams) = &mut self.binary {
+                draw_binary(&mut pixels[start..], &mut streams[m]);
             }
         }
         let images = Tensor::from_data(

@@ -1079,6 +1079,62 @@ fn a_flex_run_killed_mid_run_resumes_to_the_uninterrupted_numbers() {
     );
 }
 
+/// The literature's setup (Bernoulli decoder, dynamic binarisation, tanh, heads on the hidden
+/// layer) killed after its first epoch resumes to the uninterrupted run's numbers: epoch 2's
+/// binary draws depend on (seed, epoch) only. And the draws are really binary draws: the same
+/// run on grey levels has other numbers.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_dynamically_binarised_run_killed_mid_run_resumes_to_the_uninterrupted_numbers() {
+    let args = |binarize: &'static str| {
+        [
+            "--quiet",
+            "train",
+            "--likelihood",
+            "bernoulli",
+            "--binarize",
+            binarize,
+            "--activation",
+            "tanh",
+            "--layout",
+            "heads",
+            "--epochs",
+            "2",
+            "--limit",
+            "600",
+            "--hidden",
+            "32",
+            "--latent",
+            "5",
+        ]
+    };
+    let one_thread = [("OMP_NUM_THREADS", "1")];
+    let whole = tempfile::tempdir().unwrap();
+    let out = common::vaelab_env(whole.path(), &one_thread, &args("dynamic"));
+    assert!(out.status.success(), "{}", common::text(&out));
+    let results = tempfile::tempdir().unwrap();
+    let killed = common::vaelab_env(
+        results.path(),
+        &[
+            ("FAILPOINTS", "durable::before_rename::model-2.bpk=return"),
+            ("OMP_NUM_THREADS", "1"),
+        ],
+        &args("dynamic"),
+    );
+    assert_eq!(killed.status.signal(), Some(9), "{}", common::text(&killed));
+    let again = common::vaelab_env(results.path(), &one_thread, &args("dynamic"));
+    assert!(again.status.success(), "{}", common::text(&again));
+    assert!(common::text(&again).contains("resuming after epoch 1/2"));
+    let run = common::only_run(results.path());
+    assert_eq!(numbers(&run), numbers(&common::only_run(whole.path())));
+    assert_eq!(decoded(&run), decoded(&common::only_run(whole.path())));
+    let grey = tempfile::tempdir().unwrap();
+    let out = common::vaelab_env(grey.path(), &one_thread, &args("none"));
+    assert!(out.status.success(), "{}", common::text(&out));
+    let (binary, grey) = (numbers(&run), numbers(&common::only_run(grey.path())));
+    assert_ne!(binary[0].recon, grey[0].recon);
+}
+
 #[test]
 fn a_worker_that_fails_before_starting_its_run_is_retried_then_failed_not_respawned_forever() {
     let (_scratch, matrix, results) = trained_sweep("broken", TWO_TINY_RUNS);

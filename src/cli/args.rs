@@ -374,6 +374,62 @@ pub struct TrainArgs {
     /// Device (cuda needs the tch backend and a GPU).
     #[arg(long, value_enum, default_value = defaults::DEVICE)]
     pub device: DeviceArg,
+    /// The decoder's likelihood: the article's summed squared error (a Gaussian with variance
+    /// 1/2), binary cross-entropy from logits (pytorch/examples, Burda et al.), or the
+    /// continuous Bernoulli (Loaiza-Ganem & Cunningham 2019).
+    #[arg(long, value_enum, default_value = defaults::LIKELIHOOD)]
+    pub likelihood: LikelihoodArg,
+    /// Binarise the pixels: no, a fresh Bernoulli draw per training epoch (the test split drawn
+    /// once, fixed seed), or cut at 0.5.
+    #[arg(long, value_enum, default_value = defaults::BINARIZE)]
+    pub binarize: BinarizeArg,
+    /// The hidden layers' nonlinearity.
+    #[arg(long, value_enum, default_value = defaults::ACTIVATION)]
+    pub activation: ActivationArg,
+    /// Where a VAE's posterior heads sit: on a linear code of the latent size (the article), or
+    /// directly on the last hidden layer (pytorch/examples, Burda et al.).
+    #[arg(long, value_enum, default_value = defaults::LAYOUT)]
+    pub layout: LayoutArg,
+}
+
+/// `--likelihood` values.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum LikelihoodArg {
+    /// Summed squared error: a Gaussian decoder with variance 1/2.
+    Gaussian,
+    /// Binary cross-entropy from logits.
+    Bernoulli,
+    /// The continuous Bernoulli, normalised on [0, 1].
+    ContinuousBernoulli,
+}
+
+/// `--binarize` values.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum BinarizeArg {
+    /// The grey levels as they are.
+    None,
+    /// Bernoulli(pixel) drawn afresh every training epoch.
+    Dynamic,
+    /// 1 above 0.5, else 0.
+    Threshold,
+}
+
+/// `--activation` values.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ActivationArg {
+    /// max(0, x).
+    Relu,
+    /// tanh(x).
+    Tanh,
+}
+
+/// `--layout` values.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum LayoutArg {
+    /// A linear code of the latent size, then latent → latent heads.
+    Article,
+    /// The heads on the last hidden layer.
+    Heads,
 }
 
 /// `vaelab diff --format` values.

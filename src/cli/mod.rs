@@ -5,8 +5,8 @@
 use anyhow::Result;
 
 use crate::config::{matrix, BackendKind, DeviceKind, RunSpec};
-use crate::data::Dataset;
-use crate::model::ModelKind;
+use crate::data::{Binarize, Dataset};
+use crate::model::{Activation, Layout, Likelihood, ModelKind};
 
 pub mod args;
 pub mod commands;
@@ -63,6 +63,24 @@ impl TrainArgs {
             device: match self.device {
                 DeviceArg::Cpu => DeviceKind::Cpu,
                 DeviceArg::Cuda => DeviceKind::Cuda,
+            },
+            likelihood: match self.likelihood {
+                LikelihoodArg::Gaussian => Likelihood::Gaussian,
+                LikelihoodArg::Bernoulli => Likelihood::Bernoulli,
+                LikelihoodArg::ContinuousBernoulli => Likelihood::ContinuousBernoulli,
+            },
+            binarize: match self.binarize {
+                BinarizeArg::None => Binarize::None,
+                BinarizeArg::Dynamic => Binarize::Dynamic,
+                BinarizeArg::Threshold => Binarize::Threshold,
+            },
+            activation: match self.activation {
+                ActivationArg::Relu => Activation::Relu,
+                ActivationArg::Tanh => Activation::Tanh,
+            },
+            layout: match self.layout {
+                LayoutArg::Article => Layout::Article,
+                LayoutArg::Heads => Layout::Heads,
             },
         }
     }

@@ -27,6 +27,14 @@ pub const SEED: u64 = 0;
 pub const BACKEND: &str = "tch";
 /// `device`.
 pub const DEVICE: &str = "cpu";
+/// `likelihood`: the article's summed squared error, a Gaussian decoder.
+pub const LIKELIHOOD: &str = "gaussian";
+/// `binarize`: the grey levels as they are.
+pub const BINARIZE: &str = "none";
+/// `activation`.
+pub const ACTIVATION: &str = "relu";
+/// `layout`: the article's (a linear code, then latent → latent heads).
+pub const LAYOUT: &str = "article";
 
 /// Seed of the prior draws in figures and `vaelab sample`, the same for every run so that
 /// sheets compare like with like.

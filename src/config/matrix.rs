@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use super::params::{same_param, spec_table, varying_keys, PARAM_KEYS};
+use super::params::{param_named, same_param, spec_table, varying_keys, PARAM_KEYS};
 use super::RunSpec;
 
 /// A bad matrix: `file:line:column: message` (or `file: message` when it has no place), one
@@ -465,15 +465,7 @@ fn set_param(
         toml::Value::Table(fields)
             .try_into()
             .map_err(|e: toml::de::Error| {
-                let allowed = match key {
-                    "model" => "\"ae\", \"vae\" or \"cvae\"",
-                    "dataset" => "\"mnist\" or \"fashion-mnist\"",
-                    "backend" => "\"tch\" or \"flex\"",
-                    "device" => "\"cpu\" or \"cuda\"",
-                    "hidden" => "a list of widths >= 1, e.g. [128]",
-                    "beta" | "lr" => "a number",
-                    _ => "an integer",
-                };
+                let allowed = param_named(key).map_or("a value", |p| p.allowed);
                 ctx.err(
                     span.clone(),
                     format!("{key} = {v}: expected {allowed} ({})", e.message().trim()),
@@ -600,6 +592,32 @@ beta = 5
         assert!(ids(&a).iter().all(|id| !ids(&c).contains(id)));
     }
 
+    /// The literature's keys: defaults leave them out of the config (old ids stay), a set key
+    /// is in the config, the id and the stack key; an AE has no heads to lay out.
+    #[test]
+    fn literature_keys_are_parameters_and_defaults_change_no_id() {
+        let p = plan(
+            "[sweep]\nname = \"l\"\n[base]\nhidden = [400]\nlatent = 20\n[grid]\nlikelihood = [\"gaussian\", \"bernoulli\"]\nlayout = [\"article\", \"heads\"]\nmodel = [\"ae\", \"vae\"]\n",
+        )
+        .unwrap();
+        // 2 likelihoods × 2 layouts × 2 models, the AE's two layouts one run.
+        assert_eq!(p.runs.len(), 6);
+        let default = &p.runs[0].spec;
+        assert!(!default.to_toml().contains("likelihood") && !default.to_toml().contains("layout"));
+        let bce = p
+            .runs
+            .iter()
+            .find(|r| r.spec.likelihood == crate::model::Likelihood::Bernoulli)
+            .unwrap();
+        assert!(bce.spec.to_toml().contains("likelihood = \"bernoulli\""));
+        assert_ne!(bce.spec.stack_key(), default.stack_key());
+        // β varies too: an AE's is 0 whatever the base says.
+        assert_eq!(
+            p.varying_keys(),
+            vec!["model", "beta", "likelihood", "layout"]
+        );
+    }
+
     /// Parsing asks nothing of this machine: a run too large for any memory still parses (the
     /// pre-flight refuses it before training, `config::preflight`).
     #[test]
@@ -612,5 +630,31 @@ beta = 5
     fn errors_carry_line_column_key_and_range() {
         let e = plan("[sweep]\nname = \"x\"\n[grid]\nlatent = [2, 0]\n").unwrap_err();
         assert_eq!(e.to_string(), "m.toml:4:10: latent = 0: must be >= 1");
+        let e = plan("[sweep]\nname = \"x\"\n[base]\nlikelihood = \"poisson\"\n").unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "m.toml:4:14: likelihood = \"poisson\": expected \"gaussian\", \"bernoulli\" or \"continuous-bernoulli\""
+            ),
+            "{e}"
+        );
+        let e = plan("[sweep]\nname = \"x\"\n[base]\nhidden = []\n[grid]\nlayout = [\"heads\"]\n")
+            .unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "m.toml:6:10: layout = \"heads\": the heads sit on the last hidden layer"
+            ),
+            "{e}"
+        );
+        let e = plan("[sweep]\nname = \"x\"\n[base]\nactivation = \"gelu\"\n").unwrap_err();
+        assert!(
+            e.to_string().contains("expected \"relu\" or \"tanh\""),
+            "{e}"
+        );
+        let e = plan("[sweep]\nname = \"x\"\n[base]\nbinarize = true\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("expected \"none\", \"dynamic\" or \"threshold\""),
+            "{e}"
+        );
     }
 }

@@ -11,8 +11,8 @@ pub use device::device_for;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::data::Dataset;
-use crate::model::{ModelConfig, ModelKind};
+use crate::data::{Binarize, Dataset};
+use crate::model::{Activation, Layout, Likelihood, ModelConfig, ModelKind};
 
 /// Which Burn backend trains the run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -74,6 +74,25 @@ pub struct RunSpec {
     pub backend: BackendKind,
     /// Compute device.
     pub device: DeviceKind,
+    /// The decoder's likelihood: what `recon` is (absent from a config: the Gaussian, as
+    /// before the key existed, so such runs keep their ids).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub likelihood: Likelihood,
+    /// How the grey levels become the model's input and target (absent: as they are).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub binarize: Binarize,
+    /// The hidden layers' nonlinearity (absent: ReLU).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub activation: Activation,
+    /// Where a VAE's posterior heads sit (absent: the article's layout).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub layout: Layout,
+}
+
+/// Whether `value` is its type's default: such keys are left out of a config, so that adding
+/// a key changes no existing run's id.
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 impl Default for RunSpec {
@@ -93,6 +112,14 @@ impl Default for RunSpec {
             limit: None,
             backend: name(defaults::BACKEND).try_into().expect("a backend name"),
             device: name(defaults::DEVICE).try_into().expect("a device name"),
+            likelihood: name(defaults::LIKELIHOOD)
+                .try_into()
+                .expect("a likelihood name"),
+            binarize: name(defaults::BINARIZE).try_into().expect("a binarisation"),
+            activation: name(defaults::ACTIVATION)
+                .try_into()
+                .expect("an activation name"),
+            layout: name(defaults::LAYOUT).try_into().expect("a layout name"),
         }
     }
 }
@@ -150,6 +177,13 @@ impl RunSpec {
                 "must be >= 1 (or absent for all images)",
             );
         }
+        if self.layout == Layout::Heads && self.model.is_variational() && self.hidden.is_empty() {
+            return bad(
+                "layout",
+                "\"heads\"".into(),
+                "the heads sit on the last hidden layer: needs hidden = [at least one width]",
+            );
+        }
         if self.device == DeviceKind::Cuda && self.backend != BackendKind::Tch {
             return bad(
                 "device",
@@ -202,6 +236,8 @@ impl RunSpec {
             kind: self.model,
             hidden: self.hidden.clone(),
             latent: self.latent,
+            activation: self.activation,
+            layout: self.layout,
         }
     }
 
@@ -214,13 +250,25 @@ impl RunSpec {
         }
     }
 
-    /// What runs must share to train as one stacked model: everything that shapes a tensor or
-    /// the epoch loop (kind, data set, widths, latent size, batch size, epochs, data limit,
-    /// backend, device). Members may differ in β, seed and learning rate.
+    /// What runs must share to train as one stacked model: everything that shapes a tensor,
+    /// the forward pass, the data or the epoch loop (kind, data set, widths, latent size,
+    /// batch size, epochs, data limit, backend, device, likelihood, binarisation, activation,
+    /// layout). Members may differ in β, seed and learning rate.
     pub fn stack_key(&self) -> String {
         let hidden: Vec<String> = self.hidden.iter().map(|h| h.to_string()).collect();
+        let literature = [
+            (self.likelihood != Likelihood::default()).then(|| self.likelihood.as_str()),
+            (self.binarize != Binarize::default()).then(|| self.binarize.as_str()),
+            (self.activation != Activation::default()).then(|| self.activation.as_str()),
+            (self.layout != Layout::default()).then(|| self.layout.as_str()),
+        ];
+        let literature: String = literature
+            .iter()
+            .flatten()
+            .map(|s| format!(" {s}"))
+            .collect();
         format!(
-            "{} {} {}-{} batch {} epochs {} limit {} {} {:?}",
+            "{} {} {}-{} batch {} epochs {} limit {} {} {:?}{literature}",
             self.model,
             self.dataset,
             hidden.join("-"),
@@ -234,10 +282,13 @@ impl RunSpec {
     }
 
     /// The spec with parameters that cannot matter cleared, so equal runs compare equal
-    /// (an AE under different β is one run).
+    /// (an AE under different β is one run; an AE has no heads to lay out).
     pub fn canonical(&self) -> RunSpec {
         let mut spec = self.clone();
         spec.beta = self.effective_beta();
+        if !self.model.is_variational() {
+            spec.layout = Layout::default();
+        }
         spec
     }
 

@@ -6,7 +6,7 @@
 //! Values are read through the spec's own serialisation (its `config.toml` table), so a key's
 //! text here is exactly what a matrix writes.
 
-use super::RunSpec;
+use super::{defaults, RunSpec};
 
 /// How a parameter is stored as a table column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,26 +39,62 @@ pub struct Param {
     pub key: &'static str,
     /// How its column is typed.
     pub kind: ParamKind,
+    /// The value a spec has when its config leaves the key out (a key added after runs were
+    /// made, left out at its default so that their ids stay), as a matrix writes it; `None`
+    /// where absence means unset (`limit`).
+    pub absent: Option<&'static str>,
+    /// What a matrix may write, for the one-line error of a value of the wrong type.
+    pub allowed: &'static str,
 }
 
-const fn param(key: &'static str, kind: ParamKind) -> Param {
-    Param { key, kind }
+const fn param(key: &'static str, kind: ParamKind, allowed: &'static str) -> Param {
+    Param {
+        key,
+        kind,
+        absent: None,
+        allowed,
+    }
+}
+
+const fn defaulted(key: &'static str, value: &'static str, allowed: &'static str) -> Param {
+    Param {
+        key,
+        kind: ParamKind::Text,
+        absent: Some(value),
+        allowed,
+    }
 }
 
 /// Every run parameter, in axis order (the order of matrix axes, listings and table columns).
-pub const PARAMS: [Param; 12] = [
-    param("model", ParamKind::Text),
-    param("dataset", ParamKind::Text),
-    param("beta", ParamKind::Float),
-    param("latent", ParamKind::Count),
-    param("hidden", ParamKind::Widths),
-    param("epochs", ParamKind::Count),
-    param("batch_size", ParamKind::Count),
-    param("lr", ParamKind::Float),
-    param("seed", ParamKind::Seed),
-    param("limit", ParamKind::OptionalCount),
-    param("backend", ParamKind::Text),
-    param("device", ParamKind::Text),
+pub const PARAMS: [Param; 16] = [
+    param("model", ParamKind::Text, "\"ae\", \"vae\" or \"cvae\""),
+    param("dataset", ParamKind::Text, "\"mnist\" or \"fashion-mnist\""),
+    param("beta", ParamKind::Float, "a number"),
+    param("latent", ParamKind::Count, "an integer"),
+    param(
+        "hidden",
+        ParamKind::Widths,
+        "a list of widths >= 1, e.g. [128]",
+    ),
+    param("epochs", ParamKind::Count, "an integer"),
+    param("batch_size", ParamKind::Count, "an integer"),
+    param("lr", ParamKind::Float, "a number"),
+    param("seed", ParamKind::Seed, "an integer"),
+    param("limit", ParamKind::OptionalCount, "an integer"),
+    param("backend", ParamKind::Text, "\"tch\" or \"flex\""),
+    param("device", ParamKind::Text, "\"cpu\" or \"cuda\""),
+    defaulted(
+        "likelihood",
+        defaults::LIKELIHOOD,
+        "\"gaussian\", \"bernoulli\" or \"continuous-bernoulli\"",
+    ),
+    defaulted(
+        "binarize",
+        defaults::BINARIZE,
+        "\"none\", \"dynamic\" or \"threshold\"",
+    ),
+    defaulted("activation", defaults::ACTIVATION, "\"relu\" or \"tanh\""),
+    defaulted("layout", defaults::LAYOUT, "\"article\" or \"heads\""),
 ];
 
 /// The keys of [`PARAMS`], in order: what a `[base]`, `[grid]`, `[[include]]` or `[[exclude]]`
@@ -78,12 +114,19 @@ pub fn param_named(key: &str) -> Option<&'static Param> {
     PARAMS.iter().find(|p| p.key == key)
 }
 
-/// A spec as a TOML table keyed by [`PARAM_KEYS`] (its `config.toml`).
+/// A spec as a TOML table keyed by [`PARAM_KEYS`]: its `config.toml`, with the keys it
+/// leaves out at their defaults filled in ([`Param::absent`]).
 pub fn spec_table(spec: &RunSpec) -> toml::Table {
-    match toml::Value::try_from(spec) {
+    let mut table = match toml::Value::try_from(spec) {
         Ok(toml::Value::Table(t)) => t,
         _ => unreachable!("a RunSpec serialises to a table"),
+    };
+    for p in PARAMS {
+        if let (Some(value), false) = (p.absent, table.contains_key(p.key)) {
+            table.insert(p.key.to_string(), toml::Value::String(value.to_string()));
+        }
     }
+    table
 }
 
 /// Whether `spec`'s `key` equals `value` written as in a matrix (`beta=3`, `model=vae`,
@@ -155,11 +198,22 @@ mod tests {
     /// `RunSpec` without a `PARAMS` entry fails here (`limit` is absent when unset).
     #[test]
     fn the_schema_names_every_field_of_the_spec() {
+        // Every key set away from its default, so that the config writes it.
         let spec = RunSpec {
             limit: Some(5),
+            likelihood: crate::model::Likelihood::Bernoulli,
+            binarize: crate::data::Binarize::Dynamic,
+            activation: crate::model::Activation::Tanh,
+            layout: crate::model::Layout::Heads,
             ..RunSpec::default()
         };
-        let mut fields: Vec<String> = spec_table(&spec).keys().cloned().collect();
+        let mut fields: Vec<String> = toml::Value::try_from(&spec)
+            .unwrap()
+            .as_table()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
         let mut keys: Vec<String> = PARAM_KEYS.iter().map(|k| k.to_string()).collect();
         fields.sort();
         keys.sort();

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::data::{cache_dir, epoch_order, Dataset, Mnist, Split, CLASSES, PIXELS};
-use crate::model::Mlp;
+use crate::model::{Joints, Mlp};
 use crate::store::durable;
 
 /// Hidden widths of the judge's MLP.
@@ -45,7 +45,7 @@ fn widths() -> Vec<usize> {
 impl Classifier {
     fn new(device: &Device) -> Self {
         Self {
-            mlp: Mlp::new(&widths(), device),
+            mlp: Mlp::new(&widths(), Joints::default(), device),
         }
     }
 

@@ -2,12 +2,11 @@
 //! importance-weighted bound (Burda et al. 2015) as log-likelihoods in nats per image, the
 //! active units and the KL of each latent dimension.
 //!
-//! **The decoder's likelihood.** Training minimises the summed squared error, which is the
-//! negative log-density of a Gaussian decoder `p(x|z) = N(x; decoded(z), σ² I)` with
-//! `σ² = 1/2`, up to its normalising constant: `log p(x|z) = −Σ (x − x̂)² − (D/2) ln π` with
-//! `D = 784`. The constant is included, so the bounds are log-densities of the (continuous)
-//! pixel values in nats; they are comparable between runs of this tool, not with the
-//! Bernoulli-decoder numbers of the papers. A CVAE's bounds are on `log p(x | y)`.
+//! **The decoder's likelihood** is the run's ([`crate::model::likelihood`], the one definition
+//! training uses too), with its normalising constant: the Gaussian's (the article's summed
+//! squared error, `σ² = 1/2`) bounds are log-densities of the grey levels in nats, comparable
+//! between runs of this tool; the Bernoulli's, on binarised test images (`binarize`), are the
+//! log-probabilities the papers report. A CVAE's bounds are on `log p(x | y)`.
 
 use burn::prelude::*;
 use burn::tensor::TensorData;
@@ -17,17 +16,13 @@ use rand_pcg::Pcg64Mcg;
 
 use crate::data::{epoch_seed, Mnist, PIXELS};
 use crate::model::Autoencoder;
+use crate::model::Likelihood as Decoder;
 
 /// The importance sample counts of the IWAE bound.
 pub const IWAE_K: [usize; 4] = [1, 10, 100, 1000];
 
 /// The active-unit threshold on `Cov_x(E_q[z_d | x])` (Burda et al. 2015).
 pub const ACTIVE_THRESHOLD: f64 = 0.01;
-
-/// `(D/2) ln π`: the normalising constant of the decoder's Gaussian with variance 1/2.
-pub fn decoder_constant() -> f64 {
-    PIXELS as f64 / 2.0 * std::f64::consts::PI.ln()
-}
 
 /// A mean over test images and its standard error.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -86,22 +81,23 @@ fn log_mean_exp(w: &[f32]) -> f64 {
 }
 
 /// Importance log-weights `log p(x|z) + log p(z) − log q(z|x)` of draws
-/// `z = mu + eps · exp(log_var / 2)`: images `x` `[B, 1, D]`, their decodings `[B, K, D]`, the
-/// draws and their noise `[B, K, L]`, the posterior log-variances `[B, L]`; `[B, K, 1]`.
-/// The decoder is the Gaussian with variance 1/2 (see the module), `D` pixels.
+/// `z = mu + eps · exp(log_var / 2)`: images `x` `[B, 1, D]`, the decoder's logits for the
+/// draws `[B, K, D]`, the draws and their noise `[B, K, L]`, the posterior log-variances
+/// `[B, L]`; `[B, K, 1]`. `log p(x|z)` is `decoder`'s, its constant included.
 pub fn log_weights(
+    decoder: Decoder,
     x: Tensor<3>,
-    decoded: Tensor<3>,
+    logits: Tensor<3>,
     z: Tensor<3>,
     eps: Tensor<3>,
     log_var: Tensor<2>,
 ) -> Tensor<3> {
-    let pixels = x.dims()[2] as f64;
-    let log_px = (decoded - x)
-        .square()
-        .sum_dim(2)
+    let pixels = x.dims()[2];
+    let image = burn::tensor::activation::sigmoid(logits.clone());
+    let log_px = decoder
+        .recon_keepdim(logits, image, x)
         .neg()
-        .sub_scalar(pixels / 2.0 * std::f64::consts::PI.ln());
+        .sub_scalar(decoder.constant(pixels));
     // The 2π terms of log p(z) and log q(z|x) cancel; log σ = log_var / 2.
     let log_pz = z.square().sum_dim(2).mul_scalar(-0.5);
     let log_qz = eps.square().sum_dim(2).mul_scalar(-0.5)
@@ -112,12 +108,19 @@ pub fn log_weights(
 /// Images per chunk: `chunk × 1000` decoded images at a time (about 50 MB of f32 pixels).
 const CHUNK: usize = 4;
 
-/// Evaluates `net` on `data` (all of it), drawing its importance samples from a stream seeded
-/// by `seed`, so the numbers are reproducible.
-pub fn evaluate(net: &Autoencoder, data: &Mnist, seed: u64, device: &Device) -> Likelihood {
+/// Evaluates `net` (trained with the decoder likelihood `decoder`) on `data` (all of it),
+/// drawing its importance samples from a stream seeded by `seed`, so the numbers are
+/// reproducible.
+pub fn evaluate(
+    net: &Autoencoder,
+    decoder: Decoder,
+    data: &Mnist,
+    seed: u64,
+    device: &Device,
+) -> Likelihood {
     let n = data.len();
     let latent = net.latent();
-    let constant = decoder_constant();
+    let constant = decoder.constant(PIXELS);
     let k_max = *IWAE_K.last().expect("k values");
     let mut rng = Pcg64Mcg::seed_from_u64(epoch_seed(seed ^ 0xE7A1, 0));
     let mut recon_nll = Vec::with_capacity(n);
@@ -137,10 +140,14 @@ pub fn evaluate(net: &Autoencoder, data: &Mnist, seed: u64, device: &Device) -> 
         let x = data.batch(&idx, device);
         let labels = net.is_conditional().then(|| data.one_hot(&idx, device));
         let (mu, log_var) = net.encode(x.clone(), labels.clone());
-        let sse = |decoded: Tensor<2>, x: Tensor<2>| values((decoded - x).square().sum_dim(1));
-        let at_mean = net.decode(mu.clone(), labels.clone());
+        // −log p(x|z) without the constant, for codes `z`.
+        let nll = |z: Tensor<2>, labels: Option<Tensor<2>>| {
+            let logits = net.decode_logits(z, labels);
+            let image = burn::tensor::activation::sigmoid(logits.clone());
+            values(decoder.recon_keepdim(logits, image, x.clone()))
+        };
         recon_nll.extend(
-            sse(at_mean, x.clone())
+            nll(mu.clone(), labels.clone())
                 .iter()
                 .map(|&s| f64::from(s) + constant),
         );
@@ -168,7 +175,7 @@ pub fn evaluate(net: &Autoencoder, data: &Mnist, seed: u64, device: &Device) -> 
             .collect();
         let eps = Tensor::<2>::from_data(TensorData::new(eps, [b, latent]), device);
         let z = crate::model::reparameterize(mu.clone(), log_var.clone(), eps);
-        let recon = sse(net.decode(z, labels.clone()), x.clone());
+        let recon = nll(z, labels.clone());
         elbo.extend(
             recon
                 .iter()
@@ -188,8 +195,10 @@ pub fn evaluate(net: &Autoencoder, data: &Mnist, seed: u64, device: &Device) -> 
                 .repeat_dim(1, k_max)
                 .reshape([b * k_max, crate::data::CLASSES])
         });
-        let decoded = net.decode(flat_z, flat_labels).reshape([b, k_max, PIXELS]);
-        let log_w = log_weights(x.unsqueeze_dim::<3>(1), decoded, z, eps, log_var);
+        let logits = net
+            .decode_logits(flat_z, flat_labels)
+            .reshape([b, k_max, PIXELS]);
+        let log_w = log_weights(decoder, x.unsqueeze_dim::<3>(1), logits, z, eps, log_var);
         let log_w = values(log_w.reshape([b, k_max]));
         for row in log_w.chunks(k_max) {
             for (j, &k) in IWAE_K.iter().enumerate() {
@@ -239,7 +248,7 @@ mod tests {
         // N(x; m, 1/2) per pixel = exp(−(x−m)²) / √π.
         let per_pixel = (-(0.1f64).powi(2)).exp() / std::f64::consts::PI.sqrt();
         assert!((784.0 * per_pixel.ln() - by_hand).abs() < 1e-9);
-        assert!((-784.0 * 0.01 - decoder_constant() - by_hand).abs() < 1e-9);
+        assert!((-784.0 * 0.01 - Decoder::Gaussian.constant(PIXELS) - by_hand).abs() < 1e-9);
     }
 
     /// One image of 2 pixels, one latent dimension, one draw, by hand: x = (0, 1),
@@ -251,9 +260,11 @@ mod tests {
         let d = crate::model::test_device();
         let t3 =
             |v: Vec<f32>, dims: [usize; 3]| Tensor::<3>::from_data(TensorData::new(v, dims), &d);
+        // Logits 0: x̂ = σ(0) = 0.5.
         let w = log_weights(
+            Decoder::Gaussian,
             t3(vec![0.0, 1.0], [1, 1, 2]),
-            t3(vec![0.5, 0.5], [1, 1, 2]),
+            t3(vec![0.0, 0.0], [1, 1, 2]),
             t3(vec![2.5], [1, 1, 1]),
             t3(vec![1.0], [1, 1, 1]),
             Tensor::<2>::from_data(TensorData::new(vec![4.0f32.ln()], [1, 1]), &d),
@@ -261,6 +272,26 @@ mod tests {
         let got: f32 = w.into_scalar();
         let pi = std::f64::consts::PI;
         let want = -0.5 - pi.ln() - 3.125 + 0.5 + 2.0f64.ln();
+        assert!((f64::from(got) - want).abs() < 1e-5, "{got} vs {want}");
+    }
+
+    /// The same example under a Bernoulli decoder: logits 0 give each pixel probability 1/2,
+    /// so log p(x|z) = 2 ln ½, with no constant.
+    #[test]
+    fn bernoulli_log_weights_are_log_probabilities() {
+        let d = crate::model::test_device();
+        let t3 =
+            |v: Vec<f32>, dims: [usize; 3]| Tensor::<3>::from_data(TensorData::new(v, dims), &d);
+        let w = log_weights(
+            Decoder::Bernoulli,
+            t3(vec![0.0, 1.0], [1, 1, 2]),
+            t3(vec![0.0, 0.0], [1, 1, 2]),
+            t3(vec![2.5], [1, 1, 1]),
+            t3(vec![1.0], [1, 1, 1]),
+            Tensor::<2>::from_data(TensorData::new(vec![4.0f32.ln()], [1, 1]), &d),
+        );
+        let got: f32 = w.into_scalar();
+        let want = 2.0 * 0.5f64.ln() - 3.125 + 0.5 + 2.0f64.ln();
         assert!((f64::from(got) - want).abs() < 1e-5, "{got} vs {want}");
     }
 

@@ -74,8 +74,14 @@ pub fn evaluate_run(store: &Store, id: &str, mnist_dir: &Path, quiet: bool) -> R
     }
     let spec = run.read_spec()?;
     let (net, device) = load_trained(&run, &spec)?;
-    let test = Mnist::load(spec.dataset, mnist_dir, Split::Test, spec.limit)?;
-    let bounds = likelihood::evaluate(&net, &test, spec.seed, &device);
+    let test = Mnist::load_as(
+        spec.dataset,
+        mnist_dir,
+        Split::Test,
+        spec.limit,
+        spec.binarize,
+    )?;
+    let bounds = likelihood::evaluate(&net, spec.likelihood, &test, spec.seed, &device);
     let mut rows = likelihood_rows(id, &bounds);
     if net.is_variational() {
         let judge = Judge::load_or_train(spec.dataset, mnist_dir, quiet)?;

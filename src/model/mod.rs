@@ -2,6 +2,10 @@
 //! one-hot label is a second input to the encoder and to the decoder) sharing one MLP
 //! encoder/decoder design.
 //!
+//! The layers' activation ([`Activation`]), where the posterior heads sit ([`Layout`]) and the
+//! decoder's likelihood ([`likelihood`]) are run parameters, so the literature's setups
+//! (pytorch/examples' VAE, Burda et al.'s tanh nets) are this same design.
+//!
 //! Loss terms are returned per image and reduced by the caller. Training runs the same design
 //! stacked ([`stack`]: M members as one model, one batched matmul per layer); a trained member
 //! is saved and used as an ordinary [`Autoencoder`].
@@ -9,13 +13,15 @@
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::activation::{relu, sigmoid, tanh};
 use burn::tensor::Distribution;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{CLASSES, PIXELS};
 
+pub mod likelihood;
 pub mod stack;
+pub use likelihood::Likelihood;
 pub use stack::{StackForward, StackTerms, StackedAutoencoder};
 
 /// The device unit tests use: libtorch when compiled in, else flex.
@@ -72,6 +78,58 @@ impl std::fmt::Display for ModelKind {
     }
 }
 
+/// The hidden layers' nonlinearity.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// `max(0, x)` (the article's, pytorch/examples'; the default).
+    #[default]
+    Relu,
+    /// `tanh(x)` (Burda et al. 2016).
+    Tanh,
+}
+
+impl Activation {
+    /// The name in matrices, configs and tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Activation::Relu => "relu",
+            Activation::Tanh => "tanh",
+        }
+    }
+
+    /// `x` through the nonlinearity.
+    pub fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
+        match self {
+            Activation::Relu => relu(x),
+            Activation::Tanh => tanh(x),
+        }
+    }
+}
+
+/// Where a VAE's posterior heads (`mu`, `log_var`) sit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// The article's: the encoder ends in a linear code of the latent size, and the heads map
+    /// that code to `mu` and `log_var` (latent → latent). The default.
+    #[default]
+    Article,
+    /// The literature's: the heads sit directly on the last (activated) hidden layer
+    /// (pytorch/examples: 784-400 then 400→20 heads; Burda et al.: 784-200-200 then 200→50).
+    Heads,
+}
+
+impl Layout {
+    /// The name in matrices, configs and tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layout::Article => "article",
+            Layout::Heads => "heads",
+        }
+    }
+}
+
 /// Architecture of one autoencoder.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelConfig {
@@ -81,31 +139,49 @@ pub struct ModelConfig {
     pub hidden: Vec<usize>,
     /// Latent size (the article's `num_hidden`).
     pub latent: usize,
+    /// The hidden layers' nonlinearity.
+    pub activation: Activation,
+    /// Where a VAE's heads sit (an AE's encoder always ends in a linear code).
+    pub layout: Layout,
 }
 
-/// An MLP whose hidden layers use ReLU and whose last layer is left linear.
+/// How an MLP's layers are joined: the nonlinearity, and whether the last layer has it too
+/// (an encoder under [`Layout::Heads`], whose output feeds the heads).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Joints {
+    /// Between layers.
+    pub activation: Activation,
+    /// After the last layer too.
+    pub activate_last: bool,
+}
+
+/// An MLP whose hidden layers use [`Joints::activation`] and whose last layer is left linear
+/// unless [`Joints::activate_last`].
 #[derive(Module, Debug)]
 pub struct Mlp {
     layers: Vec<Linear>,
+    #[module(skip)]
+    joints: Joints,
 }
 
 impl Mlp {
     /// Linear layers between consecutive `widths`, freshly initialised.
-    pub fn new(widths: &[usize], device: &Device) -> Self {
+    pub fn new(widths: &[usize], joints: Joints, device: &Device) -> Self {
         let layers = widths
             .windows(2)
             .map(|w| LinearConfig::new(w[0], w[1]).init(device))
             .collect();
-        Self { layers }
+        Self { layers, joints }
     }
 
-    /// `x` through every layer, ReLU between them.
+    /// `x` through every layer, the activation between them (and after the last one when the
+    /// joints say so).
     pub fn forward(&self, mut x: Tensor<2>) -> Tensor<2> {
-        let last = self.layers.len() - 1;
+        let last = self.layers.len().saturating_sub(1);
         for (i, layer) in self.layers.iter().enumerate() {
             x = layer.forward(x);
-            if i < last {
-                x = relu(x);
+            if i < last || self.joints.activate_last {
+                x = self.joints.activation.apply(x);
             }
         }
         x
@@ -142,12 +218,42 @@ fn condition<const D: usize>(x: Tensor<D>, labels: Option<Tensor<D>>, classes: u
 }
 
 impl ModelConfig {
-    /// Layer widths of the encoder, pixels (and label) to code.
+    /// Whether the VAE's heads sit on the last hidden layer ([`Layout::Heads`]); an AE's
+    /// encoder always ends in its code.
+    fn heads_on_hidden(&self) -> bool {
+        self.layout == Layout::Heads && self.kind.is_variational()
+    }
+
+    /// Layer widths of the encoder, pixels (and label) to code (or, heads on hidden, to the
+    /// last hidden layer).
     fn encoder_widths(&self) -> Vec<usize> {
         let mut enc = vec![PIXELS + self.kind.classes()];
         enc.extend(&self.hidden);
-        enc.push(self.latent);
+        if !self.heads_on_hidden() {
+            enc.push(self.latent);
+        }
         enc
+    }
+
+    /// The width the heads read: the code's, or the last hidden layer's.
+    fn heads_input(&self) -> usize {
+        *self
+            .encoder_widths()
+            .last()
+            .expect("the encoder has an input")
+    }
+
+    /// How the encoder's and the decoder's layers are joined.
+    fn joints(&self) -> (Joints, Joints) {
+        let decoder = Joints {
+            activation: self.activation,
+            activate_last: false,
+        };
+        let encoder = Joints {
+            activate_last: self.heads_on_hidden(),
+            ..decoder
+        };
+        (encoder, decoder)
     }
 
     /// Layer widths of the decoder, code (and label) to pixels: the encoder's backwards.
@@ -164,7 +270,7 @@ impl ModelConfig {
         let linear = |w: &[usize]| (w[0] as f64 + 1.0) * w[1] as f64;
         let (enc, dec) = (self.encoder_widths(), self.decoder_widths());
         let heads = if self.kind.is_variational() {
-            2.0 * linear(&[self.latent, self.latent])
+            2.0 * linear(&[self.heads_input(), self.latent])
         } else {
             0.0
         };
@@ -174,14 +280,16 @@ impl ModelConfig {
     /// Builds the model with freshly initialised weights on `device` (seed the device first).
     pub fn init(&self, device: &Device) -> Autoencoder {
         let (enc, dec) = (self.encoder_widths(), self.decoder_widths());
+        let (enc_joints, dec_joints) = self.joints();
+        let input = self.heads_input();
         let heads = self.kind.is_variational().then(|| GaussianHeads {
-            mu: LinearConfig::new(self.latent, self.latent).init(device),
-            log_var: LinearConfig::new(self.latent, self.latent).init(device),
+            mu: LinearConfig::new(input, self.latent).init(device),
+            log_var: LinearConfig::new(input, self.latent).init(device),
         });
         let net = Autoencoder {
-            encoder: Mlp::new(&enc, device),
+            encoder: Mlp::new(&enc, enc_joints, device),
             heads,
-            decoder: Mlp::new(&dec, device),
+            decoder: Mlp::new(&dec, dec_joints, device),
             latent: self.latent,
             classes: self.kind.classes(),
         };
@@ -232,9 +340,15 @@ impl Autoencoder {
         }
     }
 
-    /// Decodes latent vectors (with the one-hot labels to draw, CVAE) to pixels in (0, 1).
+    /// Decodes latent vectors (with the one-hot labels to draw, CVAE) to pixels in (0, 1): the
+    /// sigmoid of [`Self::decode_logits`].
     pub fn decode(&self, z: Tensor<2>, labels: Option<Tensor<2>>) -> Tensor<2> {
-        sigmoid(self.decoder.forward(condition(z, labels, self.classes)))
+        sigmoid(self.decode_logits(z, labels))
+    }
+
+    /// The decoder's logits for latent vectors: what the likelihood ([`Likelihood`]) scores.
+    pub fn decode_logits(&self, z: Tensor<2>, labels: Option<Tensor<2>>) -> Tensor<2> {
+        self.decoder.forward(condition(z, labels, self.classes))
     }
 
     /// Decodes `n` draws of `z ~ N(0, I)` (the article's `sample`); a CVAE draws the classes
@@ -266,15 +380,6 @@ pub fn kl_divergence(mu: Tensor<2>, log_var: Tensor<2>) -> Tensor<1> {
     kl_divergence_keepdim(mu, log_var).squeeze_dim(1)
 }
 
-/// Per-image sum of squared errors over the pixels, the last axis of any rank, kept (size 1):
-/// the article's `MSELoss(reduction="sum")` divided among the images of the batch.
-pub fn reconstruction_error_keepdim<const D: usize>(
-    decoded: Tensor<D>,
-    target: Tensor<D>,
-) -> Tensor<D> {
-    (decoded - target).square().sum_dim(D - 1)
-}
-
 /// [`kl_divergence`] over the last axis of any rank, keeping it (size 1).
 pub fn kl_divergence_keepdim<const D: usize>(mu: Tensor<D>, log_var: Tensor<D>) -> Tensor<D> {
     let inner = log_var.clone().add_scalar(1.0) - mu.square() - log_var.exp();
@@ -293,20 +398,59 @@ mod tests {
     /// The count validation uses equals what Burn builds, for both kinds and deeper MLPs.
     #[test]
     fn parameter_count_matches_the_built_model() {
-        for (kind, hidden, latent) in [
-            (ModelKind::Vae, vec![256], 4),
-            (ModelKind::Ae, vec![256], 4),
-            (ModelKind::Vae, vec![64, 32], 7),
-            (ModelKind::Cvae, vec![64, 32], 7),
+        for (kind, hidden, latent, layout) in [
+            (ModelKind::Vae, vec![256], 4, Layout::Article),
+            (ModelKind::Ae, vec![256], 4, Layout::Article),
+            (ModelKind::Vae, vec![64, 32], 7, Layout::Article),
+            (ModelKind::Cvae, vec![64, 32], 7, Layout::Article),
+            (ModelKind::Vae, vec![40], 20, Layout::Heads),
+            (ModelKind::Cvae, vec![20, 20], 5, Layout::Heads),
+            (ModelKind::Ae, vec![20, 20], 5, Layout::Heads),
         ] {
             let config = ModelConfig {
                 kind,
                 hidden,
                 latent,
+                activation: Activation::Tanh,
+                layout,
             };
             let built = config.init(&device()).num_params();
             assert_eq!(config.parameter_count(), built as f64, "{config:?}");
         }
+        // pytorch/examples' VAE: 784-400, heads 400→20 (twice), 20-400-784.
+        let examples = ModelConfig {
+            kind: ModelKind::Vae,
+            hidden: vec![400],
+            latent: 20,
+            activation: Activation::Relu,
+            layout: Layout::Heads,
+        };
+        assert_eq!(
+            examples.parameter_count(),
+            (785.0 * 400.0) + 2.0 * (401.0 * 20.0) + (21.0 * 400.0) + (401.0 * 784.0)
+        );
+    }
+
+    /// Under the heads layout the encoder's last hidden layer is activated and feeds the
+    /// heads: `mu` is the heads' linear map of `act(W x + b)`, by hand.
+    #[test]
+    fn heads_sit_on_the_activated_last_hidden_layer() {
+        let d = device();
+        let config = ModelConfig {
+            kind: ModelKind::Vae,
+            hidden: vec![6],
+            latent: 2,
+            activation: Activation::Tanh,
+            layout: Layout::Heads,
+        };
+        let net = config.init(&d);
+        let x = Tensor::<2>::random([3, PIXELS], Distribution::Uniform(0.0, 1.0), &d);
+        let (mu, _) = net.encode(x.clone(), None);
+        let hidden = net.encoder.layers[0].forward(x).tanh();
+        let heads = net.heads.as_ref().unwrap();
+        let by_hand = heads.mu.forward(hidden);
+        let (a, b) = (values(mu), values(by_hand));
+        assert_eq!(a, b);
     }
 
     fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
@@ -332,12 +476,13 @@ mod tests {
         let ln2 = std::f32::consts::LN_2;
         let lv = member(vec![0.0f32, ln2, 0.0, ln2], 2, 2, &d);
         let fwd = StackForward {
+            logits: decoded.zeros_like(),
             decoded,
             mu,
             log_var: Some(lv),
         };
         let betas = Tensor::<3>::ones([1, 1, 1], &d).mul_scalar(3.0);
-        let terms = StackTerms::new(&fwd, target, betas);
+        let terms = StackTerms::new(&fwd, target, betas, Likelihood::Gaussian);
         let kl = 0.5 * (2.0 - ln2);
         for (got, want) in values(terms.recon).iter().zip([196.0, 196.0]) {
             assert!((got - want).abs() < 1e-3, "recon {got} vs {want}");
@@ -384,6 +529,8 @@ mod tests {
             kind: ModelKind::Vae,
             hidden: vec![16],
             latent: 3,
+            activation: Activation::Relu,
+            layout: Layout::Article,
         };
         let model = cfg.init(&d);
         let stack = StackedAutoencoder::from_members(std::slice::from_ref(&model));
@@ -412,13 +559,15 @@ mod tests {
             kind: ModelKind::Ae,
             hidden: vec![8],
             latent: 2,
+            activation: Activation::Relu,
+            layout: Layout::Article,
         };
         let stack = StackedAutoencoder::from_members(&[cfg.init(&d)]);
         let x = Tensor::<3>::random([1, 3, PIXELS], Distribution::Uniform(0.0, 1.0), &d);
         let fwd = stack.forward(x.clone(), None, None);
         assert!(fwd.log_var.is_none());
         let betas = Tensor::<3>::ones([1, 1, 1], &d).mul_scalar(3.0);
-        let terms = StackTerms::new(&fwd, x, betas);
+        let terms = StackTerms::new(&fwd, x, betas, Likelihood::Gaussian);
         assert!(terms.kl.is_none());
         assert_eq!(values(terms.loss), values(terms.recon));
     }

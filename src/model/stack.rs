@@ -13,8 +13,8 @@ use burn::nn::Linear;
 use burn::prelude::*;
 
 use super::{
-    condition, kl_divergence_keepdim, reconstruction_error_keepdim, reparameterize, Autoencoder,
-    GaussianHeads, Mlp,
+    condition, kl_divergence_keepdim, reparameterize, Autoencoder, GaussianHeads, Joints,
+    Likelihood, Mlp,
 };
 
 /// `M` linear layers of one shape: weight `[M, in, out]`, bias `[M, 1, out]`.
@@ -57,10 +57,12 @@ impl StackedLinear {
     }
 }
 
-/// Stacked [`Mlp`]: ReLU between layers, the last one linear.
+/// Stacked [`Mlp`]: the members' layers joined as theirs are.
 #[derive(Module, Debug)]
 pub struct StackedMlp {
     layers: Vec<StackedLinear>,
+    #[module(skip)]
+    joints: Joints,
 }
 
 impl StackedMlp {
@@ -68,21 +70,25 @@ impl StackedMlp {
         let layers = (0..mlps[0].layers.len())
             .map(|k| StackedLinear::stack(&mlps.iter().map(|m| &m.layers[k]).collect::<Vec<_>>()))
             .collect();
-        Self { layers }
+        Self {
+            layers,
+            joints: mlps[0].joints,
+        }
     }
 
     fn member(&self, i: usize) -> Mlp {
         Mlp {
             layers: self.layers.iter().map(|l| l.member(i)).collect(),
+            joints: self.joints,
         }
     }
 
     fn forward(&self, mut x: Tensor<3>) -> Tensor<3> {
-        let last = self.layers.len() - 1;
+        let last = self.layers.len().saturating_sub(1);
         for (k, layer) in self.layers.iter().enumerate() {
             x = layer.forward(x);
-            if k < last {
-                x = burn::tensor::activation::relu(x);
+            if k < last || self.joints.activate_last {
+                x = self.joints.activation.apply(x);
             }
         }
         x
@@ -110,8 +116,10 @@ pub struct StackedAutoencoder {
 /// What one stacked forward pass produces, per member and image.
 #[derive(Clone, Debug)]
 pub struct StackForward {
-    /// `[M, B, PIXELS]` reconstructions in (0, 1).
+    /// `[M, B, PIXELS]` reconstructions in (0, 1): the sigmoid of `logits`.
     pub decoded: Tensor<3>,
+    /// `[M, B, PIXELS]` the decoder's logits, which the likelihood scores.
+    pub logits: Tensor<3>,
     /// `[M, B, latent]` code (AE) or posterior mean (VAE).
     pub mu: Tensor<3>,
     /// `[M, B, latent]` posterior log-variance; `None` for AEs.
@@ -121,7 +129,8 @@ pub struct StackForward {
 /// The loss terms of a stacked batch, per member and image (`[M, B, 1]` each).
 #[derive(Clone, Debug)]
 pub struct StackTerms {
-    /// Squared error per image.
+    /// `−log p(x|z)` per image without its constant ([`Likelihood::recon_keepdim`]): the
+    /// summed squared error for the Gaussian.
     pub recon: Tensor<3>,
     /// KL per image; `None` for AEs.
     pub kl: Option<Tensor<3>>,
@@ -237,13 +246,10 @@ impl StackedAutoencoder {
             (Some(_), None) => panic!("a stacked VAE needs its noise"),
             (None, _) => mu.clone(),
         };
-        let decoded = burn::tensor::activation::sigmoid(self.decoder.forward(condition(
-            z,
-            labels,
-            self.classes,
-        )));
+        let logits = self.decoder.forward(condition(z, labels, self.classes));
         StackForward {
-            decoded,
+            decoded: burn::tensor::activation::sigmoid(logits.clone()),
+            logits,
             mu,
             log_var,
         }
@@ -251,10 +257,16 @@ impl StackedAutoencoder {
 }
 
 impl StackTerms {
-    /// The terms of `forward` against `target`; `betas` is `[M, 1, 1]` (each member's KL
-    /// weight; ignored by AEs).
-    pub fn new(forward: &StackForward, target: Tensor<3>, betas: Tensor<3>) -> Self {
-        let recon = reconstruction_error_keepdim(forward.decoded.clone(), target);
+    /// The terms of `forward` against `target` under `likelihood`; `betas` is `[M, 1, 1]`
+    /// (each member's KL weight; ignored by AEs).
+    pub fn new(
+        forward: &StackForward,
+        target: Tensor<3>,
+        betas: Tensor<3>,
+        likelihood: Likelihood,
+    ) -> Self {
+        let recon =
+            likelihood.recon_keepdim(forward.logits.clone(), forward.decoded.clone(), target);
         let kl = forward
             .log_var
             .as_ref()
@@ -290,6 +302,8 @@ mod tests {
             kind: ModelKind::Cvae,
             hidden: vec![16],
             latent: 3,
+            activation: crate::model::Activation::Relu,
+            layout: crate::model::Layout::Article,
         };
         let nets: Vec<Autoencoder> = (0..3)
             .map(|s| {

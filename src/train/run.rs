@@ -115,8 +115,9 @@ pub fn train_stack(specs: &[RunSpec], opts: &TrainOptions) -> Result<Vec<RunRepo
     let device = device_for(&specs[0])?;
     let limit = specs[0].limit;
     let dataset = specs[0].dataset;
-    let train_set = Mnist::load(dataset, &opts.data_dir, data::Split::Train, limit)?;
-    let test_set = Mnist::load(dataset, &opts.data_dir, data::Split::Test, limit)?;
+    let binarize = specs[0].binarize;
+    let load = |split| Mnist::load_as(dataset, &opts.data_dir, split, limit, binarize);
+    let (train_set, test_set) = (load(data::Split::Train)?, load(data::Split::Test)?);
     let data_sha256: std::collections::BTreeMap<String, String> = train_set
         .sha256
         .iter()

@@ -10,7 +10,7 @@ use super::metrics::StepOutput;
 use super::optim;
 use crate::config::RunSpec;
 use crate::data::StackBatch;
-use crate::model::{Autoencoder, StackTerms, StackedAutoencoder};
+use crate::model::{Autoencoder, Likelihood, StackTerms, StackedAutoencoder};
 
 /// The model the Learner trains: M stacked autoencoders and, shaped like them, their Adam
 /// moments. Keeping the moments in the model (not in Burn's optimiser) lets one fused step
@@ -35,6 +35,8 @@ struct Hyper {
     lrs: Vec<f64>,
     /// Optimiser steps taken so far (Adam's t; the same for every member).
     steps: usize,
+    /// The decoder's likelihood (the same for every member: part of the stack key).
+    likelihood: Likelihood,
 }
 
 impl StackTrainee {
@@ -64,6 +66,7 @@ impl StackTrainee {
                 betas: specs.iter().map(RunSpec::effective_beta).collect(),
                 lrs: specs.iter().map(|s| s.lr).collect(),
                 steps,
+                likelihood: specs[0].likelihood,
             },
         }
     }
@@ -105,7 +108,12 @@ impl StackTrainee {
             batch.labels.clone(),
         );
         (
-            StackTerms::new(&forward, batch.images.clone(), betas.clone()),
+            StackTerms::new(
+                &forward,
+                batch.images.clone(),
+                betas.clone(),
+                self.hyper.likelihood,
+            ),
             betas,
         )
     }

@@ -20,7 +20,7 @@ use super::progress::{BarRenderer, Progress};
 use super::recorder::{self, MemberSink};
 use super::trainee::{MemberCheckpoint, StackTrainee};
 use crate::config::{device_for, RunSpec};
-use crate::data::{Extras, Mnist, Split, StackLoader};
+use crate::data::{Binarize, Extras, Mnist, Split, StackLoader};
 use crate::model::Autoencoder;
 use crate::store::{durable, EpochRow, RunDir};
 
@@ -93,6 +93,7 @@ pub fn learn(job: StackJob<'_>, opts: &TrainOptions, progress: &Progress) -> Res
             Extras {
                 noise: latent,
                 labels: first.model.classes() > 0,
+                binarize: first.binarize == Binarize::Dynamic,
             },
             first_epoch,
             device.clone(),
