@@ -280,9 +280,12 @@ pub fn eval_column(rows: &[EvalRow], column: &str) -> Option<f64> {
     }
 }
 
+/// One number of an epoch's row.
+pub type EpochValue = fn(&EpochRow) -> Option<f64>;
+
 /// The final-epoch columns of a run's results (in `summary.parquet`, the report's run table,
 /// `diff` and the text tables): the last epoch's row of a split and one of its numbers.
-pub const FINAL_COLUMNS: [(&str, Split, fn(&EpochRow) -> Option<f64>); 7] = [
+pub const FINAL_COLUMNS: [(&str, Split, EpochValue); 7] = [
     ("test_recon", Split::Test, recon),
     ("test_kl", Split::Test, kl),
     ("test_loss", Split::Test, loss),

@@ -243,11 +243,14 @@ pub fn assert_trained_nothing(
     );
 }
 
+/// Encoder means, a VAE's log-variances, decoded images (see [`model_outputs`]).
+pub type ModelOutputs = (Vec<Vec<f32>>, Option<Vec<Vec<f32>>>, Vec<Vec<f32>>);
+
 /// What the trained network of `run` (a run directory under `<results>/runs/`) computes: the
 /// encoder's outputs (means, and a VAE's log-variances) on the first 16 test images and the
 /// decoder's images of two fixed codes. Bit-equal outputs mean equal weights; the model files
 /// themselves cannot be compared byte for byte, as Burn stores a random id with each parameter.
-pub fn model_outputs(run: &Path) -> (Vec<Vec<f32>>, Option<Vec<Vec<f32>>>, Vec<Vec<f32>>) {
+pub fn model_outputs(run: &Path) -> ModelOutputs {
     use vaelab::data::{Mnist, Split};
     let store = vaelab::store::Store::new(run.parent().unwrap().parent().unwrap());
     let dir = store.run(run.file_name().unwrap().to_str().unwrap());
