@@ -49,7 +49,7 @@ fn main() -> anyhow::Result<()> {
     vaelab::train::configure_process();
     let device = device_for(&spec)?.autodiff();
     let data = Mnist::load(spec.dataset, &default_dir(), Split::Train, spec.limit)?;
-    let mut model = StackTrainee::init(&specs, &device, 0);
+    let mut model = StackTrainee::init(&specs, &device, data.len().div_ceil(spec.batch_size), 0);
     let seeds = specs.iter().map(|s| s.seed).collect();
     let loader = StackLoader::new(
         data,

@@ -29,6 +29,7 @@ fn fake_run(store: &Store, id: &str, spec: &RunSpec, commit: &str, recon: f64, k
         beta_kl: Some(spec.beta * kl),
         loss: recon + extra + spec.beta * kl,
         article_loss: (split == "train").then_some(32.0 * (recon + extra)),
+        lr: Some(spec.lr),
         seconds: 1.0,
     };
     let rows = vec![

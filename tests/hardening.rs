@@ -960,7 +960,7 @@ fn provenance_records_what_can_change_numbers_and_tables_keep_their_schemas() {
 }
 
 /// `metrics.parquet`'s columns and types; `epochs.parquet` starts with them too.
-const METRICS_SCHEMA: [&str; 9] = [
+const METRICS_SCHEMA: [&str; 10] = [
     "run_id:str",
     "epoch:u32",
     "split:str",
@@ -969,6 +969,7 @@ const METRICS_SCHEMA: [&str; 9] = [
     "beta_kl:f64",
     "loss:f64",
     "article_loss:f64",
+    "epoch_lr:f64",
     "seconds:f64",
 ];
 
@@ -1003,6 +1004,13 @@ fn sweep_tables_keep_their_schemas() {
         "limit:u32",
         "backend:str",
         "device:str",
+        "likelihood:str",
+        "binarize:str",
+        "activation:str",
+        "layout:str",
+        "lr_schedule:str",
+        "lr_decay:f64",
+        "lr_step:u32",
     ];
     let mut summary = vec!["run_id:str"];
     summary.extend(params);

@@ -182,17 +182,21 @@ fn a_stacked_members_seconds_are_the_split_time_divided_by_the_members() {
 /// widths, batch 5) a member may differ from its run alone by rounding: within 1e-5 relative
 /// after 3 epochs (measured: at most 4.3e-7 after 10 epochs, README "Stacked sweeps"). The
 /// same for the literature's setup: a Bernoulli decoder on dynamically binarised images, tanh,
-/// the heads on the last hidden layer (each member draws its own binary images).
+/// the heads on the last hidden layer (each member draws its own binary images), members
+/// with their own learning-rate schedules.
 #[test]
 fn at_other_shapes_members_equal_their_runs_alone_to_rounding() {
     let scratch = tempfile::tempdir().unwrap();
     let article = "model = \"vae\"\nhidden = [16]\n";
-    let literature = "model = \"vae\"\nhidden = [16, 8]\nlikelihood = \"bernoulli\"\nbinarize = \"dynamic\"\nactivation = \"tanh\"\nlayout = \"heads\"\n";
-    for (name, base) in [("small", article), ("literature", literature)] {
+    let literature = "model = \"vae\"\nhidden = [16, 8]\nlikelihood = \"bernoulli\"\nbinarize = \"dynamic\"\nactivation = \"tanh\"\nlayout = \"heads\"\nlr_schedule = \"exponential\"\n";
+    for (name, base, axis) in [
+        ("small", article, "seed = [1, 2]"),
+        ("literature", literature, "lr_decay = [0.5, 0.9]"),
+    ] {
         let matrix = scratch.path().join(format!("{name}.toml"));
         std::fs::write(
             &matrix,
-            format!("[sweep]\nname = \"{name}\"\n[base]\n{base}epochs = 3\nlimit = 400\nlatent = 3\nbatch_size = 5\n[grid]\nbeta = [0.0, 3.0]\nseed = [1, 2]\n"),
+            format!("[sweep]\nname = \"{name}\"\n[base]\n{base}epochs = 3\nlimit = 400\nlatent = 3\nbatch_size = 5\n[grid]\nbeta = [0.0, 3.0]\n{axis}\n"),
         )
         .unwrap();
         let train = |stack: &str| {

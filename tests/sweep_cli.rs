@@ -511,6 +511,7 @@ fn rows_with_seconds(run_id: &str, seconds: &[(f64, f64)]) -> Vec<EpochRow> {
                 beta_kl: Some(15.0),
                 loss: 55.0 - e as f64,
                 article_loss: (split == Split::Train).then_some(1700.0),
+                lr: Some(1e-3),
                 seconds,
             };
             [row(Split::Train, train), row(Split::Test, test)]

@@ -115,3 +115,66 @@ fn bad_values_give_one_line_errors_and_write_nothing() {
         );
     }
 }
+
+/// A learning-rate schedule is followed per epoch and recorded: `lr` of every row of
+/// `metrics.parquet` is the schedule's for its epoch.
+#[test]
+fn the_learning_rate_of_each_epoch_follows_the_schedule_and_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::vaelab(
+        dir.path(),
+        &[
+            "--quiet",
+            "train",
+            "--epochs",
+            "3",
+            "--limit",
+            "300",
+            "--hidden",
+            "16",
+            "--lr-schedule",
+            "step",
+            "--lr-decay",
+            "0.5",
+            "--lr-step",
+            "2",
+        ],
+    );
+    assert!(out.status.success(), "{}", common::text(&out));
+    let rows = read_metrics(&common::only_run(dir.path()).join("metrics.parquet")).unwrap();
+    let lrs: Vec<(u32, Option<f64>)> = rows.iter().map(|r| (r.epoch, r.lr)).collect();
+    assert_eq!(
+        lrs,
+        [1, 1, 2, 2, 3, 3].map(|e| (e, Some(if e < 3 { 1e-3 } else { 5e-4 })))
+    );
+    // And the optimiser followed it: the same run at a constant rate has the same epochs 1
+    // and 2 (the rate is the same), and another epoch 3.
+    let constant = tempfile::tempdir().unwrap();
+    let out = common::vaelab(
+        constant.path(),
+        &[
+            "--quiet", "train", "--epochs", "3", "--limit", "300", "--hidden", "16",
+        ],
+    );
+    assert!(out.status.success(), "{}", common::text(&out));
+    let flat = read_metrics(&common::only_run(constant.path()).join("metrics.parquet")).unwrap();
+    let numbers = |r: &vaelab::store::EpochRow| (r.epoch, r.recon, r.kl, r.loss);
+    for (a, b) in rows.iter().zip(&flat) {
+        if a.epoch < 3 {
+            assert_eq!(numbers(a), numbers(b));
+        } else {
+            assert_ne!(numbers(a), numbers(b));
+        }
+    }
+    // A bad value is one line naming the flag, and nothing is written.
+    let bad = tempfile::tempdir().unwrap();
+    let results = bad.path().join("r");
+    let out = common::vaelab(&results, &["train", "--lr-decay", "0"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        err.trim_end(),
+        "error: --lr-decay 0: must be finite and > 0"
+    );
+    assert!(!results.exists());
+}

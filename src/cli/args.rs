@@ -390,6 +390,30 @@ pub struct TrainArgs {
     /// directly on the last hidden layer (pytorch/examples, Burda et al.).
     #[arg(long, value_enum, default_value = defaults::LAYOUT)]
     pub layout: LayoutArg,
+    /// The learning rate over the epochs: constant; exponential (lr · decay^(epoch−1)); step
+    /// (× decay every --lr-step epochs); burda (Burda et al. 2016: 3^i passes at lr·10^(−i/7),
+    /// i = 0..7, 3280 passes in all; fewer epochs train a prefix of it).
+    #[arg(long, value_enum, default_value = defaults::LR_SCHEDULE)]
+    pub lr_schedule: LrScheduleArg,
+    /// The exponential and step schedules' factor.
+    #[arg(long, default_value_t = defaults::LR_DECAY, allow_negative_numbers = true)]
+    pub lr_decay: f64,
+    /// Epochs between the step schedule's steps.
+    #[arg(long, default_value_t = defaults::LR_STEP)]
+    pub lr_step: usize,
+}
+
+/// `--lr-schedule` values.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum LrScheduleArg {
+    /// The same learning rate every epoch.
+    Constant,
+    /// lr · decay^(epoch − 1).
+    Exponential,
+    /// × decay every --lr-step epochs.
+    Step,
+    /// Burda et al.'s 3280-pass schedule.
+    Burda,
 }
 
 /// `--likelihood` values.

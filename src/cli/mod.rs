@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 
-use crate::config::{matrix, BackendKind, DeviceKind, RunSpec};
+use crate::config::{matrix, BackendKind, DeviceKind, LrSchedule, RunSpec};
 use crate::data::{Binarize, Dataset};
 use crate::model::{Activation, Layout, Likelihood, ModelKind};
 
@@ -82,6 +82,14 @@ impl TrainArgs {
                 LayoutArg::Article => Layout::Article,
                 LayoutArg::Heads => Layout::Heads,
             },
+            lr_schedule: match self.lr_schedule {
+                LrScheduleArg::Constant => LrSchedule::Constant,
+                LrScheduleArg::Exponential => LrSchedule::Exponential,
+                LrScheduleArg::Step => LrSchedule::Step,
+                LrScheduleArg::Burda => LrSchedule::Burda,
+            },
+            lr_decay: self.lr_decay,
+            lr_step: self.lr_step,
         }
     }
 }

@@ -35,6 +35,12 @@ pub const BINARIZE: &str = "none";
 pub const ACTIVATION: &str = "relu";
 /// `layout`: the article's (a linear code, then latent → latent heads).
 pub const LAYOUT: &str = "article";
+/// `lr_schedule`.
+pub const LR_SCHEDULE: &str = "constant";
+/// `lr_decay`.
+pub const LR_DECAY: f64 = 1.0;
+/// `lr_step`.
+pub const LR_STEP: usize = 1;
 
 /// Seed of the prior draws in figures and `vaelab sample`, the same for every run so that
 /// sheets compare like with like.

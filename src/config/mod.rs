@@ -5,8 +5,10 @@ pub mod defaults;
 mod device;
 pub mod matrix;
 pub mod params;
+pub mod schedule;
 
 pub use device::device_for;
+pub use schedule::LrSchedule;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -87,6 +89,31 @@ pub struct RunSpec {
     /// Where a VAE's posterior heads sit (absent: the article's layout).
     #[serde(default, skip_serializing_if = "is_default")]
     pub layout: Layout,
+    /// How the learning rate changes over the epochs (absent: constant).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub lr_schedule: LrSchedule,
+    /// The factor of the exponential and step schedules (absent: 1).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub lr_decay: f64,
+    /// Epochs between the step schedule's steps (absent: 1).
+    #[serde(default = "one_epoch", skip_serializing_if = "is_one_epoch")]
+    pub lr_step: usize,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn is_one(v: &f64) -> bool {
+    *v == 1.0
+}
+
+fn one_epoch() -> usize {
+    1
+}
+
+fn is_one_epoch(v: &usize) -> bool {
+    *v == 1
 }
 
 /// Whether `value` is its type's default: such keys are left out of a config, so that adding
@@ -120,6 +147,11 @@ impl Default for RunSpec {
                 .try_into()
                 .expect("an activation name"),
             layout: name(defaults::LAYOUT).try_into().expect("a layout name"),
+            lr_schedule: name(defaults::LR_SCHEDULE)
+                .try_into()
+                .expect("a schedule name"),
+            lr_decay: defaults::LR_DECAY,
+            lr_step: defaults::LR_STEP,
         }
     }
 }
@@ -169,6 +201,16 @@ impl RunSpec {
         }
         if !self.lr.is_finite() || self.lr <= 0.0 {
             return bad("lr", self.lr.to_string(), "must be finite and > 0");
+        }
+        if !self.lr_decay.is_finite() || self.lr_decay <= 0.0 {
+            return bad(
+                "lr_decay",
+                self.lr_decay.to_string(),
+                "must be finite and > 0",
+            );
+        }
+        if self.lr_step < 1 {
+            return bad("lr_step", self.lr_step.to_string(), "must be >= 1");
         }
         if self.limit == Some(0) {
             return bad(
@@ -241,6 +283,12 @@ impl RunSpec {
         }
     }
 
+    /// The learning rate of 1-based `epoch` ([`LrSchedule::lr_at`]).
+    pub fn lr_at(&self, epoch: usize) -> f64 {
+        self.lr_schedule
+            .lr_at(self.lr, self.lr_decay, self.lr_step, epoch)
+    }
+
     /// The KL weight that actually applies (0 for the AE, whatever `beta` says).
     pub fn effective_beta(&self) -> f64 {
         if self.model.is_variational() {
@@ -288,6 +336,13 @@ impl RunSpec {
         spec.beta = self.effective_beta();
         if !self.model.is_variational() {
             spec.layout = Layout::default();
+        }
+        // A schedule's knobs that it does not read.
+        if !matches!(self.lr_schedule, LrSchedule::Exponential | LrSchedule::Step) {
+            spec.lr_decay = one();
+        }
+        if self.lr_schedule != LrSchedule::Step {
+            spec.lr_step = one_epoch();
         }
         spec
     }

@@ -32,6 +32,27 @@ impl ParamKind {
     }
 }
 
+/// The value of a key its config leaves out.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Absent {
+    /// A name.
+    Text(&'static str),
+    /// A number.
+    Float(f64),
+    /// A count.
+    Count(usize),
+}
+
+impl Absent {
+    fn value(self) -> toml::Value {
+        match self {
+            Absent::Text(s) => toml::Value::String(s.to_string()),
+            Absent::Float(x) => toml::Value::Float(x),
+            Absent::Count(n) => toml::Value::Integer(n as i64),
+        }
+    }
+}
+
 /// One run parameter: its key (as a matrix and a table column name it) and its column kind.
 #[derive(Clone, Copy, Debug)]
 pub struct Param {
@@ -42,7 +63,7 @@ pub struct Param {
     /// The value a spec has when its config leaves the key out (a key added after runs were
     /// made, left out at its default so that their ids stay), as a matrix writes it; `None`
     /// where absence means unset (`limit`).
-    pub absent: Option<&'static str>,
+    pub absent: Option<Absent>,
     /// What a matrix may write, for the one-line error of a value of the wrong type.
     pub allowed: &'static str,
 }
@@ -60,13 +81,13 @@ const fn defaulted(key: &'static str, value: &'static str, allowed: &'static str
     Param {
         key,
         kind: ParamKind::Text,
-        absent: Some(value),
+        absent: Some(Absent::Text(value)),
         allowed,
     }
 }
 
 /// Every run parameter, in axis order (the order of matrix axes, listings and table columns).
-pub const PARAMS: [Param; 16] = [
+pub const PARAMS: [Param; 19] = [
     param("model", ParamKind::Text, "\"ae\", \"vae\" or \"cvae\""),
     param("dataset", ParamKind::Text, "\"mnist\" or \"fashion-mnist\""),
     param("beta", ParamKind::Float, "a number"),
@@ -95,6 +116,23 @@ pub const PARAMS: [Param; 16] = [
     ),
     defaulted("activation", defaults::ACTIVATION, "\"relu\" or \"tanh\""),
     defaulted("layout", defaults::LAYOUT, "\"article\" or \"heads\""),
+    defaulted(
+        "lr_schedule",
+        defaults::LR_SCHEDULE,
+        "\"constant\", \"exponential\", \"step\" or \"burda\"",
+    ),
+    Param {
+        key: "lr_decay",
+        kind: ParamKind::Float,
+        absent: Some(Absent::Float(defaults::LR_DECAY)),
+        allowed: "a number",
+    },
+    Param {
+        key: "lr_step",
+        kind: ParamKind::Count,
+        absent: Some(Absent::Count(defaults::LR_STEP)),
+        allowed: "an integer",
+    },
 ];
 
 /// The keys of [`PARAMS`], in order: what a `[base]`, `[grid]`, `[[include]]` or `[[exclude]]`
@@ -123,7 +161,7 @@ pub fn spec_table(spec: &RunSpec) -> toml::Table {
     };
     for p in PARAMS {
         if let (Some(value), false) = (p.absent, table.contains_key(p.key)) {
-            table.insert(p.key.to_string(), toml::Value::String(value.to_string()));
+            table.insert(p.key.to_string(), value.value());
         }
     }
     table
@@ -205,6 +243,9 @@ mod tests {
             binarize: crate::data::Binarize::Dynamic,
             activation: crate::model::Activation::Tanh,
             layout: crate::model::Layout::Heads,
+            lr_schedule: crate::config::LrSchedule::Step,
+            lr_decay: 0.5,
+            lr_step: 3,
             ..RunSpec::default()
         };
         let mut fields: Vec<String> = toml::Value::try_from(&spec)

@@ -102,6 +102,7 @@ pub fn epoch_table(rows: &[EpochRow]) -> String {
                 num(r.beta_kl),
                 format!("{:.3}", r.loss),
                 num(r.article_loss),
+                r.lr.map_or_else(|| "-".to_string(), |lr| format!("{lr:.3e}")),
                 format!("{:.2}", r.seconds),
             ]
         })
@@ -109,7 +110,7 @@ pub fn epoch_table(rows: &[EpochRow]) -> String {
     // The columns of `metrics.parquet` but the run id.
     text_table(
         &METRICS_COLUMNS[1..],
-        &[true, false, true, true, true, true, true, true],
+        &[true, false, true, true, true, true, true, true, true],
         cells,
     )
 }

@@ -34,12 +34,16 @@ pub struct EpochRow {
     /// The article's printed number: Σ over batches of (batch size × batch loss sum) / images,
     /// from the pre-step training loss. Train split only.
     pub article_loss: Option<f64>,
+    /// The learning rate the epoch trained with (`lr_schedule`), column `epoch_lr` (`lr` is
+    /// the base rate, a parameter column of the sweep tables); `None` in files written before
+    /// the column existed.
+    pub lr: Option<f64>,
     /// Wall-clock seconds the split took this epoch.
     pub seconds: f64,
 }
 
 /// Column names of `metrics.parquet`, in order.
-pub const METRICS_COLUMNS: [&str; 9] = [
+pub const METRICS_COLUMNS: [&str; 10] = [
     "run_id",
     "epoch",
     "split",
@@ -48,6 +52,7 @@ pub const METRICS_COLUMNS: [&str; 9] = [
     "beta_kl",
     "loss",
     "article_loss",
+    "epoch_lr",
     "seconds",
 ];
 
@@ -64,6 +69,7 @@ pub fn metrics_frame(rows: &[EpochRow]) -> Result<DataFrame> {
         "beta_kl" => opt(|r| r.beta_kl),
         "loss" => col(|r| r.loss),
         "article_loss" => opt(|r| r.article_loss),
+        "epoch_lr" => opt(|r| r.lr),
         "seconds" => col(|r| r.seconds),
     )?;
     Ok(df)
@@ -117,6 +123,12 @@ pub fn read_metrics(path: &Path) -> Result<Vec<EpochRow>> {
     let (run_id, split) = (strs("run_id")?, strs("split")?);
     let (recon, kl, beta_kl) = (f64s("recon")?, f64s("kl")?, f64s("beta_kl")?);
     let (loss, article, seconds) = (f64s("loss")?, f64s("article_loss")?, f64s("seconds")?);
+    // A column added later: absent from older files.
+    let lr = if df.column("epoch_lr").is_ok() {
+        f64s("epoch_lr")?
+    } else {
+        vec![None; n]
+    };
     let need =
         |v: Option<f64>, what: &str| v.ok_or_else(|| anyhow!("{}: null {what}", path.display()));
     (0..df.height())
@@ -132,6 +144,7 @@ pub fn read_metrics(path: &Path) -> Result<Vec<EpochRow>> {
                 beta_kl: beta_kl[i],
                 loss: need(loss[i], "loss")?,
                 article_loss: article[i],
+                lr: lr[i],
                 seconds: need(seconds[i], "seconds")?,
             })
         })
@@ -394,6 +407,7 @@ mod tests {
             beta_kl: kl.map(|k| 3.0 * k),
             loss: 50.0,
             article_loss: (split == Split::Train).then_some(1600.0),
+            lr: Some(1e-3),
             seconds: 1.25,
         }
     }

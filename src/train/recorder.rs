@@ -55,11 +55,13 @@ pub struct MemberSink {
     pub path: PathBuf,
     /// Rows already on disk (a resumed run's).
     pub rows: Vec<EpochRow>,
+    /// Its learning rate in each epoch (`lrs[e - 1]`), recorded beside the epoch's rows.
+    pub lrs: Vec<f64>,
 }
 
 /// A [`MetricLogger`] that turns each split's per-member tallies into [`EpochRow`]s.
 pub struct EpochRecorder {
-    sinks: Vec<(String, PathBuf)>,
+    sinks: Vec<(String, PathBuf, Vec<f64>)>,
     epochs: usize,
     variational: bool,
     tallies: Tallies,
@@ -90,7 +92,10 @@ impl EpochRecorder {
             .collect();
         let state = Arc::new(Mutex::new(RecorderState { members }));
         let recorder = Self {
-            sinks: sinks.into_iter().map(|s| (s.run_id, s.path)).collect(),
+            sinks: sinks
+                .into_iter()
+                .map(|s| (s.run_id, s.path, s.lrs))
+                .collect(),
             epochs,
             variational,
             tallies,
@@ -126,6 +131,7 @@ impl EpochRecorder {
                     beta_kl: vae(m.beta_kl),
                     loss: m.loss,
                     article_loss: (split == Split::Train).then_some(m.article_loss),
+                    lr: self.sinks[i].2.get(epoch - 1).copied(),
                     seconds,
                 }
             })

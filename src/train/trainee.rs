@@ -31,8 +31,10 @@ pub struct StackTrainee {
 struct Hyper {
     /// KL weight per member (0 for AEs).
     betas: Vec<f64>,
-    /// Adam learning rate per member.
-    lrs: Vec<f64>,
+    /// Adam learning rate per member and epoch (`lrs[i][e - 1]`: its schedule's).
+    lrs: Vec<Vec<f64>>,
+    /// Optimiser steps per epoch (which epoch a step belongs to).
+    batches: usize,
     /// Optimiser steps taken so far (Adam's t; the same for every member).
     steps: usize,
     /// The decoder's likelihood (the same for every member: part of the stack key).
@@ -43,7 +45,7 @@ impl StackTrainee {
     /// The stack of `specs` (which share [`RunSpec::stack_key`]) on `device` (an autodiff
     /// device, to train), each member initialised exactly as its run alone (seeded with its
     /// own seed), Adam's moments zero and `steps` optimiser steps counted as done.
-    pub fn init(specs: &[RunSpec], device: &Device, steps: usize) -> Self {
+    pub fn init(specs: &[RunSpec], device: &Device, batches: usize, start_epoch: usize) -> Self {
         let nets: Vec<Autoencoder> = specs
             .iter()
             .map(|spec| {
@@ -51,11 +53,11 @@ impl StackTrainee {
                 spec.model_config().init(device)
             })
             .collect();
-        Self::new(&nets, specs, steps)
+        Self::new(&nets, specs, batches, start_epoch)
     }
 
     /// A stack of `nets` with zero moments (as Adam starts), `steps` optimiser steps done.
-    fn new(nets: &[Autoencoder], specs: &[RunSpec], steps: usize) -> Self {
+    fn new(nets: &[Autoencoder], specs: &[RunSpec], batches: usize, start_epoch: usize) -> Self {
         let zeros = |n: &Autoencoder| n.clone().map(&mut ZeroParams).no_grad();
         let zero: Vec<Autoencoder> = nets.iter().map(zeros).collect();
         Self {
@@ -64,8 +66,12 @@ impl StackTrainee {
             moment_2: StackedAutoencoder::from_members(&zero).no_grad(),
             hyper: Hyper {
                 betas: specs.iter().map(RunSpec::effective_beta).collect(),
-                lrs: specs.iter().map(|s| s.lr).collect(),
-                steps,
+                lrs: specs
+                    .iter()
+                    .map(|s| (1..=s.epochs).map(|e| s.lr_at(e)).collect())
+                    .collect(),
+                batches,
+                steps: start_epoch * batches,
                 likelihood: specs[0].likelihood,
             },
         }
@@ -165,6 +171,13 @@ impl StackTrainee {
             hyper,
         } = self;
         let time = hyper.steps + 1;
+        // The epoch this step belongs to, and each member's learning rate in it.
+        let epoch = hyper.steps / hyper.batches.max(1);
+        let lrs: Vec<f64> = hyper
+            .lrs
+            .iter()
+            .map(|l| l[epoch.min(l.len().saturating_sub(1))])
+            .collect();
         let (mut ps, mut ms, mut vs) = (Vec::new(), Vec::new(), Vec::new());
         let params = net.params().into_iter();
         for ((p, m), v) in params.zip(moment_1.params()).zip(moment_2.params()) {
@@ -172,7 +185,7 @@ impl StackTrainee {
             let (p, m, v) = (p.val(), m.val().inner(), v.val().inner());
             match grads.remove::<3>(id) {
                 Some(g) => {
-                    let (np, nm, nv) = optim::adam_step(p.inner(), g, m, v, &hyper.lrs, time);
+                    let (np, nm, nv) = optim::adam_step(p.inner(), g, m, v, &lrs, time);
                     ps.push(Tensor::from_inner(np).require_grad());
                     ms.push(Tensor::from_inner(nm));
                     vs.push(Tensor::from_inner(nv));

@@ -80,7 +80,7 @@ pub fn learn(job: StackJob<'_>, opts: &TrainOptions, progress: &Progress) -> Res
     let device = device.autodiff();
     let specs: Vec<RunSpec> = members.iter().map(|m| m.spec.clone()).collect();
     let batches = train_set.len().div_ceil(first.batch_size);
-    let trainee = StackTrainee::init(&specs, &device, start_epoch * batches);
+    let trainee = StackTrainee::init(&specs, &device, batches, start_epoch);
     let variational = trainee.net.is_variational();
     let seeds: Vec<u64> = specs.iter().map(|s| s.seed).collect();
     let latent = if variational { first.latent } else { 0 };
@@ -113,6 +113,7 @@ pub fn learn(job: StackJob<'_>, opts: &TrainOptions, progress: &Progress) -> Res
             run_id: m.run.id.clone(),
             path: m.run.metrics_path(),
             rows: m.rows.clone(),
+            lrs: (1..=epochs).map(|e| m.spec.lr_at(e)).collect(),
         })
         .collect();
     let (recorder, recorded) = recorder::EpochRecorder::new(
