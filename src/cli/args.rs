@@ -80,7 +80,8 @@ pub enum Command {
     /// Evaluate trained runs on their test split: ELBO, IWAE bound, active units, judged samples.
     ///
     /// Test ELBO and the IWAE bound (k = 1, 10, 100, 1000, with standard errors) in nats per
-    /// image (Gaussian decoder, variance 1/2, constant included), active units and per-dimension
+    /// image (the run's decoder likelihood, its constant included: the Gaussian's of variance
+    /// 1/2, or the Bernoulli's on binarised images), active units and per-dimension
     /// KL; for a VAE or CVAE, samples judged by a classifier (per-class accuracy of a CVAE;
     /// class histogram and entropy of prior samples).
     ///
@@ -108,8 +109,8 @@ pub enum Command {
     /// config, provenance, curves, figures). `vaelab sweep` rewrites its page after every epoch;
     /// while the sweep runs the page reloads itself.
     Report(ReportArgs),
-    /// List runs, newest first: id, sweeps, commit, model, β, latent, epochs, state, final test
-    /// loss.
+    /// List runs, newest first: id, sweeps, commit, the model and every parameter that varies
+    /// among them, epochs trained, state, final test loss.
     Ls(LsArgs),
     /// Show one run: resolved config, provenance, per-epoch table and its evaluation.
     Show(ShowArgs),
@@ -142,7 +143,7 @@ pub struct SweepArgs {
     #[arg(long, short, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
     /// Train runs of one shape (kind, widths, latent, batch size, epochs, limit, backend,
-    /// device) together as one stacked model: `auto` (up to 32 members on a CPU, 64 on a
+    /// device, likelihood, binarize, activation, layout) together as one stacked model: `auto` (up to 32 members on a CPU, 64 on a
     /// GPU, as memory allows; printed by --dry-run), `off` (every run alone), or at most N
     /// per stack. A member's numbers are its run's alone (bit for bit at the article's shape,
     /// else to float rounding; README, "Stacked sweeps");

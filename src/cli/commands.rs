@@ -131,8 +131,10 @@ pub fn repro(ctx: &Context, args: &ReproArgs) -> Result<u8> {
 /// `vaelab entry`: one entry of a frozen manifest (a Slurm array task).
 pub fn entry(ctx: &Context, args: &EntryArgs) -> Result<u8> {
     let manifest = Manifest::read(&args.manifest)?;
-    // On the node that trains: its memory and devices, not the login node's.
-    if let Some(entry) = manifest.entries().get(args.index) {
+    // A Slurm task checks its node's memory and devices (not the login node's); a `--jobs`
+    // worker's parent has checked this machine before it started any.
+    let slurm_task = std::env::var_os("SLURM_JOB_ID").is_some();
+    if let (true, Some(entry)) = (slurm_task, manifest.entries().get(args.index)) {
         let specs = entry.iter().map(|&i| &manifest.runs[i].spec);
         preflight(specs, |e| format!("{}: {e}", args.manifest.display()))?;
     }

@@ -115,6 +115,28 @@ pub fn reference_run(store: &Store, sweep: &str, spec: &RunSpec, data: &Path) ->
             return Ok(losses);
         }
     }
+    let plain = RunSpec {
+        lr: spec.lr,
+        ..RunSpec::default()
+    };
+    if (
+        spec.likelihood,
+        spec.binarize,
+        spec.activation,
+        spec.layout,
+        spec.lr_at(2),
+    ) != (
+        plain.likelihood,
+        plain.binarize,
+        plain.activation,
+        plain.layout,
+        spec.lr,
+    ) {
+        bail!(
+            "the PyTorch reference (scripts/reference/article.py) trains the article's setup \
+             only: no likelihood, binarize, activation, layout or lr_schedule keys"
+        );
+    }
     let python = reference_python();
     if !python.exists() {
         bail!(

@@ -454,7 +454,7 @@ fn set_param(
     let span = Some(value.span());
     let v = value.get_ref();
     if let Some(i) = v.as_integer() {
-        if i < 0 && key != "beta" && key != "lr" {
+        if i < 0 && !matches!(key, "beta" | "lr" | "lr_decay") {
             let allowed = if key == "seed" { ">= 0" } else { ">= 1" };
             return Err(ctx.err(span, format!("{key} = {i}: must be {allowed}")));
         }

@@ -27,7 +27,7 @@ pub struct TradeoffPoint {
     pub kl: f64,
     /// Its standard deviation across seeds.
     pub kl_sd: f64,
-    /// Mean final test reconstruction error (squared error per image).
+    /// Mean final test reconstruction term per image (`recon`: −log p(x|z) without its constant).
     pub recon: f64,
     /// Its standard deviation across seeds.
     pub recon_sd: f64,
@@ -228,7 +228,7 @@ impl Picture for Tradeoff {
             chart
                 .configure_mesh()
                 .x_desc("test KL divergence (nats per image)")
-                .y_desc("test reconstruction error (squared error per image)")
+                .y_desc("test recon per image (−log p(x|z), no constant)")
                 .label_style((FONT, 17))
                 .axis_desc_style((FONT, 20))
                 .light_line_style(RGBColor(235, 235, 235))
@@ -338,7 +338,7 @@ impl CurveMetric {
 
     fn unit(self) -> &'static str {
         match self {
-            CurveMetric::Recon => "squared error per image",
+            CurveMetric::Recon => "−log p(x|z) per image, no constant",
             CurveMetric::Kl => "nats per image",
             CurveMetric::Loss => "per image",
         }

@@ -27,7 +27,8 @@ pub fn plot(store: &Store, data_dir: &Path, target: &Target) -> Result<Vec<PathB
         }
         Target::Run(id) => {
             let run = store.record(id)?;
-            let test = Mnist::load(run.spec.dataset, data_dir, Split::Test, None)?;
+            let spec = &run.spec;
+            let test = Mnist::load_as(spec.dataset, data_dir, Split::Test, None, spec.binarize)?;
             let model = if has_model(store, &run) {
                 Some(Inspector::load(&store.run(id), &run.spec)?)
             } else {

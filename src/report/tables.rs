@@ -315,7 +315,7 @@ pub fn run_listing(store: &Store, records: &[RunRecord]) -> anyhow::Result<Strin
     let keys = shown_params(records.iter().map(|r| &r.spec));
     let mut header = vec!["run", "sweep", "commit"];
     header.extend(&keys);
-    header.extend(["epochs", "state", "test_loss"]);
+    header.extend(["trained", "state", "test_loss"]);
     let mut right = vec![false, false, false];
     right.extend(numeric(&keys));
     right.extend([true, false, true]);

@@ -23,7 +23,8 @@ pub struct EpochRow {
     pub epoch: u32,
     /// The training or test split (`split` column: `train`, `test`).
     pub split: Split,
-    /// Mean squared error per image, summed over 784 pixels.
+    /// Mean `−log p(x|z)` per image without its constant, in nats (`likelihood`): the summed
+    /// squared error over 784 pixels for the Gaussian, the cross-entropy for the Bernoulli.
     pub recon: f64,
     /// Mean KL per image in nats; `None` for the AE.
     pub kl: Option<f64>,

@@ -177,7 +177,7 @@ impl Checkpointer<ModuleRecord> for MemberCheckpointer {
 }
 
 /// A checkpointer that keeps nothing: a stack's optimiser state lives in its model (see
-/// [`StackTrainee`]) and its learning rate is constant, so the Learner's optimiser and scheduler
+/// [`StackTrainee`]) and its learning rate a function of the epoch (`lr_schedule`), so the Learner's optimiser and scheduler
 /// records are empty.
 pub struct NoCheckpoint;
 

@@ -105,7 +105,7 @@ impl Adaptor<StackInput> for StepOutput {
 /// One member's epoch means so far.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct MemberMeans {
-    /// Mean squared error per image.
+    /// Mean reconstruction term per image (`−log p(x|z)` without its constant).
     pub recon: f64,
     /// Mean KL per image.
     pub kl: f64,
