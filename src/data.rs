@@ -230,7 +230,7 @@ impl Mnist {
         let data = Self::load(dataset, mnist_dir, split, limit)?;
         Ok(match (binarize, split) {
             (Binarize::None, _) | (Binarize::Dynamic, Split::Train) => data,
-            (Binarize::Threshold, _) => data.map_pixels(|p, _| if *p > 0.5 { 1.0 } else { 0.0 }),
+            (Binarize::Threshold, _) => data.map_pixels(|p| if p > 0.5 { 1.0 } else { 0.0 }),
             (Binarize::Dynamic, Split::Test) => {
                 let mut stream = binarize_stream(TEST_BINARIZE_SEED, 0);
                 let mut images = data.images.to_vec();
@@ -243,14 +243,9 @@ impl Mnist {
         })
     }
 
-    /// The split with every pixel replaced by `f(pixel, index)`.
-    fn map_pixels(self, f: impl Fn(&f32, usize) -> f32) -> Self {
-        let images = self
-            .images
-            .iter()
-            .enumerate()
-            .map(|(i, p)| f(p, i))
-            .collect();
+    /// The split with every pixel replaced by `f(pixel)`.
+    fn map_pixels(self, f: impl Fn(f32) -> f32) -> Self {
+        let images = self.images.iter().map(|&p| f(p)).collect();
         Self {
             images: Arc::new(images),
             ..self

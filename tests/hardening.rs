@@ -1038,6 +1038,36 @@ fn sweep_tables_keep_their_schemas() {
     assert_eq!(table("epochs"), epochs);
 }
 
+/// Trains `args` killed as epoch 2's checkpoint is renamed (one libtorch thread), then again
+/// with `resume_env`, under `results`: the resumed run's directory, whose numbers and model
+/// must equal `whole`'s (the same run uninterrupted, in another results directory).
+#[cfg(feature = "failpoints")]
+fn killed_at_epoch_2_and_resumed(
+    results: &Path,
+    args: &[&str],
+    resume_env: &[(&str, &str)],
+    whole: &Path,
+) -> PathBuf {
+    let killed = common::vaelab_env(
+        results,
+        &[
+            // Killed as epoch 2's checkpoint is renamed: epoch 1's is on disk by then (the
+            // checkpointer thread writes them in order), however long splitting it took.
+            ("FAILPOINTS", "durable::before_rename::model-2.bpk=return"),
+            ("OMP_NUM_THREADS", "1"),
+        ],
+        args,
+    );
+    assert_eq!(killed.status.signal(), Some(9), "{}", common::text(&killed));
+    let again = common::vaelab_env(results, resume_env, args);
+    assert!(again.status.success(), "{}", common::text(&again));
+    assert!(common::text(&again).contains("resuming after epoch 1/2"));
+    let run = common::only_run(results);
+    assert_eq!(numbers(&run), numbers(&common::only_run(whole)));
+    assert_eq!(decoded(&run), decoded(&common::only_run(whole)));
+    run
+}
+
 #[cfg(feature = "failpoints")]
 #[test]
 fn a_flex_run_killed_mid_run_resumes_to_the_uninterrupted_numbers() {
@@ -1057,25 +1087,14 @@ fn a_flex_run_killed_mid_run_resumes_to_the_uninterrupted_numbers() {
     let out = common::vaelab(whole.path(), &args);
     assert!(out.status.success(), "{}", common::text(&out));
     let results = tempfile::tempdir().unwrap();
-    let killed = common::vaelab_env(
-        results.path(),
-        &[
-            // Killed as epoch 2's checkpoint is renamed: epoch 1's is on disk by then (the
-            // checkpointer thread writes them in order), however long splitting it took.
-            ("FAILPOINTS", "durable::before_rename::model-2.bpk=return"),
-            ("OMP_NUM_THREADS", "1"),
-        ],
-        &args,
-    );
-    assert_eq!(killed.status.signal(), Some(9), "{}", common::text(&killed));
     // Resumed with another libtorch thread count (which flex ignores): same numbers, and the
     // provenance says what changed.
-    let again = common::vaelab_env(results.path(), &[("OMP_NUM_THREADS", "2")], &args);
-    assert!(again.status.success(), "{}", common::text(&again));
-    assert!(common::text(&again).contains("resuming after epoch 1/2"));
-    let run = common::only_run(results.path());
-    assert_eq!(numbers(&run), numbers(&common::only_run(whole.path())));
-    assert_eq!(decoded(&run), decoded(&common::only_run(whole.path())));
+    let run = killed_at_epoch_2_and_resumed(
+        results.path(),
+        &args,
+        &[("OMP_NUM_THREADS", "2")],
+        whole.path(),
+    );
     let store = Store::new(results.path());
     let p = Provenance::read(&store.run(run.file_name().unwrap().to_str().unwrap())).unwrap();
     assert_eq!(p.resumes.len(), 1, "{:?}", p.resumes);
@@ -1121,21 +1140,8 @@ fn a_dynamically_binarised_run_killed_mid_run_resumes_to_the_uninterrupted_numbe
     let out = common::vaelab_env(whole.path(), &one_thread, &args("dynamic"));
     assert!(out.status.success(), "{}", common::text(&out));
     let results = tempfile::tempdir().unwrap();
-    let killed = common::vaelab_env(
-        results.path(),
-        &[
-            ("FAILPOINTS", "durable::before_rename::model-2.bpk=return"),
-            ("OMP_NUM_THREADS", "1"),
-        ],
-        &args("dynamic"),
-    );
-    assert_eq!(killed.status.signal(), Some(9), "{}", common::text(&killed));
-    let again = common::vaelab_env(results.path(), &one_thread, &args("dynamic"));
-    assert!(again.status.success(), "{}", common::text(&again));
-    assert!(common::text(&again).contains("resuming after epoch 1/2"));
-    let run = common::only_run(results.path());
-    assert_eq!(numbers(&run), numbers(&common::only_run(whole.path())));
-    assert_eq!(decoded(&run), decoded(&common::only_run(whole.path())));
+    let run =
+        killed_at_epoch_2_and_resumed(results.path(), &args("dynamic"), &one_thread, whole.path());
     let grey = tempfile::tempdir().unwrap();
     let out = common::vaelab_env(grey.path(), &one_thread, &args("none"));
     assert!(out.status.success(), "{}", common::text(&out));

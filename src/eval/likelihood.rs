@@ -251,48 +251,40 @@ mod tests {
         assert!((-784.0 * 0.01 - Decoder::Gaussian.constant(PIXELS) - by_hand).abs() < 1e-9);
     }
 
-    /// One image of 2 pixels, one latent dimension, one draw, by hand: x = (0, 1),
-    /// x̂ = (0.5, 0.5), μ = 0.5, log σ² = ln 4 (σ = 2), ε = 1 → z = 2.5.
-    /// log p(x|z) = −(0.25 + 0.25) − ln π; log p(z) − log q(z|x) = −z²/2 + ε²/2 + ln σ
-    /// (the ½ ln 2π terms cancel) = −3.125 + 0.5 + ln 2.
-    #[test]
-    fn log_weights_match_a_hand_computed_example() {
+    /// The log-weight of one image of 2 pixels, one latent dimension, one draw: x = (0, 1),
+    /// logits 0 (x̂ = σ(0) = 0.5), μ = 0.5, log σ² = ln 4 (σ = 2), ε = 1 → z = 2.5.
+    fn hand_example(decoder: Decoder) -> f64 {
         let d = crate::model::test_device();
         let t3 =
             |v: Vec<f32>, dims: [usize; 3]| Tensor::<3>::from_data(TensorData::new(v, dims), &d);
-        // Logits 0: x̂ = σ(0) = 0.5.
         let w = log_weights(
-            Decoder::Gaussian,
+            decoder,
             t3(vec![0.0, 1.0], [1, 1, 2]),
             t3(vec![0.0, 0.0], [1, 1, 2]),
             t3(vec![2.5], [1, 1, 1]),
             t3(vec![1.0], [1, 1, 1]),
             Tensor::<2>::from_data(TensorData::new(vec![4.0f32.ln()], [1, 1]), &d),
         );
-        let got: f32 = w.into_scalar();
+        f64::from(w.into_scalar::<f32>())
+    }
+
+    /// The example by hand: log p(x|z) = −(0.25 + 0.25) − ln π; log p(z) − log q(z|x) =
+    /// −z²/2 + ε²/2 + ln σ (the ½ ln 2π terms cancel) = −3.125 + 0.5 + ln 2.
+    #[test]
+    fn log_weights_match_a_hand_computed_example() {
+        let got = hand_example(Decoder::Gaussian);
         let pi = std::f64::consts::PI;
         let want = -0.5 - pi.ln() - 3.125 + 0.5 + 2.0f64.ln();
-        assert!((f64::from(got) - want).abs() < 1e-5, "{got} vs {want}");
+        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
     }
 
     /// The same example under a Bernoulli decoder: logits 0 give each pixel probability 1/2,
     /// so log p(x|z) = 2 ln ½, with no constant.
     #[test]
     fn bernoulli_log_weights_are_log_probabilities() {
-        let d = crate::model::test_device();
-        let t3 =
-            |v: Vec<f32>, dims: [usize; 3]| Tensor::<3>::from_data(TensorData::new(v, dims), &d);
-        let w = log_weights(
-            Decoder::Bernoulli,
-            t3(vec![0.0, 1.0], [1, 1, 2]),
-            t3(vec![0.0, 0.0], [1, 1, 2]),
-            t3(vec![2.5], [1, 1, 1]),
-            t3(vec![1.0], [1, 1, 1]),
-            Tensor::<2>::from_data(TensorData::new(vec![4.0f32.ln()], [1, 1]), &d),
-        );
-        let got: f32 = w.into_scalar();
+        let got = hand_example(Decoder::Bernoulli);
         let want = 2.0 * 0.5f64.ln() - 3.125 + 0.5 + 2.0f64.ln();
-        assert!((f64::from(got) - want).abs() < 1e-5, "{got} vs {want}");
+        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //!   at `l = 0`, taken by a Taylor series near 0 so that neither value nor gradient is 0/0).
 
 use burn::prelude::*;
-use burn::tensor::activation::{sigmoid, softplus};
+use burn::tensor::activation::softplus;
 use serde::{Deserialize, Serialize};
 
 /// Which decoder likelihood a run trains and is evaluated with.
@@ -43,15 +43,10 @@ impl Likelihood {
         }
     }
 
-    /// What the decoder shows for logits `l`: `σ(l)`, the Gaussian's and the Bernoulli's mean
-    /// (for the continuous Bernoulli its parameter λ, as its paper's figures show).
-    pub fn image<const D: usize>(self, logits: Tensor<D>) -> Tensor<D> {
-        sigmoid(logits)
-    }
-
     /// `−log p(x|z)` per image without [`Self::constant`], summed over the last axis of any
-    /// rank and kept (size 1), from the decoder's `logits` and its `image` (`σ(logits)`, which
-    /// the caller has anyway) against `target`.
+    /// rank and kept (size 1), from the decoder's `logits` and its `image` (`σ(logits)`: the
+    /// Gaussian's and the Bernoulli's mean, the continuous Bernoulli's λ; the caller has it
+    /// anyway) against `target`.
     pub fn recon_keepdim<const D: usize>(
         self,
         logits: Tensor<D>,
