@@ -1,7 +1,7 @@
 //! The MNIST and Fashion-MNIST loader on the real files, and on damaged copies of them.
 mod common;
 
-use vaelab::data::{Dataset, Mnist, Split, PIXELS, TEST_LEN, TRAIN_LEN};
+use vaelab::data::{Binarize, Dataset, Mnist, Split, PIXELS, TEST_LEN, TRAIN_LEN};
 
 #[test]
 fn real_files_load_with_the_published_counts_and_histogram() {
@@ -141,4 +141,36 @@ fn a_run_trains_on_fashion_mnist() {
     let plot = common::vaelab(tmp.path(), &["plot", id]);
     assert!(plot.status.success(), "{}", common::text(&plot));
     assert!(run.join("plots/samples.png").is_file());
+}
+
+/// What a run with `binarize` sees before its loader: `threshold` cuts both splits at 0.5;
+/// `dynamic` draws the test split once, the same draw every time (its fixed seed), binary, with
+/// about the grey levels' mean, and leaves the training split to the loader; `none` keeps both.
+#[test]
+fn binarisation_cuts_or_draws_the_splits_as_documented() {
+    let dir = common::mnist_dir();
+    let load = |split, b| Mnist::load_as(Dataset::Mnist, &dir, split, Some(500), b).unwrap();
+    let grey = load(Split::Test, Binarize::None);
+    let cut = load(Split::Test, Binarize::Threshold);
+    for (g, c) in grey.images.iter().zip(cut.images.iter()) {
+        assert_eq!(*c, if *g > 0.5 { 1.0 } else { 0.0 });
+    }
+    assert_eq!(
+        load(Split::Train, Binarize::Threshold)
+            .images
+            .iter()
+            .filter(|&&p| p != 0.0 && p != 1.0)
+            .count(),
+        0
+    );
+    let drawn = load(Split::Test, Binarize::Dynamic);
+    assert!(drawn.images.iter().all(|&p| p == 0.0 || p == 1.0));
+    assert_eq!(drawn.images, load(Split::Test, Binarize::Dynamic).images);
+    assert_ne!(drawn.images, cut.images);
+    let mean = |v: &[f32]| v.iter().map(|&p| f64::from(p)).sum::<f64>() / v.len() as f64;
+    assert!((mean(&drawn.images) - mean(&grey.images)).abs() < 0.005);
+    assert_eq!(
+        load(Split::Train, Binarize::Dynamic).images,
+        load(Split::Train, Binarize::None).images
+    );
 }
