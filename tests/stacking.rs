@@ -183,20 +183,30 @@ fn a_stacked_members_seconds_are_the_split_time_divided_by_the_members() {
 /// after 3 epochs (measured: at most 4.3e-7 after 10 epochs, README "Stacked sweeps"). The
 /// same for the literature's setup: a Bernoulli decoder on dynamically binarised images, tanh,
 /// the heads on the last hidden layer (each member draws its own binary images), members
-/// with their own learning-rate schedules.
+/// with their own learning-rate schedules; IWAE with K = 3 draws and Adam's ε = 1e-4; a
+/// 2-draw ELBO.
 #[test]
 fn at_other_shapes_members_equal_their_runs_alone_to_rounding() {
     let scratch = tempfile::tempdir().unwrap();
     let article = "model = \"vae\"\nhidden = [16]\n";
     let literature = "model = \"vae\"\nhidden = [16, 8]\nlikelihood = \"bernoulli\"\nbinarize = \"dynamic\"\nactivation = \"tanh\"\nlayout = \"heads\"\nlr_schedule = \"exponential\"\n";
-    for (name, base, axis) in [
-        ("small", article, "seed = [1, 2]"),
-        ("literature", literature, "lr_decay = [0.5, 0.9]"),
+    // Burda et al.'s IWAE (K = 3) with their Adam ε; and a 2-draw ELBO.
+    let iwae = "model = \"vae\"\nhidden = [16]\nlayout = \"heads\"\nlikelihood = \"bernoulli\"\nbinarize = \"dynamic\"\nobjective = \"iwae\"\nsamples = 3\nadam_eps = 1e-4\nbeta = 1.0\n";
+    let elbo_k = "model = \"vae\"\nhidden = [16]\nsamples = 2\n";
+    for (name, base, axes) in [
+        ("small", article, "beta = [0.0, 3.0]\nseed = [1, 2]"),
+        (
+            "literature",
+            literature,
+            "beta = [0.0, 3.0]\nlr_decay = [0.5, 0.9]",
+        ),
+        ("iwae", iwae, "seed = [1, 2]\nlr = [1e-3, 2e-3]"),
+        ("elbo-k", elbo_k, "beta = [0.0, 3.0]\nseed = [1, 2]"),
     ] {
         let matrix = scratch.path().join(format!("{name}.toml"));
         std::fs::write(
             &matrix,
-            format!("[sweep]\nname = \"{name}\"\n[base]\n{base}epochs = 3\nlimit = 400\nlatent = 3\nbatch_size = 5\n[grid]\nbeta = [0.0, 3.0]\n{axis}\n"),
+            format!("[sweep]\nname = \"{name}\"\n[base]\n{base}epochs = 3\nlimit = 400\nlatent = 3\nbatch_size = 5\n[grid]\n{axes}\n"),
         )
         .unwrap();
         let train = |stack: &str| {

@@ -402,6 +402,30 @@ pub struct TrainArgs {
     /// Epochs between the step schedule's steps.
     #[arg(long, default_value_t = defaults::LR_STEP)]
     pub lr_step: usize,
+    /// The bound a VAE maximises: the ELBO (Kingma & Welling 2014) or the importance-weighted
+    /// bound of --samples draws (Burda et al. 2016; needs --beta 1).
+    #[arg(long, value_enum, default_value = defaults::OBJECTIVE)]
+    pub objective: ObjectiveArg,
+    /// Posterior draws per image, K (1 to 5000): the ELBO averages them, IWAE weights them.
+    #[arg(long, default_value_t = defaults::SAMPLES,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new()
+              .range(1..=defaults::MAX_SAMPLES as u64))]
+    pub samples: usize,
+    /// Adam's ε.
+    #[arg(long, default_value_t = defaults::ADAM_EPS)]
+    pub adam_eps: f64,
+    /// Adam's β₁,β₂.
+    #[arg(long, value_delimiter = ',', num_args = 2, default_values_t = defaults::ADAM_BETAS)]
+    pub adam_betas: Vec<f64>,
+}
+
+/// `--objective` values.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ObjectiveArg {
+    /// The evidence lower bound.
+    Elbo,
+    /// The importance-weighted bound.
+    Iwae,
 }
 
 /// `--lr-schedule` values.

@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use crate::config::{matrix, BackendKind, DeviceKind, LrSchedule, RunSpec};
 use crate::data::{Binarize, Dataset};
-use crate::model::{Activation, Layout, Likelihood, ModelKind};
+use crate::model::{Activation, Layout, Likelihood, ModelKind, Objective};
 
 pub mod args;
 pub mod commands;
@@ -90,6 +90,13 @@ impl TrainArgs {
             },
             lr_decay: self.lr_decay,
             lr_step: self.lr_step,
+            objective: match self.objective {
+                ObjectiveArg::Elbo => Objective::Elbo,
+                ObjectiveArg::Iwae => Objective::Iwae,
+            },
+            samples: self.samples,
+            adam_eps: self.adam_eps,
+            adam_betas: [self.adam_betas[0], self.adam_betas[1]],
         }
     }
 }

@@ -41,6 +41,17 @@ pub const LR_SCHEDULE: &str = "constant";
 pub const LR_DECAY: f64 = 1.0;
 /// `lr_step`.
 pub const LR_STEP: usize = 1;
+/// `objective`: the one-sample ELBO.
+pub const OBJECTIVE: &str = "elbo";
+/// `samples`: one posterior draw per image.
+pub const SAMPLES: usize = 1;
+/// `adam_eps`: `torch.optim.Adam`'s.
+pub const ADAM_EPS: f64 = 1e-8;
+/// `adam_betas`: `torch.optim.Adam`'s.
+pub const ADAM_BETAS: [f64; 2] = [0.9, 0.999];
+/// The most importance samples per image (`samples`, `vaelab eval --k`): Burda et al.'s NLL
+/// is the k = 5000 bound.
+pub const MAX_SAMPLES: usize = 5000;
 
 /// Seed of the prior draws in figures and `vaelab sample`, the same for every run so that
 /// sheets compare like with like.

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::data::{Binarize, Dataset};
-use crate::model::{Activation, Layout, Likelihood, ModelConfig, ModelKind};
+use crate::model::{Activation, Layout, Likelihood, ModelConfig, ModelKind, Objective};
 
 /// Which Burn backend trains the run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -98,6 +98,35 @@ pub struct RunSpec {
     /// Epochs between the step schedule's steps (absent: 1).
     #[serde(default = "one_epoch", skip_serializing_if = "is_one_epoch")]
     pub lr_step: usize,
+    /// The bound a VAE maximises, `elbo` or `iwae` (absent: the ELBO).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub objective: Objective,
+    /// Posterior draws per image, K, that the objective averages (ELBO) or importance-weights
+    /// (IWAE) (absent: 1).
+    #[serde(default = "one_epoch", skip_serializing_if = "is_one_epoch")]
+    pub samples: usize,
+    /// Adam's ε (absent: `torch.optim.Adam`'s 1e-8).
+    #[serde(default = "adam_eps", skip_serializing_if = "is_adam_eps")]
+    pub adam_eps: f64,
+    /// Adam's (β₁, β₂) (absent: `torch.optim.Adam`'s (0.9, 0.999)).
+    #[serde(default = "adam_betas", skip_serializing_if = "is_adam_betas")]
+    pub adam_betas: [f64; 2],
+}
+
+fn adam_eps() -> f64 {
+    defaults::ADAM_EPS
+}
+
+fn is_adam_eps(v: &f64) -> bool {
+    *v == defaults::ADAM_EPS
+}
+
+fn adam_betas() -> [f64; 2] {
+    defaults::ADAM_BETAS
+}
+
+fn is_adam_betas(v: &[f64; 2]) -> bool {
+    *v == defaults::ADAM_BETAS
 }
 
 fn one() -> f64 {
@@ -152,6 +181,12 @@ impl Default for RunSpec {
                 .expect("a schedule name"),
             lr_decay: defaults::LR_DECAY,
             lr_step: defaults::LR_STEP,
+            objective: name(defaults::OBJECTIVE)
+                .try_into()
+                .expect("an objective name"),
+            samples: defaults::SAMPLES,
+            adam_eps: defaults::ADAM_EPS,
+            adam_betas: defaults::ADAM_BETAS,
         }
     }
 }
@@ -212,6 +247,48 @@ impl RunSpec {
         if self.lr_step < 1 {
             return bad("lr_step", self.lr_step.to_string(), "must be >= 1");
         }
+        if !(1..=defaults::MAX_SAMPLES).contains(&self.samples) {
+            return bad(
+                "samples",
+                self.samples.to_string(),
+                &format!("must be from 1 to {}", defaults::MAX_SAMPLES),
+            );
+        }
+        if self.samples > 1 && !self.model.is_variational() {
+            return bad(
+                "samples",
+                self.samples.to_string(),
+                "an AE draws no posterior samples: needs model = \"vae\" or \"cvae\"",
+            );
+        }
+        if self.objective == Objective::Iwae && !self.model.is_variational() {
+            return bad(
+                "objective",
+                "\"iwae\"".into(),
+                "an importance-weighted bound needs a posterior: model = \"vae\" or \"cvae\"",
+            );
+        }
+        if self.objective == Objective::Iwae && self.beta != 1.0 {
+            return bad(
+                "beta",
+                self.beta.to_string(),
+                "objective = \"iwae\" weights log p(z) − log q(z|x) as Burda et al.: needs beta = 1",
+            );
+        }
+        if !self.adam_eps.is_finite() || self.adam_eps <= 0.0 {
+            return bad(
+                "adam_eps",
+                self.adam_eps.to_string(),
+                "must be finite and > 0",
+            );
+        }
+        if self.adam_betas.iter().any(|b| !(0.0..1.0).contains(b)) {
+            return bad(
+                "adam_betas",
+                format!("{:?}", self.adam_betas),
+                "two numbers in [0, 1), e.g. [0.9, 0.999]",
+            );
+        }
         if self.limit == Some(0) {
             return bad(
                 "limit",
@@ -269,7 +346,9 @@ impl RunSpec {
             + 2.0 * self.latent as f64
             + crate::data::PIXELS as f64;
         let parameters = self.model_config().parameter_count();
-        6.0 * 4.0 * parameters + 4.0 * 4.0 * 2.0 * self.batch_size as f64 * widths
+        // K draws per image multiply every activation after the encoder; count all K-fold.
+        let rows = (self.batch_size * self.samples) as f64;
+        6.0 * 4.0 * parameters + 4.0 * 4.0 * 2.0 * rows * widths
     }
 
     /// The architecture part of the spec.
@@ -301,7 +380,8 @@ impl RunSpec {
     /// What runs must share to train as one stacked model: everything that shapes a tensor,
     /// the forward pass, the data or the epoch loop (kind, data set, widths, latent size,
     /// batch size, epochs, data limit, backend, device, likelihood, binarisation, activation,
-    /// layout). Members may differ in β, seed and learning rate.
+    /// layout, objective, samples, Adam's constants). Members may differ in β, seed and
+    /// learning rate (and its schedule).
     pub fn stack_key(&self) -> String {
         let hidden: Vec<String> = self.hidden.iter().map(|h| h.to_string()).collect();
         let literature = [
@@ -309,12 +389,19 @@ impl RunSpec {
             (self.binarize != Binarize::default()).then(|| self.binarize.as_str()),
             (self.activation != Activation::default()).then(|| self.activation.as_str()),
             (self.layout != Layout::default()).then(|| self.layout.as_str()),
+            (self.objective != Objective::default()).then(|| self.objective.as_str()),
         ];
-        let literature: String = literature
+        let mut literature: String = literature
             .iter()
             .flatten()
             .map(|s| format!(" {s}"))
             .collect();
+        if self.samples != defaults::SAMPLES {
+            literature += &format!(" samples {}", self.samples);
+        }
+        if (self.adam_eps, self.adam_betas) != (defaults::ADAM_EPS, defaults::ADAM_BETAS) {
+            literature += &format!(" adam {:?} {}", self.adam_betas, self.adam_eps);
+        }
         format!(
             "{} {} {}-{} batch {} epochs {} limit {} {} {:?}{literature}",
             self.model,

@@ -21,6 +21,8 @@ pub enum ParamKind {
     Seed,
     /// A list of widths (`hidden = [256, 128]`): a string column, `256-128`.
     Widths,
+    /// A list of numbers (`adam_betas = [0.9, 0.999]`): a string column, `0.9-0.999`.
+    Numbers,
     /// An optional count (`limit`): an unsigned 32-bit column, null when unset.
     OptionalCount,
 }
@@ -28,7 +30,10 @@ pub enum ParamKind {
 impl ParamKind {
     /// Whether tables show and compare the value as text (left-aligned, string order).
     pub fn is_text(self) -> bool {
-        matches!(self, ParamKind::Text | ParamKind::Widths)
+        matches!(
+            self,
+            ParamKind::Text | ParamKind::Widths | ParamKind::Numbers
+        )
     }
 }
 
@@ -41,6 +46,8 @@ pub enum Absent {
     Float(f64),
     /// A count.
     Count(usize),
+    /// A list of numbers.
+    Numbers(&'static [f64]),
 }
 
 impl Absent {
@@ -49,6 +56,9 @@ impl Absent {
             Absent::Text(s) => toml::Value::String(s.to_string()),
             Absent::Float(x) => toml::Value::Float(x),
             Absent::Count(n) => toml::Value::Integer(n as i64),
+            Absent::Numbers(v) => {
+                toml::Value::Array(v.iter().map(|&x| toml::Value::Float(x)).collect())
+            }
         }
     }
 }
@@ -87,7 +97,7 @@ const fn defaulted(key: &'static str, value: &'static str, allowed: &'static str
 }
 
 /// Every run parameter, in axis order (the order of matrix axes, listings and table columns).
-pub const PARAMS: [Param; 19] = [
+pub const PARAMS: [Param; 23] = [
     param("model", ParamKind::Text, "\"ae\", \"vae\" or \"cvae\""),
     param("dataset", ParamKind::Text, "\"mnist\" or \"fashion-mnist\""),
     param("beta", ParamKind::Float, "a number"),
@@ -132,6 +142,25 @@ pub const PARAMS: [Param; 19] = [
         kind: ParamKind::Count,
         absent: Some(Absent::Count(defaults::LR_STEP)),
         allowed: "an integer",
+    },
+    defaulted("objective", defaults::OBJECTIVE, "\"elbo\" or \"iwae\""),
+    Param {
+        key: "samples",
+        kind: ParamKind::Count,
+        absent: Some(Absent::Count(defaults::SAMPLES)),
+        allowed: "an integer",
+    },
+    Param {
+        key: "adam_eps",
+        kind: ParamKind::Float,
+        absent: Some(Absent::Float(defaults::ADAM_EPS)),
+        allowed: "a number",
+    },
+    Param {
+        key: "adam_betas",
+        kind: ParamKind::Numbers,
+        absent: Some(Absent::Numbers(&defaults::ADAM_BETAS)),
+        allowed: "two numbers, e.g. [0.9, 0.999]",
     },
 ];
 
@@ -246,6 +275,10 @@ mod tests {
             lr_schedule: crate::config::LrSchedule::Step,
             lr_decay: 0.5,
             lr_step: 3,
+            objective: crate::model::Objective::Iwae,
+            samples: 5,
+            adam_eps: 1e-4,
+            adam_betas: [0.8, 0.99],
             ..RunSpec::default()
         };
         let mut fields: Vec<String> = toml::Value::try_from(&spec)
@@ -265,7 +298,7 @@ mod tests {
                 ParamKind::Text => value.is_str(),
                 ParamKind::Float => value.is_float(),
                 ParamKind::Count | ParamKind::Seed | ParamKind::OptionalCount => value.is_integer(),
-                ParamKind::Widths => value.is_array(),
+                ParamKind::Widths | ParamKind::Numbers => value.is_array(),
             };
             assert!(fits, "{} = {value} is not a {:?}", p.key, p.kind);
         }

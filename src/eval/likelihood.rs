@@ -80,7 +80,7 @@ fn log_mean_exp(w: &[f32]) -> f64 {
     max + (sum / w.len() as f64).ln()
 }
 
-/// Importance log-weights `log p(x|z) + log p(z) − log q(z|x)` of draws
+/// Importance log-weights ([`crate::model::objective::log_weights`]) of draws
 /// `z = mu + eps · exp(log_var / 2)`: images `x` `[B, 1, D]`, the decoder's logits for the
 /// draws `[B, K, D]`, the draws and their noise `[B, K, L]`, the posterior log-variances
 /// `[B, L]`; `[B, K, 1]`. `log p(x|z)` is `decoder`'s, its constant included.
@@ -98,11 +98,7 @@ pub fn log_weights(
         .recon_keepdim(logits, image, x)
         .neg()
         .sub_scalar(decoder.constant(pixels));
-    // The 2π terms of log p(z) and log q(z|x) cancel; log σ = log_var / 2.
-    let log_pz = z.square().sum_dim(2).mul_scalar(-0.5);
-    let log_qz = eps.square().sum_dim(2).mul_scalar(-0.5)
-        - log_var.sum_dim(1).mul_scalar(0.5).unsqueeze_dim::<3>(1);
-    log_px + log_pz - log_qz
+    crate::model::objective::log_weights(log_px, z, eps, log_var.unsqueeze_dim::<3>(1))
 }
 
 /// Images per chunk: `chunk × 1000` decoded images at a time (about 50 MB of f32 pixels).

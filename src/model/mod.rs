@@ -20,8 +20,10 @@ use serde::{Deserialize, Serialize};
 use crate::data::{CLASSES, PIXELS};
 
 pub mod likelihood;
+pub mod objective;
 pub mod stack;
 pub use likelihood::Likelihood;
+pub use objective::Objective;
 pub use stack::{StackForward, StackTerms, StackedAutoencoder};
 
 /// The device unit tests use: libtorch when compiled in, else flex.
@@ -478,11 +480,14 @@ mod tests {
         let fwd = StackForward {
             logits: decoded.zeros_like(),
             decoded,
+            z: mu.clone(),
+            noise: Some(mu.zeros_like()),
             mu,
             log_var: Some(lv),
+            samples: 1,
         };
         let betas = Tensor::<3>::ones([1, 1, 1], &d).mul_scalar(3.0);
-        let terms = StackTerms::new(&fwd, target, betas, Likelihood::Gaussian);
+        let terms = StackTerms::new(&fwd, target, betas, Likelihood::Gaussian, Objective::Elbo);
         let kl = 0.5 * (2.0 - ln2);
         for (got, want) in values(terms.recon).iter().zip([196.0, 196.0]) {
             assert!((got - want).abs() < 1e-3, "recon {got} vs {want}");
@@ -567,7 +572,7 @@ mod tests {
         let fwd = stack.forward(x.clone(), None, None);
         assert!(fwd.log_var.is_none());
         let betas = Tensor::<3>::ones([1, 1, 1], &d).mul_scalar(3.0);
-        let terms = StackTerms::new(&fwd, x, betas, Likelihood::Gaussian);
+        let terms = StackTerms::new(&fwd, x, betas, Likelihood::Gaussian, Objective::Elbo);
         assert!(terms.kl.is_none());
         assert_eq!(values(terms.loss), values(terms.recon));
     }

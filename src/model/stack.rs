@@ -12,9 +12,10 @@ use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::prelude::*;
 
+use super::objective::{log_mean_exp, log_weights};
 use super::{
     condition, kl_divergence_keepdim, reparameterize, Autoencoder, GaussianHeads, Joints,
-    Likelihood, Mlp,
+    Likelihood, Mlp, Objective,
 };
 
 /// `M` linear layers of one shape: weight `[M, in, out]`, bias `[M, 1, out]`.
@@ -113,17 +114,24 @@ pub struct StackedAutoencoder {
     members: usize,
 }
 
-/// What one stacked forward pass produces, per member and image.
+/// What one stacked forward pass produces, per member and image (and draw: a VAE decodes K
+/// posterior draws per image, image-major, `B·K` rows).
 #[derive(Clone, Debug)]
 pub struct StackForward {
-    /// `[M, B, PIXELS]` reconstructions in (0, 1): the sigmoid of `logits`.
+    /// `[M, B·K, PIXELS]` reconstructions in (0, 1): the sigmoid of `logits`.
     pub decoded: Tensor<3>,
-    /// `[M, B, PIXELS]` the decoder's logits, which the likelihood scores.
+    /// `[M, B·K, PIXELS]` the decoder's logits, which the likelihood scores.
     pub logits: Tensor<3>,
     /// `[M, B, latent]` code (AE) or posterior mean (VAE).
     pub mu: Tensor<3>,
     /// `[M, B, latent]` posterior log-variance; `None` for AEs.
     pub log_var: Option<Tensor<3>>,
+    /// `[M, B·K, latent]` the decoded codes (the draws of a VAE).
+    pub z: Tensor<3>,
+    /// `[M, B·K, latent]` the draws' standard-normal noise (VAEs only).
+    pub noise: Option<Tensor<3>>,
+    /// Draws per image, K (1 for AEs).
+    pub samples: usize,
 }
 
 /// The loss terms of a stacked batch, per member and image (`[M, B, 1]` each).
@@ -225,9 +233,9 @@ impl StackedAutoencoder {
     }
 
     /// Full pass over `[M, B, PIXELS]` images; a VAE decodes `z = mu + noise · exp(log_var/2)`
-    /// with the caller's standard-normal `noise` (`[M, B, latent]`), so that each member's
-    /// noise is its own stream whoever else is in the stack. A CVAE's encoder and decoder also
-    /// take the images' one-hot `labels` (`[M, B, CLASSES]`).
+    /// with the caller's standard-normal `noise` (`[M, B, K·latent]`: K draws per image), so
+    /// that each member's noise is its own stream whoever else is in the stack. A CVAE's
+    /// encoder and decoder also take the images' one-hot `labels` (`[M, B, CLASSES]`).
     pub fn forward(
         &self,
         x: Tensor<3>,
@@ -241,41 +249,109 @@ impl StackedAutoencoder {
             None => (h, None),
             Some(heads) => (heads.mu.forward(h.clone()), Some(heads.log_var.forward(h))),
         };
-        let z = match (&log_var, noise) {
-            (Some(lv), Some(eps)) => reparameterize(mu.clone(), lv.clone(), eps),
+        let [m, b, l] = mu.dims();
+        let (z, noise, samples, labels) = match (&log_var, noise) {
+            (Some(lv), Some(eps)) => {
+                let k = eps.dims()[2] / l;
+                if k == 1 {
+                    let z = reparameterize(mu.clone(), lv.clone(), eps.clone());
+                    (z, Some(eps), 1, labels)
+                } else {
+                    // K draws of each image's posterior, image-major.
+                    let eps = eps.reshape([m, b, k, l]);
+                    let sigma = lv.clone().mul_scalar(0.5).exp().unsqueeze_dim::<4>(2);
+                    let z = mu.clone().unsqueeze_dim::<4>(2) + eps.clone() * sigma;
+                    let labels = labels.map(|y| {
+                        let c = y.dims()[2];
+                        y.unsqueeze_dim::<4>(2)
+                            .repeat_dim(2, k)
+                            .reshape([m, b * k, c])
+                    });
+                    let flat = [m, b * k, l];
+                    (z.reshape(flat), Some(eps.reshape(flat)), k, labels)
+                }
+            }
             (Some(_), None) => panic!("a stacked VAE needs its noise"),
-            (None, _) => mu.clone(),
+            (None, _) => (mu.clone(), None, 1, labels),
         };
-        let logits = self.decoder.forward(condition(z, labels, self.classes));
+        let logits = self
+            .decoder
+            .forward(condition(z.clone(), labels, self.classes));
         StackForward {
             decoded: burn::tensor::activation::sigmoid(logits.clone()),
             logits,
             mu,
             log_var,
+            z,
+            noise,
+            samples,
         }
     }
 }
 
 impl StackTerms {
-    /// The terms of `forward` against `target` under `likelihood`; `betas` is `[M, 1, 1]`
-    /// (each member's KL weight; ignored by AEs).
+    /// The terms of `forward` against `target` under `likelihood` and `objective`
+    /// ([`super::objective`]); `betas` is `[M, 1, 1]` (each member's KL weight; ignored by AEs
+    /// and by the IWAE bound, whose β is 1). `recon` is the mean over the draws, `kl` the
+    /// closed form; `loss` is `recon + β·kl` (ELBO) or `−L_K` (IWAE).
     pub fn new(
         forward: &StackForward,
         target: Tensor<3>,
         betas: Tensor<3>,
         likelihood: Likelihood,
+        objective: Objective,
     ) -> Self {
-        let recon =
-            likelihood.recon_keepdim(forward.logits.clone(), forward.decoded.clone(), target);
         let kl = forward
             .log_var
             .as_ref()
             .map(|lv| kl_divergence_keepdim(forward.mu.clone(), lv.clone()));
-        let loss = match &kl {
-            Some(kl) => recon.clone() + kl.clone() * betas,
-            None => recon.clone(),
+        let k = forward.samples;
+        if k == 1 && objective == Objective::Elbo {
+            let recon =
+                likelihood.recon_keepdim(forward.logits.clone(), forward.decoded.clone(), target);
+            let loss = match &kl {
+                Some(kl) => recon.clone() + kl.clone() * betas,
+                None => recon.clone(),
+            };
+            return Self { recon, kl, loss };
+        }
+        // `[M, B, K, ·]`: the draws of each image on their own axis.
+        let [m, bk, p] = forward.logits.dims();
+        let b = bk / k;
+        let per_draw = |t: &Tensor<3>| {
+            let last = t.dims()[2];
+            t.clone().reshape([m, b, k, last])
         };
-        Self { recon, kl, loss }
+        let recon_k = likelihood.recon_keepdim(
+            per_draw(&forward.logits),
+            per_draw(&forward.decoded),
+            target.unsqueeze_dim::<4>(2).expand([m, b, k, p]),
+        );
+        let recon = recon_k.clone().mean_dim(2).reshape([m, b, 1]);
+        let kl = kl.expect("K draws are a VAE's");
+        let loss = match objective {
+            Objective::Elbo => recon.clone() + kl.clone() * betas,
+            Objective::Iwae => {
+                let noise = forward.noise.as_ref().expect("a VAE's draws have noise");
+                let log_var = forward
+                    .log_var
+                    .clone()
+                    .expect("a VAE")
+                    .unsqueeze_dim::<4>(2);
+                let log_w = log_weights(
+                    recon_k.neg(),
+                    per_draw(&forward.z),
+                    per_draw(noise),
+                    log_var,
+                );
+                log_mean_exp(log_w, 2).reshape([m, b, 1]).neg()
+            }
+        };
+        Self {
+            recon,
+            kl: Some(kl),
+            loss,
+        }
     }
 }
 
@@ -284,7 +360,7 @@ mod tests {
     use super::*;
     use crate::data::PIXELS;
     use crate::model::{ModelConfig, ModelKind};
-    use burn::tensor::Distribution;
+    use burn::tensor::{Distribution, TensorData};
 
     fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         t.into_data().convert::<f32>().try_to_vec().unwrap()
@@ -358,5 +434,126 @@ mod tests {
                 assert!((a - b).abs() < 1e-5, "member {i}: solo {a} vs stack {b}");
             }
         }
+    }
+
+    /// A tiny stacked VAE and one image, for the objective's tests.
+    fn tiny(device: &Device) -> (StackedAutoencoder, Tensor<3>) {
+        device.seed(5);
+        let config = ModelConfig {
+            kind: ModelKind::Vae,
+            hidden: vec![4],
+            latent: 2,
+            activation: crate::model::Activation::Tanh,
+            layout: crate::model::Layout::Heads,
+        };
+        let stack = StackedAutoencoder::from_members(&[config.init(device)]);
+        let x = Tensor::<3>::random([1, 1, PIXELS], Distribution::Uniform(0.0, 1.0), device)
+            .greater_elem(0.5)
+            .float();
+        (stack, x)
+    }
+
+    fn scalar(t: Tensor<3>) -> f64 {
+        f64::from(t.sum().into_scalar::<f32>())
+    }
+
+    /// K identical draws: the K-sample ELBO is the one-draw ELBO and the IWAE bound is the
+    /// one draw's log-weight (log-mean-exp of K equal values); with one draw the IWAE loss is
+    /// `recon + log q(z|x) − log p(z)` by hand (`½Σz² − ½Σε² − ½Σ log σ²` beside the recon).
+    #[test]
+    fn k_draws_reduce_to_one_and_iwae_with_one_draw_is_the_sampled_elbo() {
+        let d = crate::model::test_device();
+        let (stack, x) = tiny(&d);
+        let eps = Tensor::<3>::from_floats([[[0.3f32, -1.1]]], &d);
+        let beta = Tensor::<3>::ones([1, 1, 1], &d);
+        let terms = |noise: Tensor<3>, objective| {
+            let fwd = stack.forward(x.clone(), Some(noise), None);
+            let t = StackTerms::new(
+                &fwd,
+                x.clone(),
+                beta.clone(),
+                Likelihood::Bernoulli,
+                objective,
+            );
+            (fwd, t)
+        };
+        let (one, elbo_1) = terms(eps.clone(), Objective::Elbo);
+        let (_, elbo_3) = terms(eps.clone().repeat_dim(2, 3), Objective::Elbo);
+        let (_, iwae_3) = terms(eps.clone().repeat_dim(2, 3), Objective::Iwae);
+        let (_, iwae_1) = terms(eps.clone(), Objective::Iwae);
+        let close = |a: f64, b: f64, what: &str| {
+            assert!(
+                (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                "{what}: {a} vs {b}"
+            )
+        };
+        close(scalar(elbo_3.loss), scalar(elbo_1.loss.clone()), "ELBO K=3");
+        close(
+            scalar(elbo_3.recon),
+            scalar(elbo_1.recon.clone()),
+            "recon K=3",
+        );
+        close(scalar(iwae_3.loss), scalar(iwae_1.loss.clone()), "IWAE K=3");
+        let lv = one.log_var.unwrap();
+        let by_hand = scalar(elbo_1.recon) + 0.5 * scalar(one.z.square())
+            - 0.5 * scalar(eps.square())
+            - 0.5 * scalar(lv);
+        close(scalar(iwae_1.loss), by_hand, "IWAE K=1");
+    }
+
+    /// The IWAE gradient that autodiff gives (Burda et al.'s `Σ w̃_k ∇ log w_k`) against
+    /// central finite differences of the loss, on a tiny VAE with K = 4 fixed draws, for the
+    /// first entries of every parameter (encoder, heads, decoder).
+    #[test]
+    fn iwae_gradient_matches_finite_differences() {
+        let d = crate::model::test_device().autodiff();
+        let (stack, x) = tiny(&d);
+        let noise =
+            Tensor::<3>::from_floats([[[0.3f32, -1.1, 1.4, 0.2, -0.7, 0.9, 0.05, -1.6]]], &d);
+        let beta = Tensor::<3>::ones([1, 1, 1], &d);
+        let loss = |net: &StackedAutoencoder| {
+            let fwd = net.forward(x.clone(), Some(noise.clone()), None);
+            StackTerms::new(
+                &fwd,
+                x.clone(),
+                beta.clone(),
+                Likelihood::Bernoulli,
+                Objective::Iwae,
+            )
+            .loss
+            .sum()
+        };
+        let grads = loss(&stack).backward();
+        let values: Vec<Tensor<3>> = stack.params().iter().map(|p| p.val().detach()).collect();
+        let h = 1e-2;
+        let mut checked = 0;
+        for (i, param) in stack.params().iter().enumerate() {
+            let grad: Vec<f32> = param
+                .val()
+                .grad(&grads)
+                .unwrap()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
+            for j in 0..2.min(grad.len()) {
+                let shifted = |delta: f64| {
+                    let mut all = values.clone();
+                    let dims = all[i].dims();
+                    let mut v: Vec<f32> = all[i].clone().into_data().try_to_vec::<f32>().unwrap();
+                    v[j] += delta as f32;
+                    all[i] = Tensor::from_data(TensorData::new(v, dims), &d);
+                    let net = stack.clone().with_values(all);
+                    f64::from(loss(&net).into_scalar::<f32>())
+                };
+                let fd = (shifted(h) - shifted(-h)) / (2.0 * h);
+                let g = f64::from(grad[j]);
+                assert!(
+                    (fd - g).abs() <= 0.02 * g.abs().max(fd.abs()) + 2e-2,
+                    "parameter {i} entry {j}: autodiff {g} vs finite differences {fd}"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked >= 16, "{checked}");
     }
 }

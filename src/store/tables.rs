@@ -366,7 +366,7 @@ pub fn param_columns(specs: &[&RunSpec]) -> Result<Vec<Column>> {
                     .map(|v| v.and_then(|v| v.as_integer()).map(|i| i as u64))
                     .collect::<Vec<Option<u64>>>(),
             ),
-            ParamKind::Widths => Series::new(
+            ParamKind::Widths | ParamKind::Numbers => Series::new(
                 name,
                 values
                     .map(|v| {

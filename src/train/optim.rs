@@ -10,15 +10,48 @@
 
 use burn::prelude::*;
 
-/// β₁, β₂ and ε of `torch.optim.Adam`'s defaults (the article's optimiser).
-pub const BETA_1: f64 = 0.9;
-/// See [`BETA_1`].
-pub const BETA_2: f64 = 0.999;
-/// See [`BETA_1`].
-pub const EPSILON: f64 = 1e-8;
+use crate::config::{defaults, RunSpec};
+
+/// Adam's constants: the moments' decay rates β₁, β₂ and the denominator's ε (a run's
+/// `adam_betas` and `adam_eps`; `torch.optim.Adam`'s defaults (0.9, 0.999), 1e-8 when absent).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Adam {
+    /// β₁.
+    pub beta_1: f64,
+    /// β₂.
+    pub beta_2: f64,
+    /// ε.
+    pub epsilon: f64,
+}
+
+impl Default for Adam {
+    /// `torch.optim.Adam`'s (the article's optimiser): [`defaults::ADAM_BETAS`],
+    /// [`defaults::ADAM_EPS`].
+    fn default() -> Self {
+        let [beta_1, beta_2] = defaults::ADAM_BETAS;
+        Self {
+            beta_1,
+            beta_2,
+            epsilon: defaults::ADAM_EPS,
+        }
+    }
+}
+
+impl Adam {
+    /// The constants `spec` trains with.
+    pub fn of(spec: &RunSpec) -> Self {
+        let [beta_1, beta_2] = spec.adam_betas;
+        Self {
+            beta_1,
+            beta_2,
+            epsilon: spec.adam_eps,
+        }
+    }
+}
 
 /// One Adam step of a stacked parameter `p` (`[M, …]`, member first) with gradient `g` and
-/// moments `m`, `v`, at step `time` (1 for the first), member `i` with learning rate `lrs[i]`.
+/// moments `m`, `v`, at step `time` (1 for the first), member `i` with learning rate `lrs[i]`,
+/// under `adam`'s constants.
 /// Returns the new (p, m, v): on libtorch CPU the inputs' own buffers, updated in place (see
 /// `libtorch::fused` for why that is safe under the Learner); elsewhere new tensors. Tensors
 /// are non-autodiff.
@@ -29,8 +62,9 @@ pub fn adam_step<const D: usize>(
     v: Tensor<D>,
     lrs: &[f64],
     time: usize,
+    adam: Adam,
 ) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
-    let coefficients = Coefficients::new(time);
+    let coefficients = Coefficients::new(adam, time);
     #[cfg(feature = "tch")]
     if let Some(out) = libtorch::fused(&p, &g, &m, &v, lrs, &coefficients) {
         return out;
@@ -40,6 +74,8 @@ pub fn adam_step<const D: usize>(
 
 /// The scalars of step `t`.
 struct Coefficients {
+    /// The constants.
+    adam: Adam,
     /// 1 − β₁ᵗ.
     bias_1: f64,
     /// √(1 − β₂ᵗ).
@@ -47,11 +83,12 @@ struct Coefficients {
 }
 
 impl Coefficients {
-    fn new(time: usize) -> Self {
+    fn new(adam: Adam, time: usize) -> Self {
         let t = time as i32;
         Self {
-            bias_1: 1.0 - BETA_1.powi(t),
-            bias_2_sqrt: (1.0 - BETA_2.powi(t)).sqrt(),
+            adam,
+            bias_1: 1.0 - adam.beta_1.powi(t),
+            bias_2_sqrt: (1.0 - adam.beta_2.powi(t)).sqrt(),
         }
     }
 }
@@ -72,14 +109,19 @@ fn generic<const D: usize>(
     lrs: &[f64],
     c: &Coefficients,
 ) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
-    let m = m.mul_scalar(BETA_1) + g.clone().mul_scalar(1.0 - BETA_1);
-    let v = v.mul_scalar(BETA_2) + g.square().mul_scalar(1.0 - BETA_2);
+    let Adam {
+        beta_1,
+        beta_2,
+        epsilon,
+    } = c.adam;
+    let m = m.mul_scalar(beta_1) + g.clone().mul_scalar(1.0 - beta_1);
+    let v = v.mul_scalar(beta_2) + g.square().mul_scalar(1.0 - beta_2);
     let steps = lrs.iter().map(|lr| (lr / c.bias_1) as f32).collect();
     let denom = v
         .clone()
         .sqrt()
         .div_scalar(c.bias_2_sqrt)
-        .add_scalar(EPSILON);
+        .add_scalar(epsilon);
     let p = p - m.clone().div(denom) * per_member(steps, &m);
     (p, m, v)
 }
@@ -93,7 +135,7 @@ mod libtorch {
     use burn::prelude::*;
     use rayon::prelude::*;
 
-    use super::{Coefficients, BETA_1, BETA_2, EPSILON};
+    use super::{Adam, Coefficients};
 
     /// Elements per task: big enough to amortise scheduling, small enough to split a member.
     const CHUNK: usize = 1 << 15;
@@ -166,9 +208,10 @@ mod libtorch {
             })
             .collect();
         let scale = (1.0 / c.bias_2_sqrt) as f32;
+        let adam = c.adam;
         let run = |&(start, end, step): &(usize, usize, f32)| {
             // SAFETY: every buffer holds n f32s and [start, end) ⊂ [0, n); ranges are disjoint.
-            unsafe { update(buffers, start, end, step, scale) }
+            unsafe { update(buffers, start, end, step, scale, adam) }
         };
         if tasks.len() > 1 {
             tasks.par_iter().for_each(run);
@@ -180,31 +223,32 @@ mod libtorch {
 
     /// Elements `[start, end)`, with AVX2 where the CPU has it (same arithmetic, no FMA
     /// contraction, so the same numbers).
-    unsafe fn update(b: Buffers, start: usize, end: usize, step: f32, scale: f32) {
+    unsafe fn update(b: Buffers, start: usize, end: usize, step: f32, scale: f32, adam: Adam) {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
-            return update_avx2(b, start, end, step, scale);
+            return update_avx2(b, start, end, step, scale, adam);
         }
-        update_any(b, start, end, step, scale)
+        update_any(b, start, end, step, scale, adam)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn update_avx2(b: Buffers, start: usize, end: usize, step: f32, scale: f32) {
-        update_any(b, start, end, step, scale)
+    unsafe fn update_avx2(b: Buffers, start: usize, end: usize, step: f32, scale: f32, adam: Adam) {
+        update_any(b, start, end, step, scale, adam)
     }
 
     /// m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²; p ← p − step·m / (√v / √(1−β₂ᵗ) + ε), as
     /// `torch.optim.Adam` computes it.
     #[inline(always)]
-    unsafe fn update_any(b: Buffers, start: usize, end: usize, step: f32, scale: f32) {
+    unsafe fn update_any(b: Buffers, start: usize, end: usize, step: f32, scale: f32, adam: Adam) {
         let len = end - start;
         let p = std::slice::from_raw_parts_mut(b.p.add(start), len);
         let g = std::slice::from_raw_parts(b.g.add(start), len);
         let m = std::slice::from_raw_parts_mut(b.m.add(start), len);
         let v = std::slice::from_raw_parts_mut(b.v.add(start), len);
-        let (b1, b2) = (BETA_1 as f32, BETA_2 as f32);
-        let (w1, w2, eps) = ((1.0 - BETA_1) as f32, (1.0 - BETA_2) as f32, EPSILON as f32);
+        let (b1, b2) = (adam.beta_1 as f32, adam.beta_2 as f32);
+        let (w1, w2) = ((1.0 - adam.beta_1) as f32, (1.0 - adam.beta_2) as f32);
+        let eps = adam.epsilon as f32;
         for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
             let mk = b1 * *m + w1 * g;
             let vk = b2 * *v + w2 * g * g;
@@ -244,7 +288,7 @@ mod tests {
     /// Five steps of every [`Way`] on a stack of `lrs.len()` members of `rows × cols` elements
     /// each (member `i` at learning rate `lrs[i]`) agree with Burn's Adam run on each member
     /// alone to 1e-6.
-    fn assert_matches_burns_adam(rows: usize, cols: usize, lrs: &[f64], seed: u64) {
+    fn assert_matches_burns_adam(rows: usize, cols: usize, lrs: &[f64], seed: u64, adam: Adam) {
         let device = crate::model::test_device();
         device.seed(seed);
         let init = Tensor::<3>::random(
@@ -267,9 +311,9 @@ mod tests {
             };
             let mut optim = ModuleOptimizer::from(
                 AdamConfig::new()
-                    .with_beta_1(BETA_1 as f32)
-                    .with_beta_2(BETA_2 as f32)
-                    .with_epsilon(EPSILON as f32)
+                    .with_beta_1(adam.beta_1 as f32)
+                    .with_beta_2(adam.beta_2 as f32)
+                    .with_epsilon(adam.epsilon as f32)
                     .build(),
             );
             for k in 0..5 {
@@ -287,9 +331,9 @@ mod tests {
             let (mut p, mut m, mut v) = (p0, init.zeros_like(), init.zeros_like());
             for k in 0..5 {
                 let g = grad(&p, k);
-                let c = Coefficients::new(k + 1);
+                let c = Coefficients::new(adam, k + 1);
                 let (np, nm, nv) = match way {
-                    Way::Entry => adam_step(p.clone(), g, m.clone(), v.clone(), lrs, k + 1),
+                    Way::Entry => adam_step(p.clone(), g, m.clone(), v.clone(), lrs, k + 1, adam),
                     #[cfg(feature = "tch")]
                     Way::Fused => libtorch::fused(&p, &g, &m, &v, lrs, &c)
                         .expect("the fused pass takes contiguous f32 libtorch CPU tensors"),
@@ -329,7 +373,19 @@ mod tests {
     /// A stack of 3 members of 40 × 33 = 1,320 elements each: one task per member.
     #[test]
     fn stacked_adam_matches_burns_adam_per_member() {
-        assert_matches_burns_adam(40, 33, &[1e-2, 2e-2, 5e-3], 7);
+        assert_matches_burns_adam(40, 33, &[1e-2, 2e-2, 5e-3], 7, Adam::default());
+    }
+
+    /// Other constants (Burda et al.'s ε = 1e-4, and unusual β's so that a constant left at its
+    /// default anywhere in the three ways shows).
+    #[test]
+    fn stacked_adam_takes_the_runs_betas_and_epsilon() {
+        let adam = Adam {
+            beta_1: 0.5,
+            beta_2: 0.9,
+            epsilon: 1e-4,
+        };
+        assert_matches_burns_adam(40, 33, &[1e-2, 5e-3], 3, adam);
     }
 
     /// Members larger than the fused pass's task (`libtorch::CHUNK`, 32,768 elements): 59 × 1111
@@ -339,6 +395,6 @@ mod tests {
     #[test]
     fn stacked_adam_matches_burns_adam_across_chunks_and_an_odd_tail() {
         assert_eq!(59 * 1111, 2 * (1 << 15) + 13);
-        assert_matches_burns_adam(59, 1111, &[1e-2, 5e-3], 11);
+        assert_matches_burns_adam(59, 1111, &[1e-2, 5e-3], 11, Adam::default());
     }
 }

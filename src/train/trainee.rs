@@ -10,7 +10,7 @@ use super::metrics::StepOutput;
 use super::optim;
 use crate::config::RunSpec;
 use crate::data::StackBatch;
-use crate::model::{Autoencoder, Likelihood, StackTerms, StackedAutoencoder};
+use crate::model::{Autoencoder, Likelihood, Objective, StackTerms, StackedAutoencoder};
 
 /// The model the Learner trains: M stacked autoencoders and, shaped like them, their Adam
 /// moments. Keeping the moments in the model (not in Burn's optimiser) lets one fused step
@@ -39,6 +39,10 @@ struct Hyper {
     steps: usize,
     /// The decoder's likelihood (the same for every member: part of the stack key).
     likelihood: Likelihood,
+    /// The bound maximised (part of the stack key).
+    objective: Objective,
+    /// Adam's constants (part of the stack key).
+    adam: optim::Adam,
 }
 
 impl StackTrainee {
@@ -73,6 +77,8 @@ impl StackTrainee {
                 batches,
                 steps: start_epoch * batches,
                 likelihood: specs[0].likelihood,
+                objective: specs[0].objective,
+                adam: optim::Adam::of(&specs[0]),
             },
         }
     }
@@ -119,6 +125,7 @@ impl StackTrainee {
                 batch.images.clone(),
                 betas.clone(),
                 self.hyper.likelihood,
+                self.hyper.objective,
             ),
             betas,
         )
@@ -185,7 +192,7 @@ impl StackTrainee {
             let (p, m, v) = (p.val(), m.val().inner(), v.val().inner());
             match grads.remove::<3>(id) {
                 Some(g) => {
-                    let (np, nm, nv) = optim::adam_step(p.inner(), g, m, v, &lrs, time);
+                    let (np, nm, nv) = optim::adam_step(p.inner(), g, m, v, &lrs, time, hyper.adam);
                     ps.push(Tensor::from_inner(np).require_grad());
                     ms.push(Tensor::from_inner(nm));
                     vs.push(Tensor::from_inner(nv));

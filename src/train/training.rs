@@ -83,7 +83,12 @@ pub fn learn(job: StackJob<'_>, opts: &TrainOptions, progress: &Progress) -> Res
     let trainee = StackTrainee::init(&specs, &device, batches, start_epoch);
     let variational = trainee.net.is_variational();
     let seeds: Vec<u64> = specs.iter().map(|s| s.seed).collect();
-    let latent = if variational { first.latent } else { 0 };
+    // K posterior draws per image: K·latent noise columns.
+    let noise = if variational {
+        first.latent * first.samples
+    } else {
+        0
+    };
     let loader = |data, feed, first_epoch| {
         Arc::new(StackLoader::new(
             data,
@@ -91,7 +96,7 @@ pub fn learn(job: StackJob<'_>, opts: &TrainOptions, progress: &Progress) -> Res
             feed,
             seeds.clone(),
             Extras {
-                noise: latent,
+                noise,
                 labels: first.model.classes() > 0,
                 binarize: first.binarize == Binarize::Dynamic,
             },
