@@ -115,8 +115,45 @@ fn bounds_active_units_and_a_resumable_eval() {
     assert_eq!(text.matches(": evaluated in").count(), 1, "{text}");
     assert_eq!(eval_rows(&free_dir), free, "the evaluation is reproducible");
 
-    // A plain VAE has no class to ask for.
+    // `--k` adds a larger k to an evaluated run: its bounds redone at the union of k (one set
+    // of draws), its judged rows kept; asking again is done; k outside 1..=5000 is refused.
     let id = free_dir.file_name().unwrap().to_str().unwrap();
+    let more = common::vaelab(&results, &["eval", id, "--k", "1500"]);
+    assert!(more.status.success(), "{}", common::text(&more));
+    let redone = eval_rows(&free_dir);
+    let ks: Vec<u32> = redone
+        .iter()
+        .filter(|r| r.metric == "iwae")
+        .filter_map(|r| r.k)
+        .collect();
+    assert_eq!(ks, [1, 10, 100, 1000, 1500]);
+    let (k1000, k1500) = (
+        value(&redone, "iwae", Some(1000)).value,
+        value(&redone, "iwae", Some(1500)).value,
+    );
+    assert!(k1500 >= k1000 - 0.05, "k=1500 {k1500} vs k=1000 {k1000}");
+    let judged = |rows: &[EvalRow]| -> Vec<EvalRow> {
+        rows.iter()
+            .filter(|r| r.metric.contains("judge") || r.metric.starts_with("prior_class"))
+            .cloned()
+            .collect()
+    };
+    assert!(!judged(&free).is_empty());
+    assert_eq!(judged(&redone), judged(&free));
+    let again = common::vaelab(&results, &["eval", id, "--k", "1500,10"]);
+    assert!(
+        common::text(&again).contains("already evaluated"),
+        "{}",
+        common::text(&again)
+    );
+    for bad in ["0", "5001"] {
+        let out = common::vaelab(&results, &["eval", id, "--k", bad]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("--k"), "{stderr}");
+    }
+
+    // A plain VAE has no class to ask for.
     let out = common::vaelab(&results, &["sample", id, "--digit", "3"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");

@@ -79,7 +79,7 @@ pub enum Command {
     Plot(PlotArgs),
     /// Evaluate trained runs on their test split: ELBO, IWAE bound, active units, judged samples.
     ///
-    /// Test ELBO and the IWAE bound (k = 1, 10, 100, 1000, with standard errors) in nats per
+    /// Test ELBO and the IWAE bound (k = 1, 10, 100, 1000 or --k, with standard errors) in nats per
     /// image (the run's decoder likelihood, its constant included: the Gaussian's of variance
     /// 1/2, or the Bernoulli's on binarised images), active units and per-dimension
     /// KL; for a VAE or CVAE, samples judged by a classifier (per-class accuracy of a CVAE;
@@ -213,6 +213,13 @@ pub struct EvalArgs {
     /// Sweep names, run ids or unique prefixes of run ids.
     #[arg(required = true)]
     pub targets: Vec<String>,
+    /// Importance samples of the IWAE bounds, comma-separated, each 1 to 5000 (Burda et al.'s
+    /// NLL is k = 5000; its cost grows with the largest). A run evaluated at other k is
+    /// evaluated again at both, from one set of draws.
+    #[arg(long, value_delimiter = ',', default_values_t = defaults::EVAL_K,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new()
+              .range(1..=defaults::MAX_SAMPLES as u64))]
+    pub k: Vec<usize>,
 }
 
 /// The arguments of `vaelab sample`.

@@ -236,7 +236,10 @@ pub fn evaluate(ctx: &Context, args: &EvalArgs) -> Result<u8> {
         }
     }
     let interrupter = install_ctrl_c();
-    if eval::evaluate_runs(store, &ids, &ctx.data_dir, ctx.quiet, &interrupter)? {
+    let mut ks = args.k.clone();
+    ks.sort_unstable();
+    ks.dedup();
+    if eval::evaluate_runs(store, &ids, &ctx.data_dir, ctx.quiet, &ks, &interrupter)? {
         eprintln!("interrupted: rerun the same command to evaluate the rest");
         return Ok(exit::INTERRUPTED);
     }

@@ -49,6 +49,9 @@ pub const SAMPLES: usize = 1;
 pub const ADAM_EPS: f64 = 1e-8;
 /// `adam_betas`: `torch.optim.Adam`'s.
 pub const ADAM_BETAS: [f64; 2] = [0.9, 0.999];
+/// The importance sample counts of the IWAE bounds that `vaelab eval` (and every run's
+/// evaluation after training) computes unless `--k` says otherwise.
+pub const EVAL_K: [usize; 4] = [1, 10, 100, 1000];
 /// The most importance samples per image (`samples`, `vaelab eval --k`): Burda et al.'s NLL
 /// is the k = 5000 bound.
 pub const MAX_SAMPLES: usize = 5000;

@@ -18,9 +18,6 @@ use crate::data::{epoch_seed, Mnist, PIXELS};
 use crate::model::Autoencoder;
 use crate::model::Likelihood as Decoder;
 
-/// The importance sample counts of the IWAE bound.
-pub const IWAE_K: [usize; 4] = [1, 10, 100, 1000];
-
 /// The active-unit threshold on `Cov_x(E_q[z_d | x])` (Burda et al. 2015).
 pub const ACTIVE_THRESHOLD: f64 = 0.01;
 
@@ -55,7 +52,7 @@ pub struct Likelihood {
     pub recon_nll: Estimate,
     /// ELBO `E_q[log p(x|z)] − KL(q ‖ p)`, one draw of z, closed-form KL (variational only).
     pub elbo: Option<Estimate>,
-    /// The IWAE bound for each k of [`IWAE_K`], on the same nested draws (variational only).
+    /// The IWAE bound for each k asked for, on the same nested draws (variational only).
     pub iwae: Vec<(usize, Estimate)>,
     /// `Cov_x(E_q[z_d | x])` per latent dimension (the code's variance for an AE).
     pub activity: Vec<f64>,
@@ -104,24 +101,27 @@ pub fn log_weights(
 /// Images per chunk: `chunk × 1000` decoded images at a time (about 50 MB of f32 pixels).
 const CHUNK: usize = 4;
 
-/// Evaluates `net` (trained with the decoder likelihood `decoder`) on `data` (all of it),
-/// drawing its importance samples from a stream seeded by `seed`, so the numbers are
-/// reproducible.
+/// Evaluates `net` (trained with the decoder likelihood `decoder`) on `data` (all of it), its
+/// IWAE bound at every k of `ks` (ascending) from the first k of the same `max(ks)` draws per
+/// image, drawn from a stream seeded by `seed`, so the numbers are reproducible.
 pub fn evaluate(
     net: &Autoencoder,
     decoder: Decoder,
     data: &Mnist,
     seed: u64,
     device: &Device,
+    ks: &[usize],
 ) -> Likelihood {
     let n = data.len();
     let latent = net.latent();
     let constant = decoder.constant(PIXELS);
-    let k_max = *IWAE_K.last().expect("k values");
+    let k_max = ks.iter().copied().max().unwrap_or(1);
+    // Fewer images per chunk at large k, so a chunk decodes about 4,000 images.
+    let chunk = (4000 / k_max).clamp(1, CHUNK);
     let mut rng = Pcg64Mcg::seed_from_u64(epoch_seed(seed ^ 0xE7A1, 0));
     let mut recon_nll = Vec::with_capacity(n);
     let mut elbo = Vec::with_capacity(n);
-    let mut iwae: Vec<Vec<f64>> = vec![Vec::with_capacity(n); IWAE_K.len()];
+    let mut iwae: Vec<Vec<f64>> = vec![Vec::with_capacity(n); ks.len()];
     let mut means: Vec<f32> = Vec::with_capacity(n * latent);
     let mut kl_sum = vec![0.0f64; latent];
     let values = |t: Tensor<2>| -> Vec<f32> {
@@ -130,8 +130,8 @@ pub fn evaluate(
             .try_to_vec::<f32>()
             .expect("f32 data")
     };
-    for start in (0..n).step_by(CHUNK) {
-        let idx: Vec<usize> = (start..(start + CHUNK).min(n)).collect();
+    for start in (0..n).step_by(chunk) {
+        let idx: Vec<usize> = (start..(start + chunk).min(n)).collect();
         let b = idx.len();
         let x = data.batch(&idx, device);
         let labels = net.is_conditional().then(|| data.one_hot(&idx, device));
@@ -197,7 +197,7 @@ pub fn evaluate(
         let log_w = log_weights(decoder, x.unsqueeze_dim::<3>(1), logits, z, eps, log_var);
         let log_w = values(log_w.reshape([b, k_max]));
         for row in log_w.chunks(k_max) {
-            for (j, &k) in IWAE_K.iter().enumerate() {
+            for (j, &k) in ks.iter().enumerate() {
                 iwae[j].push(log_mean_exp(&row[..k]));
             }
         }
@@ -215,8 +215,7 @@ pub fn evaluate(
         recon_nll: Estimate::of(&recon_nll),
         elbo: variational.then(|| Estimate::of(&elbo)),
         iwae: if variational {
-            IWAE_K
-                .iter()
+            ks.iter()
                 .zip(&iwae)
                 .map(|(&k, v)| (k, Estimate::of(v)))
                 .collect()

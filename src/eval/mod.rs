@@ -62,16 +62,42 @@ pub enum Evaluated {
     NotTrained,
 }
 
-/// Evaluates run `id` on its test split (the first `limit` images when the run has a limit)
-/// unless it has been (`eval.parquet` exists): writes and returns its rows.
-pub fn evaluate_run(store: &Store, id: &str, mnist_dir: &Path, quiet: bool) -> Result<Evaluated> {
+/// Evaluates run `id` on its test split (the first `limit` images when the run has a limit),
+/// its IWAE bound at every k of `ks`, unless it has been (`eval.parquet` exists with those k):
+/// writes and returns its rows. A run evaluated before at other k has its likelihood rows
+/// redone at the union of both (one set of nested draws for all k) and keeps its judged rows.
+pub fn evaluate_run(
+    store: &Store,
+    id: &str,
+    mnist_dir: &Path,
+    quiet: bool,
+    ks: &[usize],
+) -> Result<Evaluated> {
     let run = store.run(id);
-    if let Some(rows) = read_eval(&run.eval_path())? {
-        return Ok(Evaluated::AlreadyDone(rows));
+    let before = read_eval(&run.eval_path())?;
+    let had = |rows: &[EvalRow]| -> Vec<usize> {
+        let mut had: Vec<usize> = rows
+            .iter()
+            .filter(|r| r.metric == "iwae")
+            .filter_map(|r| r.k.map(|k| k as usize))
+            .collect();
+        had.sort_unstable();
+        had
+    };
+    if let Some(rows) = &before {
+        let done = had(rows);
+        // An AE has no bound: any k is "done".
+        if done.is_empty() || ks.iter().all(|k| done.contains(k)) {
+            return Ok(Evaluated::AlreadyDone(rows.clone()));
+        }
     }
     if run.current_state() != RunState::Done {
         return Ok(Evaluated::NotTrained);
     }
+    let mut ks = ks.to_vec();
+    ks.extend(before.as_deref().map(had).unwrap_or_default());
+    ks.sort_unstable();
+    ks.dedup();
     let spec = run.read_spec()?;
     let (net, device) = load_trained(&run, &spec)?;
     let test = Mnist::load_as(
@@ -81,11 +107,19 @@ pub fn evaluate_run(store: &Store, id: &str, mnist_dir: &Path, quiet: bool) -> R
         spec.limit,
         spec.binarize,
     )?;
-    let bounds = likelihood::evaluate(&net, spec.likelihood, &test, spec.seed, &device);
+    let bounds = likelihood::evaluate(&net, spec.likelihood, &test, spec.seed, &device, &ks);
     let mut rows = likelihood_rows(id, &bounds);
-    if net.is_variational() {
-        let judge = Judge::load_or_train(spec.dataset, mnist_dir, quiet)?;
-        rows.extend(judged_rows(id, &net, &judge, spec.seed, &device));
+    match before {
+        // Judged before: the judge's rows stay.
+        Some(old) => {
+            let redone: Vec<String> = rows.iter().map(|r| r.metric.clone()).collect();
+            rows.extend(old.into_iter().filter(|r| !redone.contains(&r.metric)));
+        }
+        None if net.is_variational() => {
+            let judge = Judge::load_or_train(spec.dataset, mnist_dir, quiet)?;
+            rows.extend(judged_rows(id, &net, &judge, spec.seed, &device));
+        }
+        None => {}
     }
     write_eval(&run.eval_path(), &rows)?;
     Ok(Evaluated::Done(rows))
@@ -100,7 +134,8 @@ pub fn evaluate_finished(reports: &[RunReport], opts: &TrainOptions) {
         {
             continue;
         }
-        if let Err(e) = evaluate_run(&opts.store, &report.id, &opts.data_dir, opts.quiet) {
+        let ks = &crate::config::defaults::EVAL_K;
+        if let Err(e) = evaluate_run(&opts.store, &report.id, &opts.data_dir, opts.quiet, ks) {
             eprintln!(
                 "warning: {}: evaluation failed: {e:#}; `vaelab eval {}` retries it",
                 report.id, report.id
@@ -109,14 +144,15 @@ pub fn evaluate_finished(reports: &[RunReport], opts: &TrainOptions) {
     }
 }
 
-/// `vaelab eval`: evaluates `ids` in order ([`evaluate_run`]), one line each on stderr, until
-/// `interrupter` stops it between runs; whether it was stopped (rerunning resumes: evaluated
-/// runs are skipped).
+/// `vaelab eval`: evaluates `ids` in order at IWAE sample counts `ks` ([`evaluate_run`]), one
+/// line each on stderr, until `interrupter` stops it between runs; whether it was stopped
+/// (rerunning resumes: evaluated runs are skipped).
 pub fn evaluate_runs(
     store: &Store,
     ids: &[String],
     mnist_dir: &Path,
     quiet: bool,
+    ks: &[usize],
     interrupter: &burn::train::Interrupter,
 ) -> Result<bool> {
     for id in ids {
@@ -124,7 +160,7 @@ pub fn evaluate_runs(
             return Ok(true);
         }
         let t = std::time::Instant::now();
-        match evaluate_run(store, id, mnist_dir, quiet)? {
+        match evaluate_run(store, id, mnist_dir, quiet, ks)? {
             Evaluated::Done(_) => eprintln!("{id}: evaluated in {:.1}s", t.elapsed().as_secs_f64()),
             Evaluated::AlreadyDone(_) => eprintln!("{id}: already evaluated"),
             Evaluated::NotTrained => eprintln!("{id}: not trained yet; skipped"),
