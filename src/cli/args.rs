@@ -421,8 +421,9 @@ pub struct TrainArgs {
     /// Adam's ε.
     #[arg(long, default_value_t = defaults::ADAM_EPS)]
     pub adam_eps: f64,
-    /// Adam's β₁,β₂.
-    #[arg(long, value_delimiter = ',', num_args = 2, default_values_t = defaults::ADAM_BETAS)]
+    /// Adam's β₁ and β₂ (two values: --adam-betas 0.9 0.999).
+    #[arg(long, num_args = 2, value_names = ["B1", "B2"], action = clap::ArgAction::Set,
+          default_values_t = defaults::ADAM_BETAS)]
     pub adam_betas: Vec<f64>,
 }
 

@@ -105,6 +105,7 @@ pub fn repro(ctx: &Context, args: &ReproArgs) -> Result<u8> {
             args.file.display()
         );
     };
+    compare::repro::check(&spec, &plan)?;
     let opts = ctx.sweep_options(args.jobs, args.stack);
     let (manifest, code) = run_plan(&plan, &opts, &args.file)?;
     if code != exit::OK {
@@ -113,6 +114,26 @@ pub fn repro(ctx: &Context, args: &ReproArgs) -> Result<u8> {
     let store = &ctx.store;
     let tables =
         compare::repro::compare(store, &manifest, &spec, args.with_reference, &ctx.data_dir)?;
+    // The rows' bounds at their k (Burda et al.'s NLL is k = 5000): evaluated once, resumable.
+    if !spec.row.is_empty() {
+        let mut ks = crate::config::defaults::EVAL_K.to_vec();
+        ks.extend(compare::repro::rows_k(&spec));
+        ks.sort_unstable();
+        ks.dedup();
+        let ids = compare::repro::rows_runs(&manifest, &spec);
+        if eval::evaluate_runs(
+            store,
+            &ids,
+            &ctx.data_dir,
+            ctx.quiet,
+            &ks,
+            &install_ctrl_c(),
+        )? {
+            eprintln!("interrupted: rerun the same command to evaluate the rest");
+            return Ok(exit::INTERRUPTED);
+        }
+    }
+    let rows = compare::repro::compare_rows(store, &manifest, &spec)?;
     let identify = compare::repro::identification(store, &spec)?;
     let path = report::repro::write(
         store,
@@ -120,6 +141,7 @@ pub fn repro(ctx: &Context, args: &ReproArgs) -> Result<u8> {
         &manifest,
         &spec,
         &tables,
+        &rows,
         identify,
         &args.file,
     )?;

@@ -1,6 +1,9 @@
-//! `vaelab repro`'s comparison: the article's loss tables beside ours (and beside plain PyTorch
-//! on the same setup, run as a subprocess), with a verdict per table against a stated
-//! tolerance, and the identification sweep's ranking. Rendering is `report::repro`.
+//! `vaelab repro`'s comparison: published numbers beside ours, with one verdict logic against
+//! the matrix's stated tolerance. Two kinds: per-epoch curves (`[[repro.table]]`: the article's
+//! loss tables, pytorch/examples' test loss; optionally beside plain PyTorch on the same setup,
+//! run as a subprocess) and final numbers per setup (`[[repro.row]]`: Burda et al.'s NLL and
+//! active units, from the runs' evaluation); and the identification sweep's ranking. Rendering
+//! is `report::repro`.
 //!
 //! Like is compared with like: the article prints, per epoch, the sum over batches of the
 //! pre-step batch loss times the batch size, divided by the number of training images; our
@@ -10,14 +13,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use serde::Deserialize;
 
 use super::mean_sd;
-use crate::config::matrix::{PublishedTable, ReproSpec};
+use crate::config::matrix::{PublishedRow, PublishedTable, ReproSpec, Selector, SweepPlan};
 use crate::config::RunSpec;
 use crate::data::Split;
-use crate::model::ModelKind;
-use crate::store::{read_metrics, write_atomic, Store};
+use crate::model::{Layout, Likelihood};
+use crate::store::{read_eval, read_metrics, write_atomic, EpochValue, Store, FINAL_COLUMNS};
 use crate::sweep::{Manifest, ManifestRun};
 
 /// Per-epoch values of one setup over several seeds: `values[seed][epoch - 1]`.
@@ -39,33 +41,147 @@ impl SeedCurves {
     }
 }
 
-/// The runs of `manifest` that reproduce `table`: MNIST VAEs at its β.
-pub fn runs_for<'a>(manifest: &'a Manifest, table: &PublishedTable) -> Vec<&'a ManifestRun> {
+/// The runs of `manifest` that `runs` describes.
+pub fn selected<'a>(manifest: &'a Manifest, runs: &Selector) -> Vec<&'a ManifestRun> {
     manifest
         .runs
         .iter()
-        .filter(|r| r.spec.model == ModelKind::Vae && r.spec.beta == table.beta)
-        .filter(|r| r.spec.dataset == crate::data::Dataset::Mnist)
+        .filter(|r| runs.selects(&r.spec))
         .collect()
 }
 
-/// Our `article_loss` per epoch for `runs`, read from their `metrics.parquet`.
-fn ours(store: &Store, runs: &[&ManifestRun]) -> Result<SeedCurves> {
+/// The split and per-row accessor of a per-epoch result column (`store::FINAL_COLUMNS`).
+fn column(name: &str) -> Option<(Split, EpochValue)> {
+    FINAL_COLUMNS
+        .iter()
+        .find(|c| c.0 == name)
+        .map(|&(_, split, value)| (split, value))
+}
+
+/// Checks `spec` against `plan` before anything trains: every table's column is a per-epoch
+/// result, every `match` key a run parameter of the right type, every table and row describes
+/// at least one planned run. The error names the table.
+pub fn check(spec: &ReproSpec, plan: &SweepPlan) -> Result<()> {
+    let file = plan.source.display();
+    let names: Vec<&str> = FINAL_COLUMNS.iter().map(|c| c.0).collect();
+    let selectors = spec
+        .table
+        .iter()
+        .map(|t| ("table", &t.name, t.runs()))
+        .chain(spec.row.iter().map(|r| ("row", &r.name, r.runs())));
+    for table in &spec.table {
+        if column(&table.column).is_none() {
+            bail!(
+                "{file}: [[repro.table]] {}: column `{}` is not a per-epoch result; allowed: {}",
+                table.name,
+                table.column,
+                names.join(", ")
+            );
+        }
+    }
+    for row in &spec.row {
+        if !(1..=crate::config::defaults::MAX_SAMPLES).contains(&row.k) {
+            bail!(
+                "{file}: [[repro.row]] {}: k = {}: must be from 1 to {}",
+                row.name,
+                row.k,
+                crate::config::defaults::MAX_SAMPLES
+            );
+        }
+    }
+    for (kind, name, runs) in selectors {
+        runs.check()
+            .map_err(|e| anyhow::anyhow!("{file}: [[repro.{kind}]] {name}: match: {e}"))?;
+        if !plan.runs.iter().any(|r| runs.selects(&r.spec)) {
+            bail!(
+                "{file}: [[repro.{kind}]] {name}: no run of the matrix has {}",
+                runs.describe()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Our `column` per epoch for `runs`, read from their `metrics.parquet`.
+fn ours(store: &Store, runs: &[&ManifestRun], column_name: &str) -> Result<SeedCurves> {
+    let (split, value) = column(column_name)
+        .with_context(|| format!("`{column_name}` is not a per-epoch result"))?;
     let mut values = Vec::new();
     for run in runs {
         let mut rows = read_metrics(&store.run(&run.id).metrics_path())?;
-        rows.retain(|r| r.split == Split::Train);
+        rows.retain(|r| r.split == split);
         rows.sort_by_key(|r| r.epoch);
-        values.push(rows.iter().filter_map(|r| r.article_loss).collect());
+        values.push(rows.iter().filter_map(value).collect());
     }
     Ok(SeedCurves { values })
 }
 
-/// One epoch line of `scripts/reference/article.py`.
-#[derive(Deserialize)]
-struct ReferenceEpoch {
-    epoch: usize,
-    article_loss: f64,
+/// A plain-PyTorch script of `scripts/reference/` that trains a setup the way its source does.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Reference {
+    /// `article.py`: the article's setup (prints `article_loss`, `recon`, `kl`).
+    Article,
+    /// `pytorch_examples.py`: pytorch/examples' VAE (prints `train_loss`, `test_loss`).
+    PytorchExamples,
+}
+
+impl Reference {
+    /// The script for `spec`, or why there is none.
+    fn for_spec(spec: &RunSpec) -> Result<Self> {
+        let plain = RunSpec::default();
+        let same = |s: &RunSpec| {
+            (
+                s.binarize,
+                s.activation,
+                s.lr_schedule,
+                s.objective,
+                s.samples,
+                s.adam_eps,
+                s.adam_betas,
+            ) == (
+                plain.binarize,
+                plain.activation,
+                plain.lr_schedule,
+                plain.objective,
+                plain.samples,
+                plain.adam_eps,
+                plain.adam_betas,
+            )
+        };
+        match (spec.likelihood, spec.layout) {
+            _ if !same(spec) => {}
+            (Likelihood::Gaussian, Layout::Article) => return Ok(Self::Article),
+            (Likelihood::Bernoulli, Layout::Heads) if spec.hidden.len() == 1 => {
+                return Ok(Self::PytorchExamples)
+            }
+            _ => {}
+        }
+        bail!(
+            "the PyTorch references train the article's setup (scripts/reference/article.py) \
+             and pytorch/examples' (scripts/reference/pytorch_examples.py: bernoulli, heads, one \
+             hidden layer) only, with no binarize, activation, lr_schedule, objective, samples or \
+             Adam keys"
+        )
+    }
+
+    fn script(self) -> &'static str {
+        match self {
+            Self::Article => "article",
+            Self::PytorchExamples => "pytorch_examples",
+        }
+    }
+
+    /// The key of the script's epoch lines that holds `column`.
+    fn key(self, column: &str) -> Option<&'static str> {
+        match (self, column) {
+            (Self::Article, "article_loss") => Some("article_loss"),
+            (Self::Article, "train_recon") => Some("recon"),
+            (Self::Article, "train_kl") => Some("kl"),
+            (Self::PytorchExamples, "train_loss") => Some("train_loss"),
+            (Self::PytorchExamples, "test_loss") => Some("test_loss"),
+            _ => None,
+        }
+    }
 }
 
 /// The Python of `./scripts/setup-reference` (`VAELAB_TORCH_PYTHON` overrides it).
@@ -75,18 +191,35 @@ fn reference_python() -> PathBuf {
         .unwrap_or_else(|| crate::data::cache_dir().join("torch-ref/bin/python"))
 }
 
-/// `scripts/reference/article.py` of the source tree this binary was built from.
-fn reference_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/reference/article.py")
+/// `scripts/reference/<script>.py` of the source tree this binary was built from.
+fn reference_script(script: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("scripts/reference/{script}.py"))
 }
 
-/// Trains `spec` in plain PyTorch (or reads the cached result) and returns the article's
-/// number per epoch. Results are kept under `<sweep>/reference/` so a relaunch is free.
-pub fn reference_run(store: &Store, sweep: &str, spec: &RunSpec, data: &Path) -> Result<Vec<f64>> {
+/// Trains `spec` in plain PyTorch (or reads the cached result) and returns its `column` per
+/// epoch. Results are kept under `<sweep>/reference/` so a relaunch is free.
+pub fn reference_run(
+    store: &Store,
+    sweep: &str,
+    spec: &RunSpec,
+    data: &Path,
+    column: &str,
+) -> Result<Vec<f64>> {
+    let reference = Reference::for_spec(spec)?;
+    let Some(key) = reference.key(column) else {
+        bail!(
+            "scripts/reference/{}.py does not print `{column}`",
+            reference.script()
+        );
+    };
     let hidden: Vec<String> = spec.hidden.iter().map(|h| h.to_string()).collect();
     let hidden = hidden.join(",");
     let name = format!(
-        "vae-beta{}-latent{}-hidden{}-bs{}-lr{}-e{}-seed{}-limit{}.jsonl",
+        "{}vae-beta{}-latent{}-hidden{}-bs{}-lr{}-e{}-seed{}-limit{}.jsonl",
+        match reference {
+            Reference::Article => "",
+            Reference::PytorchExamples => "pytorch-examples-",
+        },
         spec.beta,
         spec.latent,
         hidden.replace(',', "x"),
@@ -98,44 +231,27 @@ pub fn reference_run(store: &Store, sweep: &str, spec: &RunSpec, data: &Path) ->
     );
     let path = store.sweep_dir(sweep).join("reference").join(name);
     let parse = |text: &str| -> Result<Vec<f64>> {
-        let mut losses = Vec::new();
+        let mut values = Vec::new();
         for line in text.lines().filter(|l| l.starts_with('{')) {
-            let e: ReferenceEpoch = serde_json::from_str(line)
+            let e: serde_json::Value = serde_json::from_str(line)
                 .with_context(|| format!("bad line from the PyTorch reference: {line}"))?;
-            if e.epoch != losses.len() + 1 {
-                bail!("the PyTorch reference skipped to epoch {}", e.epoch);
+            let epoch = e["epoch"].as_u64().unwrap_or(0) as usize;
+            if epoch != values.len() + 1 {
+                bail!("the PyTorch reference skipped to epoch {epoch}");
             }
-            losses.push(e.article_loss);
+            values.push(
+                e[key]
+                    .as_f64()
+                    .with_context(|| format!("no `{key}` in the PyTorch reference's {line}"))?,
+            );
         }
-        Ok(losses)
+        Ok(values)
     };
     if let Ok(text) = std::fs::read_to_string(&path) {
-        let losses = parse(&text)?;
-        if losses.len() == spec.epochs {
-            return Ok(losses);
+        let values = parse(&text)?;
+        if values.len() == spec.epochs {
+            return Ok(values);
         }
-    }
-    let plain = RunSpec {
-        lr: spec.lr,
-        ..RunSpec::default()
-    };
-    if (
-        spec.likelihood,
-        spec.binarize,
-        spec.activation,
-        spec.layout,
-        spec.lr_at(2),
-    ) != (
-        plain.likelihood,
-        plain.binarize,
-        plain.activation,
-        plain.layout,
-        spec.lr,
-    ) {
-        bail!(
-            "the PyTorch reference (scripts/reference/article.py) trains the article's setup \
-             only: no likelihood, binarize, activation, layout or lr_schedule keys"
-        );
     }
     let python = reference_python();
     if !python.exists() {
@@ -145,36 +261,57 @@ pub fn reference_run(store: &Store, sweep: &str, spec: &RunSpec, data: &Path) ->
         );
     }
     let mut cmd = Command::new(&python);
-    cmd.arg(reference_script())
-        .args(["--beta", &spec.beta.to_string()])
-        .args(["--latent", &spec.latent.to_string()])
-        .args(["--hidden", &hidden])
+    cmd.arg(reference_script(reference.script()))
         .args(["--epochs", &spec.epochs.to_string()])
         .args(["--batch-size", &spec.batch_size.to_string()])
         .args(["--lr", &spec.lr.to_string()])
         .args(["--seed", &spec.seed.to_string()])
         .arg("--data")
         .arg(data);
-    if let Some(limit) = spec.limit {
-        cmd.args(["--limit", &limit.to_string()]);
+    match reference {
+        Reference::Article => {
+            cmd.args(["--beta", &spec.beta.to_string()])
+                .args(["--latent", &spec.latent.to_string()])
+                .args(["--hidden", &hidden]);
+            if let Some(limit) = spec.limit {
+                cmd.args(["--limit", &limit.to_string()]);
+            }
+        }
+        Reference::PytorchExamples => {
+            if (spec.beta, spec.latent, spec.hidden.as_slice()) != (1.0, 20, &[400][..]) {
+                bail!(
+                    "scripts/reference/pytorch_examples.py trains pytorch/examples' 784-400-20 \
+                     VAE at beta = 1 only"
+                );
+            }
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            cmd.args(["--threads", &threads.to_string()]);
+            if let Some(limit) = spec.limit {
+                cmd.args(["--limit", &limit.to_string()])
+                    .args(["--test-limit", &limit.to_string()]);
+            }
+        }
     }
     eprintln!(
-        "PyTorch reference: beta {} seed {} ({} epochs)...",
-        spec.beta, spec.seed, spec.epochs
+        "PyTorch reference ({}): beta {} seed {} ({} epochs)...",
+        reference.script(),
+        spec.beta,
+        spec.seed,
+        spec.epochs
     );
     let text = crate::tool::output(&mut cmd)
         .map_err(|e| anyhow::anyhow!("the PyTorch reference failed: {}", e.reason))?;
-    let losses = parse(&text)?;
-    if losses.len() != spec.epochs {
+    let values = parse(&text)?;
+    if values.len() != spec.epochs {
         bail!(
             "the PyTorch reference printed {} of {} epochs",
-            losses.len(),
+            values.len(),
             spec.epochs
         );
     }
     std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
     write_atomic(&path, text.as_bytes())?;
-    Ok(losses)
+    Ok(values)
 }
 
 /// The identification sweep's ranking for `spec`: its name and candidates (none when the
@@ -205,9 +342,12 @@ impl TableComparison {
     pub fn relative(&self, from_epoch: usize) -> Vec<(usize, f64)> {
         (from_epoch..=self.table.loss.len())
             .filter_map(|e| {
+                let published = self.table.loss[e - 1];
+                if published.is_nan() {
+                    return None; // not published
+                }
                 let (mean, _) = self.ours.at(e)?;
-                let article = self.table.loss[e - 1];
-                Some((e, (mean - article) / article))
+                Some((e, (mean - published) / published))
             })
             .collect()
     }
@@ -278,19 +418,19 @@ pub fn compare(
     spec.table
         .iter()
         .map(|table| {
-            let runs = runs_for(manifest, table);
+            let runs = selected(manifest, &table.runs());
             if runs.is_empty() {
                 bail!(
-                    "sweep {} has no VAE run at beta {} for table {}",
+                    "sweep {} has no run with {} for table {}",
                     manifest.name,
-                    table.beta,
+                    table.runs().describe(),
                     table.name
                 );
             }
             let reference = if reference {
                 let values = runs
                     .iter()
-                    .map(|r| reference_run(store, &manifest.name, &r.spec, data))
+                    .map(|r| reference_run(store, &manifest.name, &r.spec, data, &table.column))
                     .collect::<Result<_>>()?;
                 Some(SeedCurves { values })
             } else {
@@ -298,8 +438,100 @@ pub fn compare(
             };
             Ok(TableComparison {
                 table: table.clone(),
-                ours: ours(store, &runs)?,
+                ours: ours(store, &runs, &table.column)?,
                 reference,
+            })
+        })
+        .collect()
+}
+
+/// One published row beside its runs' evaluations.
+#[derive(Clone, Debug)]
+pub struct RowComparison {
+    /// The published row.
+    pub row: PublishedRow,
+    /// Its runs' ids.
+    pub runs: Vec<String>,
+    /// −(IWAE bound at the row's k) per run evaluated at that k.
+    pub nll: Vec<f64>,
+    /// Active units per evaluated run.
+    pub active_units: Vec<f64>,
+}
+
+impl RowComparison {
+    /// The verdict on the NLL (the mean over runs) against `tolerance`, relative; `epoch` is 0.
+    pub fn verdict(&self, tolerance: f64) -> Verdict {
+        match (self.row.nll, self.nll.is_empty()) {
+            (Some(published), false) => {
+                let (mean, _) = mean_sd(&self.nll);
+                let rel = (mean - published) / published;
+                if within(rel, tolerance) {
+                    Verdict::Reproduced { epoch: 0, rel }
+                } else {
+                    Verdict::NotReproduced {
+                        outside: Vec::new(),
+                        epoch: 0,
+                        rel,
+                    }
+                }
+            }
+            _ => Verdict::Pending,
+        }
+    }
+}
+
+/// The IWAE sample counts the rows of `spec` need from the evaluation.
+pub fn rows_k(spec: &ReproSpec) -> Vec<usize> {
+    let mut ks: Vec<usize> = spec.row.iter().map(|r| r.k).collect();
+    ks.sort_unstable();
+    ks.dedup();
+    ks
+}
+
+/// The runs of `manifest` that the rows of `spec` describe (to evaluate at [`rows_k`]).
+pub fn rows_runs(manifest: &Manifest, spec: &ReproSpec) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for row in &spec.row {
+        for run in selected(manifest, &row.runs()) {
+            if !ids.contains(&run.id) {
+                ids.push(run.id.clone());
+            }
+        }
+    }
+    ids
+}
+
+/// Compares every row of `spec` with the evaluations of its runs in `manifest`.
+pub fn compare_rows(
+    store: &Store,
+    manifest: &Manifest,
+    spec: &ReproSpec,
+) -> Result<Vec<RowComparison>> {
+    spec.row
+        .iter()
+        .map(|row| {
+            let runs = selected(manifest, &row.runs());
+            let (mut nll, mut active_units) = (Vec::new(), Vec::new());
+            for run in &runs {
+                let Some(eval) = read_eval(&store.run(&run.id).eval_path())? else {
+                    continue;
+                };
+                let bound = eval
+                    .iter()
+                    .find(|r| r.metric == "iwae" && r.k == Some(row.k as u32) && r.dim.is_none());
+                if let Some(bound) = bound {
+                    nll.push(-bound.value);
+                }
+                let au = eval
+                    .iter()
+                    .find(|r| r.metric == "active_units" && r.dim.is_none());
+                active_units.extend(au.map(|r| r.value));
+            }
+            Ok(RowComparison {
+                row: row.clone(),
+                runs: runs.iter().map(|r| r.id.clone()).collect(),
+                nll,
+                active_units,
             })
         })
         .collect()
@@ -319,8 +551,8 @@ pub fn identify(store: &Store, sweep: &str, spec: &ReproSpec) -> Result<Vec<Cand
     let manifest = Manifest::read(&Manifest::path(store, sweep))?;
     let mut runs = Vec::new();
     for run in &manifest.runs {
-        if spec.table.iter().any(|t| t.beta == run.spec.beta) {
-            runs.push((run.clone(), ours(store, &[run])?));
+        if let Some(table) = spec.table.iter().find(|t| t.runs().selects(&run.spec)) {
+            runs.push((run.clone(), ours(store, &[run], &table.column)?));
         }
     }
     Ok(rank(spec, runs))
@@ -331,7 +563,7 @@ pub fn identify(store: &Store, sweep: &str, spec: &ReproSpec) -> Result<Vec<Cand
 fn rank(spec: &ReproSpec, runs: Vec<(ManifestRun, SeedCurves)>) -> Vec<Candidate> {
     let mut out = Vec::new();
     for (run, ours) in runs {
-        let Some(table) = spec.table.iter().find(|t| t.beta == run.spec.beta) else {
+        let Some(table) = spec.table.iter().find(|t| t.runs().selects(&run.spec)) else {
             continue;
         };
         if ours.values[0].len() < table.loss.len() {
@@ -350,18 +582,34 @@ fn rank(spec: &ReproSpec, runs: Vec<(ManifestRun, SeedCurves)>) -> Vec<Candidate
     out
 }
 
+/// One line of a run's setup: its widths, batch, optimiser and data, and every key of the
+/// literature's setups it sets away from the article's defaults.
 pub fn setup_text(spec: &RunSpec) -> String {
     let widths: Vec<String> = std::iter::once("784".to_string())
         .chain(spec.hidden.iter().map(|h| h.to_string()))
         .chain(std::iter::once(spec.latent.to_string()))
         .collect();
+    let plain = RunSpec::default();
+    let keys: Vec<&str> = crate::config::params::PARAMS
+        .iter()
+        .filter(|p| p.absent.is_some())
+        .map(|p| p.key)
+        .filter(|&k| !crate::config::params::same_param(spec, &plain, k))
+        .collect();
+    let literature = if keys.is_empty() {
+        " (plain-linear code, sigmoid output)".to_string()
+    } else {
+        format!(" ({})", crate::config::params::describe(spec, &keys))
+    };
     format!(
-        "VAE {} (plain-linear code, sigmoid output), batch {}, Adam lr {}, {} epochs on {} training images, backend {}",
+        "{} {}{literature}, batch {}, Adam lr {}, {} epochs on {} training images, backend {}",
+        spec.model.to_string().to_uppercase(),
         widths.join("-"),
         spec.batch_size,
         spec.lr,
         spec.epochs,
-        spec.limit.map_or("all 60,000".to_string(), |l| format!("the first {l}")),
+        spec.limit
+            .map_or("all 60,000".to_string(), |l| format!("the first {l}")),
         spec.backend.as_str()
     )
 }
@@ -380,7 +628,9 @@ mod tests {
         PublishedTable {
             name: format!("beta{beta}"),
             title: format!("table at β = {beta}"),
-            beta,
+            beta: Some(beta),
+            matching: toml::Table::new(),
+            column: "article_loss".into(),
             loss: loss.to_vec(),
         }
     }
@@ -402,6 +652,7 @@ mod tests {
             from_epoch,
             identify: None,
             table,
+            row: Vec::new(),
         }
     }
 
@@ -616,5 +867,45 @@ mod tests {
         assert_eq!(got.len(), 2, "{got:?}");
         assert!(got[0].0 == "three-exact" && got[0].1 == 0.0, "{got:?}");
         assert!(got[1].0 == "zero-10pc" && close(got[1].1, 0.1), "{got:?}");
+    }
+
+    /// Epochs published as `nan` are not judged: a wild value there leaves the verdict alone.
+    #[test]
+    fn unpublished_epochs_are_not_judged() {
+        let t = comparison(&[100.0, f64::NAN, 100.0], &[&[100.0, 500.0, 102.0]]);
+        assert_eq!(t.relative(1).len(), 2);
+        match t.verdict(1, 0.05) {
+            Verdict::Reproduced { epoch, rel } => assert!(epoch == 3 && close(rel, 0.02)),
+            v => panic!("{v:?}"),
+        }
+    }
+
+    /// A final row judges the mean NLL over its evaluated runs, relative, bound included; a row
+    /// with no evaluated run, or no published NLL, is pending.
+    #[test]
+    fn a_row_judges_the_mean_nll_of_its_runs() {
+        let row = |nll: Vec<f64>, published: Option<f64>| RowComparison {
+            row: PublishedRow {
+                name: "r".into(),
+                title: "r".into(),
+                beta: None,
+                matching: toml::Table::new(),
+                nll: published,
+                k: 5000,
+                active_units: None,
+            },
+            runs: vec!["a".into(), "b".into()],
+            nll,
+            active_units: Vec::new(),
+        };
+        let v = row(vec![99.0, 103.0], Some(100.0)).verdict(0.01);
+        assert!(
+            matches!(v, Verdict::Reproduced { rel, .. } if close(rel, 0.01)),
+            "{v:?}"
+        );
+        let v = row(vec![99.0, 103.2], Some(100.0)).verdict(0.01);
+        assert!(matches!(v, Verdict::NotReproduced { .. }), "{v:?}");
+        assert_eq!(row(Vec::new(), Some(100.0)).verdict(0.01), Verdict::Pending);
+        assert_eq!(row(vec![100.0], None).verdict(0.01), Verdict::Pending);
     }
 }

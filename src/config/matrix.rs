@@ -32,8 +32,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use super::params::{param_named, same_param, spec_table, varying_keys, PARAM_KEYS};
-use super::RunSpec;
+use super::params::{self, param_named, same_param, spec_table, varying_keys, PARAM_KEYS};
+use super::{defaults, RunSpec};
+use crate::model::ModelKind;
 
 /// A bad matrix: `file:line:column: message` (or `file: message` when it has no place), one
 /// line.
@@ -130,14 +131,16 @@ impl SlurmSettings {
     }
 }
 
-/// `[repro]`: published per-epoch numbers that the sweep reproduces (`vaelab repro`).
+/// `[repro]`: published numbers that the sweep reproduces (`vaelab repro`): per-epoch curves
+/// (`[[repro.table]]`, e.g. the article's loss tables) and final numbers per setup
+/// (`[[repro.row]]`, e.g. Burda et al.'s NLL), judged by one tolerance.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReproSpec {
     /// Where the numbers were published.
     #[serde(default)]
     pub source: String,
-    /// Allowed |ours − published| / published on the judged epochs.
+    /// Allowed |ours − published| / published on the judged epochs and rows.
     pub tolerance: f64,
     /// First judged epoch (epoch 1's running average mostly measures the initialisation).
     #[serde(default = "default_from_epoch")]
@@ -145,15 +148,64 @@ pub struct ReproSpec {
     /// Sweep that identified the setup (fitted on the β = 0 table), shown in the report.
     #[serde(default)]
     pub identify: Option<String>,
-    /// The published tables, one per β.
+    /// The published per-epoch curves.
+    #[serde(default)]
     pub table: Vec<PublishedTable>,
+    /// The published final numbers.
+    #[serde(default)]
+    pub row: Vec<PublishedRow>,
 }
 
 fn default_from_epoch() -> usize {
     2
 }
 
-/// One published loss table: the article's printed number per epoch for one β.
+fn default_column() -> String {
+    "article_loss".to_string()
+}
+
+fn default_nll_k() -> usize {
+    defaults::MAX_SAMPLES
+}
+
+/// Which runs a published number describes: VAEs (unless `match` names the model) at `beta`
+/// when given, with every key of `match` equal (matrix syntax: `{ objective = "iwae" }`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Selector {
+    /// Shorthand for `match = { beta = … }`.
+    pub beta: Option<f64>,
+    /// Keys the runs have, as a matrix writes them.
+    pub matching: toml::Table,
+}
+
+impl Selector {
+    /// Whether `spec` is one of the runs described.
+    pub fn selects(&self, spec: &RunSpec) -> bool {
+        let model = self.matching.contains_key("model") || spec.model == ModelKind::Vae;
+        model
+            && self.beta.is_none_or(|b| spec.beta == b)
+            && self.matching.iter().all(|(key, value)| {
+                params::param_equals(spec, key, &value.to_string()).unwrap_or(false)
+            })
+    }
+
+    /// The first key of `match` that is not a run parameter or whose value has the wrong type.
+    pub fn check(&self) -> Result<(), String> {
+        for (key, value) in &self.matching {
+            params::param_equals(&RunSpec::default(), key, &value.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// `beta=0 objective="iwae"`-style text of the selection.
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = self.beta.iter().map(|b| format!("beta={b}")).collect();
+        parts.extend(self.matching.iter().map(|(k, v)| format!("{k}={v}")));
+        parts.join(" ")
+    }
+}
+
+/// One published per-epoch curve: e.g. the article's printed number per epoch for one β.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PublishedTable {
@@ -161,10 +213,64 @@ pub struct PublishedTable {
     pub name: String,
     /// What the run was.
     pub title: String,
-    /// KL weight of the run.
-    pub beta: f64,
-    /// Printed loss, epoch 1 first.
+    /// The runs it describes: VAEs at this β ([`Selector`]).
+    #[serde(default)]
+    pub beta: Option<f64>,
+    /// The runs it describes: these keys equal ([`Selector`]).
+    #[serde(default, rename = "match")]
+    pub matching: toml::Table,
+    /// The per-epoch result compared, by its sweep-table name (`store::FINAL_COLUMNS`):
+    /// `article_loss` (the default: the article's printed number), `test_loss` (pytorch/examples'
+    /// "Test set loss"), `train_loss`, `test_recon`, ….
+    #[serde(default = "default_column")]
+    pub column: String,
+    /// Published value per epoch, epoch 1 first; `nan` where an epoch was not published.
     pub loss: Vec<f64>,
+}
+
+impl PublishedTable {
+    /// The runs it describes.
+    pub fn runs(&self) -> Selector {
+        Selector {
+            beta: self.beta,
+            matching: self.matching.clone(),
+        }
+    }
+}
+
+/// One published final result of a setup: e.g. a row of Burda et al.'s Table 1.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishedRow {
+    /// Short name (`iwae_k5`).
+    pub name: String,
+    /// What the row is.
+    pub title: String,
+    /// The runs it describes: VAEs at this β ([`Selector`]).
+    #[serde(default)]
+    pub beta: Option<f64>,
+    /// The runs it describes: these keys equal ([`Selector`]).
+    #[serde(default, rename = "match")]
+    pub matching: toml::Table,
+    /// Negative log-likelihood, nats per test image, compared with −(the IWAE bound at `k`).
+    #[serde(default)]
+    pub nll: Option<f64>,
+    /// The importance samples of that bound (default 5000, Burda et al.'s).
+    #[serde(default = "default_nll_k")]
+    pub k: usize,
+    /// Active units (Cov_x(E_q[z_d | x]) > 0.01).
+    #[serde(default)]
+    pub active_units: Option<f64>,
+}
+
+impl PublishedRow {
+    /// The runs it describes.
+    pub fn runs(&self) -> Selector {
+        Selector {
+            beta: self.beta,
+            matching: self.matching.clone(),
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -103,7 +103,7 @@ pub struct RunSpec {
     pub objective: Objective,
     /// Posterior draws per image, K, that the objective averages (ELBO) or importance-weights
     /// (IWAE) (absent: 1).
-    #[serde(default = "one_epoch", skip_serializing_if = "is_one_epoch")]
+    #[serde(default = "samples", skip_serializing_if = "is_samples")]
     pub samples: usize,
     /// Adam's ε (absent: `torch.optim.Adam`'s 1e-8).
     #[serde(default = "adam_eps", skip_serializing_if = "is_adam_eps")]
@@ -111,6 +111,14 @@ pub struct RunSpec {
     /// Adam's (β₁, β₂) (absent: `torch.optim.Adam`'s (0.9, 0.999)).
     #[serde(default = "adam_betas", skip_serializing_if = "is_adam_betas")]
     pub adam_betas: [f64; 2],
+}
+
+fn samples() -> usize {
+    defaults::SAMPLES
+}
+
+fn is_samples(v: &usize) -> bool {
+    *v == defaults::SAMPLES
 }
 
 fn adam_eps() -> f64 {
@@ -314,14 +322,21 @@ impl RunSpec {
     }
 
     /// Whether the run fits in `available` bytes ([`Self::memory_estimate`]); the error names
-    /// the key that makes it large (`latent` or `hidden`).
+    /// the key that makes it large (`samples` when the K draws' activations are most of it,
+    /// else `latent` or `hidden`).
     pub fn check_fits(&self, available: u64) -> Result<(), InvalidParam> {
         let need = self.memory_estimate();
         if need <= available as f64 {
             return Ok(());
         }
         let widest = self.hidden.iter().copied().max().unwrap_or(0);
-        let (key, value) = if self.latent >= widest {
+        let one_draw = RunSpec {
+            samples: 1,
+            ..self.clone()
+        };
+        let (key, value) = if one_draw.memory_estimate() <= available as f64 {
+            ("samples", self.samples.to_string())
+        } else if self.latent >= widest {
             ("latent", self.latent.to_string())
         } else {
             ("hidden", format!("{:?}", self.hidden))

@@ -98,12 +98,15 @@ pub fn log_weights(
     crate::model::objective::log_weights(log_px, z, eps, log_var.unsqueeze_dim::<3>(1))
 }
 
-/// Images per chunk: `chunk × 1000` decoded images at a time (about 50 MB of f32 pixels).
+/// The most images per chunk; a chunk decodes about 4,000 draws (`4000 / max k` images, so 4
+/// at k = 1000: about 12 MB of f32 pixels). The chunk size shapes the order of the draws.
 const CHUNK: usize = 4;
 
 /// Evaluates `net` (trained with the decoder likelihood `decoder`) on `data` (all of it), its
 /// IWAE bound at every k of `ks` (ascending) from the first k of the same `max(ks)` draws per
-/// image, drawn from a stream seeded by `seed`, so the numbers are reproducible.
+/// image, drawn from a stream seeded by `seed`, so the numbers are reproducible. The ELBO's
+/// draws come from the same stream, so a larger `max(ks)` also redraws the ELBO's (same
+/// distribution, other draws): compare runs evaluated at the same largest k.
 pub fn evaluate(
     net: &Autoencoder,
     decoder: Decoder,

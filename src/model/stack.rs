@@ -293,7 +293,9 @@ impl StackTerms {
     /// The terms of `forward` against `target` under `likelihood` and `objective`
     /// ([`super::objective`]); `betas` is `[M, 1, 1]` (each member's KL weight; ignored by AEs
     /// and by the IWAE bound, whose β is 1). `recon` is the mean over the draws, `kl` the
-    /// closed form; `loss` is `recon + β·kl` (ELBO) or `−L_K` (IWAE).
+    /// closed form; `loss` is `recon + β·kl` (ELBO) or `−L_K` (IWAE), both without the
+    /// likelihood's constant, as `recon` ([`Likelihood::constant`]: the Gaussian's; it moves no
+    /// gradient).
     pub fn new(
         forward: &StackForward,
         target: Tensor<3>,

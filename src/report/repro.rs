@@ -1,17 +1,27 @@
 //! `vaelab repro`'s report: `repro.md`, the comparisons of [`crate::compare::repro`] as
-//! Markdown tables with their verdicts, the identification ranking and the article's figures.
+//! Markdown tables with their verdicts (per-epoch curves, final rows), the identification
+//! ranking and the sweep's figures.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::compare::repro::{runs_for, setup_text, within, Candidate, TableComparison, Verdict};
+use crate::compare::mean_sd;
+use crate::compare::repro::{
+    selected, setup_text, within, Candidate, RowComparison, TableComparison, Verdict,
+};
 use crate::config::matrix::ReproSpec;
 use crate::config::RunSpec;
 use crate::model::ModelKind;
 use crate::store::{write_atomic, Store};
 use crate::sweep::Manifest;
+
+/// A tolerance as a percentage without a trailing `.0` (`5`, `0.5`).
+fn tolerance_pct(tolerance: f64) -> String {
+    let text = format!("{:.1}", 100.0 * tolerance);
+    text.strip_suffix(".0").unwrap_or(&text).to_string()
+}
 
 fn pct(x: f64) -> String {
     format!("{:+.2}%", 100.0 * x)
@@ -27,6 +37,8 @@ pub struct ReproReport<'a> {
     pub spec: &'a ReproSpec,
     /// One comparison per published table.
     pub tables: &'a [TableComparison],
+    /// One comparison per published row.
+    pub rows: &'a [RowComparison],
     /// Identification sweep name and its ranked candidates, when it has finished runs.
     pub identify: Option<(String, Vec<Candidate>)>,
     /// Figure paths relative to the report, with captions.
@@ -46,7 +58,7 @@ impl ReproReport<'_> {
             .unwrap_or(0);
         let judged = format!("{}–{}", spec.from_epoch, first.epochs);
         let mut md = String::new();
-        let _ = writeln!(md, "# Reproducing the article's loss tables\n");
+        let _ = writeln!(md, "# Reproducing published numbers\n");
         let _ = writeln!(
             md,
             "Matrix `{}` (sweep `{}`), code `{}`, {seeds} seed(s) per table.  ",
@@ -56,17 +68,18 @@ impl ReproReport<'_> {
         if !spec.source.is_empty() {
             let _ = writeln!(md, "Published numbers: {}.  ", spec.source);
         }
-        let _ = writeln!(
-            md,
-            "Compared quantity: the article's printed number, the sum over batches of (pre-step batch loss × batch size) divided by the number of training images (≈ batch size × mean loss per image).  "
-        );
-        let _ = writeln!(
-            md,
-            "Tolerance: every epoch {judged} within {:.0}% of the article (epoch 1 mostly measures the initialisation), and within 2 seed standard deviations of PyTorch on the same setup.\n",
-            spec.tolerance * 100.0
-        );
+        if !self.tables.is_empty() {
+            let _ = writeln!(
+                md,
+                "Tolerance: every published epoch {judged} within {}% of the published number (epoch 1 mostly measures the initialisation), and within 2 seed standard deviations of PyTorch on the same setup.\n",
+                tolerance_pct(spec.tolerance)
+            );
+        }
         for t in self.tables {
             self.table_section(&mut md, t);
+        }
+        if !self.rows.is_empty() {
+            self.rows_section(&mut md);
         }
         self.identification(&mut md);
         if !self.figures.is_empty() {
@@ -81,9 +94,10 @@ impl ReproReport<'_> {
     fn table_section(&self, md: &mut String, t: &TableComparison) {
         let spec = self.spec;
         let n = t.ours.values.len();
-        let _ = writeln!(md, "## {} (β = {})\n", t.table.title, t.table.beta);
+        let _ = writeln!(md, "## {} ({})\n", t.table.title, t.table.runs().describe());
+        let _ = writeln!(md, "Compared quantity: {}.\n", quantity(&t.table.column));
         let mut header = format!(
-            "| epoch | article | ours (mean ± sd, {n} seeds) | difference | difference % |"
+            "| epoch | published | ours (mean ± sd, {n} seeds) | difference | difference % |"
         );
         let mut rule = "|---:|---:|---:|---:|---:|".to_string();
         if t.reference.is_some() {
@@ -94,20 +108,39 @@ impl ReproReport<'_> {
         let mut spreads = Vec::new();
         let mut ref_ok = true;
         let mut ref_close_to_article = true;
-        for (k, article) in t.table.loss.iter().enumerate() {
-            let epoch = k + 1;
+        // With a reference every epoch is shown (ours against PyTorch); without one, the
+        // published epochs only.
+        let epochs = match &t.reference {
+            Some(_) => t.table.loss.len().max(ours_epochs(t)),
+            None => t.table.loss.len(),
+        };
+        for epoch in 1..=epochs {
+            let article = t.table.loss.get(epoch - 1).copied().unwrap_or(f64::NAN);
+            let published = !article.is_nan();
+            if !published && (t.reference.is_none() || t.ours.at(epoch).is_none()) {
+                continue;
+            }
+            let shown = if published {
+                format!("{article:.4}")
+            } else {
+                "–".to_string()
+            };
             let Some((mean, sd)) = t.ours.at(epoch) else {
-                let _ = writeln!(md, "| {epoch} | {article:.4} | – | – | – |");
+                let _ = writeln!(md, "| {epoch} | {shown} | – | – | – |");
                 continue;
             };
             if epoch >= spec.from_epoch {
                 spreads.push(sd / mean);
             }
-            let diff = mean - article;
-            let mut line = format!(
-                "| {epoch} | {article:.4} | {mean:.4} ± {sd:.2} | {diff:+.4} | {} |",
-                pct(diff / article)
-            );
+            let mut line = if published {
+                let diff = mean - article;
+                format!(
+                    "| {epoch} | {shown} | {mean:.4} ± {sd:.2} | {diff:+.4} | {} |",
+                    pct(diff / article)
+                )
+            } else {
+                format!("| {epoch} | – | {mean:.4} ± {sd:.2} | – | – |")
+            };
             if let Some(reference) = &t.reference {
                 match reference.at(epoch) {
                     Some((rmean, rsd)) => {
@@ -119,8 +152,10 @@ impl ReproReport<'_> {
                         };
                         if epoch >= spec.from_epoch {
                             ref_ok &= z.abs() <= 2.0;
-                            ref_close_to_article &=
-                                within((rmean - article) / article, spec.tolerance);
+                            if published {
+                                ref_close_to_article &=
+                                    within((rmean - article) / article, spec.tolerance);
+                            }
                         }
                         let _ = write!(line, " {rmean:.4} ± {rsd:.2} | {z:+.2} |");
                     }
@@ -135,10 +170,10 @@ impl ReproReport<'_> {
             Verdict::Reproduced { epoch, rel } => {
                 let _ = writeln!(
                     md,
-                    "**Verdict: reproduced.** Every epoch {}–{} is within {:.0}% of the article (largest difference {} at epoch {epoch}).",
+                    "**Verdict: reproduced.** Every published epoch {}–{} is within {}% of the published number (largest difference {} at epoch {epoch}).",
                     spec.from_epoch,
                     t.table.loss.len(),
-                    spec.tolerance * 100.0,
+                    tolerance_pct(spec.tolerance),
                     pct(*rel)
                 );
             }
@@ -150,9 +185,9 @@ impl ReproReport<'_> {
                 let outside: Vec<String> = outside.iter().map(|e| e.to_string()).collect();
                 let _ = writeln!(
                     md,
-                    "**Verdict: not reproduced.** Epoch(s) {} differ by more than {:.0}% (largest {} at epoch {epoch}).",
+                    "**Verdict: not reproduced.** Epoch(s) {} differ by more than {}% (largest {} at epoch {epoch}).",
                     outside.join(", "),
-                    spec.tolerance * 100.0,
+                    tolerance_pct(spec.tolerance),
                     pct(*rel)
                 );
             }
@@ -182,10 +217,68 @@ impl ReproReport<'_> {
             if ref_ok && !article_ok && !ref_close_to_article {
                 let _ = write!(
                     md,
-                    " Both differ from the article in the same way, so the remaining gap is the article's unknown setup, not our framework."
+                    " Both differ from the published numbers in the same way, so the remaining gap is the published setup's, not our framework's."
                 );
             }
             let _ = writeln!(md);
+        }
+        let _ = writeln!(md);
+    }
+
+    /// The final rows: published NLL and active units beside the mean over each row's runs.
+    fn rows_section(&self, md: &mut String) {
+        let _ = writeln!(md, "## Final numbers\n");
+        let _ = writeln!(
+            md,
+            "NLL: −(the test IWAE bound at the row's k), nats per test image; active units: Cov_x(E_q[z_d | x]) > 0.01. Tolerance: the NLL within {}% of the published one.\n",
+            tolerance_pct(self.spec.tolerance)
+        );
+        let _ = writeln!(
+            md,
+            "| row | runs | k | NLL published | ours (mean ± sd) | difference % | active units published | ours | verdict |"
+        );
+        let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---|");
+        let mut missing = false;
+        for r in self.rows {
+            let (ours, diff) = match (r.nll.is_empty(), r.row.nll) {
+                (true, _) => {
+                    missing = true;
+                    ("–".to_string(), "–".to_string())
+                }
+                (false, published) => {
+                    let (mean, sd) = mean_sd(&r.nll);
+                    let diff = published.map_or("–".to_string(), |p| pct((mean - p) / p));
+                    (format!("{mean:.2} ± {sd:.2}"), diff)
+                }
+            };
+            let au = if r.active_units.is_empty() {
+                "–".to_string()
+            } else {
+                format!("{:.1}", mean_sd(&r.active_units).0)
+            };
+            let published = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v}"));
+            let verdict = match r.verdict(self.spec.tolerance) {
+                Verdict::Reproduced { .. } => "reproduced",
+                Verdict::NotReproduced { .. } => "not reproduced",
+                Verdict::Pending => "pending",
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} of {} evaluated | {} | {} | {ours} | {diff} | {} | {au} | {verdict} |",
+                r.row.title,
+                r.nll.len(),
+                r.runs.len(),
+                r.row.k,
+                published(r.row.nll),
+                published(r.row.active_units),
+            );
+        }
+        if missing {
+            let _ = writeln!(
+                md,
+                "\nA row without our NLL has no run evaluated at its k yet: `vaelab eval {} --k <k>`.",
+                self.manifest.name
+            );
         }
         let _ = writeln!(md);
     }
@@ -229,14 +322,18 @@ impl ReproReport<'_> {
             100.0 * best.fit
         );
         let same = |s: &RunSpec| s.hidden == chosen.hidden && s.latent == chosen.latent;
-        for t in self.tables.iter().filter(|t| t.table.beta != 0.0) {
-            let runs = runs_for(self.manifest, &t.table);
+        for t in self
+            .tables
+            .iter()
+            .filter(|t| t.table.beta.is_some_and(|b| b != 0.0))
+        {
+            let runs = selected(self.manifest, &t.table.runs());
             if runs.iter().all(|r| same(&r.spec)) {
                 if let Some(rms) = t.rms(self.spec.from_epoch) {
                     let _ = writeln!(
                         md,
                         "Out of sample: on the β = {} table, which the fit never saw, the chosen setup's error is {:.2}% (RMS over epochs {}–10).",
-                        t.table.beta,
+                        t.table.beta.unwrap_or_default(),
                         100.0 * rms,
                         self.spec.from_epoch
                     );
@@ -253,14 +350,32 @@ impl ReproReport<'_> {
     }
 }
 
-/// Renders the sweep's figures and writes `<sweep>/repro.md` from the comparisons `tables`
-/// and the identification ranking `identify` ([`crate::compare::repro`]); returns its path.
+/// The most epochs any seed of `t` reached.
+fn ours_epochs(t: &TableComparison) -> usize {
+    t.ours.values.iter().map(Vec::len).max().unwrap_or(0)
+}
+
+/// What a per-epoch result column is, in words.
+fn quantity(column: &str) -> String {
+    match column {
+        "article_loss" => "the article's printed number, the sum over batches of (pre-step batch loss × batch size) divided by the number of training images (≈ batch size × mean loss per image)".to_string(),
+        "test_loss" => "the test split's loss per image after each epoch (one posterior draw; pytorch/examples' \"Test set loss\")".to_string(),
+        "train_loss" => "the mean pre-step loss per training image over each epoch (pytorch/examples' \"Average loss\")".to_string(),
+        other => format!("`{other}` per epoch"),
+    }
+}
+
+/// Renders the sweep's figures and writes `<sweep>/repro.md` from the comparisons `tables` and
+/// `rows` and the identification ranking `identify` ([`crate::compare::repro`]); returns its
+/// path.
+#[allow(clippy::too_many_arguments)]
 pub fn write(
     store: &Store,
     data: &Path,
     manifest: &Manifest,
     spec: &ReproSpec,
     tables: &[TableComparison],
+    rows: &[RowComparison],
     identify: Option<(String, Vec<Candidate>)>,
     source: &Path,
 ) -> Result<PathBuf> {
@@ -295,6 +410,7 @@ pub fn write(
         manifest,
         spec,
         tables,
+        rows,
         identify,
         figures,
     };
@@ -316,7 +432,9 @@ mod tests {
             table: PublishedTable {
                 name: "beta0".into(),
                 title: "table at β = 0".into(),
-                beta: 0.0,
+                beta: Some(0.0),
+                matching: toml::Table::new(),
+                column: "article_loss".into(),
                 loss: loss.to_vec(),
             },
             ours: SeedCurves {
@@ -348,6 +466,7 @@ mod tests {
             from_epoch: 2,
             identify: None,
             table: vec![comparison(&[100.0; 4], &[]).table],
+            row: Vec::new(),
         };
         let render = |seeds: &[&[f64]], reference: bool| {
             let mut t = comparison(&[100.0; 4], seeds);
@@ -360,6 +479,7 @@ mod tests {
                 manifest: &manifest,
                 spec: &spec,
                 tables: &tables,
+                rows: &[],
                 identify: None,
                 figures: Vec::new(),
             }
@@ -368,9 +488,9 @@ mod tests {
         let md = render(&[&[150.0, 103.0, 92.0, 106.0]], false);
         assert!(md.contains("**Verdict: not reproduced.** Epoch(s) 3, 4 differ by more than 5% (largest -8.00% at epoch 3)."), "{md}");
         let md = render(&[&[150.0, 103.0, 96.0, 101.0]], false);
-        assert!(md.contains("**Verdict: reproduced.** Every epoch 2–4 is within 5% of the article (largest difference -4.00% at epoch 3)."), "{md}");
+        assert!(md.contains("**Verdict: reproduced.** Every published epoch 2–4 is within 5% of the published number (largest difference -4.00% at epoch 3)."), "{md}");
 
-        let same_way = "Both differ from the article in the same way";
+        let same_way = "Both differ from the published numbers in the same way";
         let off = [
             &[110.0, 109.0, 109.0, 109.0][..],
             &[110.0, 111.0, 111.0, 111.0],

@@ -33,7 +33,7 @@ pub use provenance::{build_info, now_rfc3339, Provenance};
 pub use tables::{
     eval_column, eval_row, eval_value, last_row, metrics_frame, param_columns, read_eval,
     read_metrics, read_parquet, result_value, write_eval, write_metrics, write_parquet, EpochRow,
-    EvalRow, EVAL_COLUMNS, EVAL_SUMMARY, FINAL_COLUMNS, METRICS_COLUMNS,
+    EpochValue, EvalRow, EVAL_COLUMNS, EVAL_SUMMARY, FINAL_COLUMNS, METRICS_COLUMNS,
 };
 
 /// The root of all results (`results/` unless told otherwise).
