@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark driver for ./scripts/bench: PyTorch eager (as written, and with flushed denormals) vs
 vaelab (harness, bare loop, flex), plus the arithmetic floor, start-up, no-op relaunch, evaluation
-time and peak memory.
+time and peak memory; and, at two literature shapes (pytorch/examples' VAE, Burda et al.'s),
+vaelab stacked vs the hand-tuned PyTorch stack (scripts/reference/stacked.py), per member-epoch.
 
 Every contender trains the same model on the same 60,000 MNIST images with the same batch
 size, Adam and 2 threads. Each repetition runs all contenders, in an order that rotates between
@@ -35,6 +36,35 @@ IMAGES = 60_000
 WORKLOADS = {
     "article": {"hidden": [256], "latent": 4, "batch": 32, "what": "784-256-4 VAE, batch 32 (the article's setup)"},
     "large": {"hidden": [512, 256], "latent": 16, "batch": 128, "what": "784-512-256-16 VAE, batch 128"},
+}
+
+# Literature shapes, stacked: `members` runs differing only in seed, trained as one stack by
+# `vaelab sweep --stack MEMBERS` (the matrix keys in "vaelab") and by scripts/reference/stacked.py
+# (its options in "pytorch"), 2 epochs, the second timed. With a `limit` both train on the first
+# `limit` images and the figure is scaled to 60,000 (per-step costs are the same at any limit).
+STACKED_WORKLOADS = {
+    "pytorch_examples": {
+        "what": "pytorch/examples' VAE: 784-400-20 ReLU, heads on the hidden layer, Bernoulli "
+                "(BCE from logits) on grey levels, batch 128, Adam 1e-3",
+        "members": 4,
+        "limit": None,
+        "vaelab": {"hidden": [400], "latent": 20, "layout": "heads", "likelihood": "bernoulli",
+                   "batch_size": 128, "beta": 1.0},
+        "pytorch": ["--hidden", "400", "--latent", 20, "--layout", "heads", "--loss", "bce-logits",
+                    "--batch-size", 128, "--beta", 1],
+    },
+    "burda": {
+        "what": "Burda et al.'s VAE: 784-200-200-50 tanh, heads on the last hidden layer, Bernoulli "
+                "on dynamically binarised pixels, batch 20, Adam ε 1e-4",
+        "members": 4,
+        "limit": 30_000,
+        "vaelab": {"hidden": [200, 200], "latent": 50, "activation": "tanh", "layout": "heads",
+                   "likelihood": "bernoulli", "binarize": "dynamic", "batch_size": 20,
+                   "adam_eps": 1e-4, "beta": 1.0},
+        "pytorch": ["--hidden", "200,200", "--latent", 50, "--activation", "tanh", "--layout", "heads",
+                    "--loss", "bce-logits", "--binarize", "dynamic", "--batch-size", 20,
+                    "--adam-eps", 1e-4, "--beta", 1],
+    },
 }
 
 
@@ -107,15 +137,60 @@ def beta_matrix(name: str, seeds: list, epochs: int, limit: int | None) -> str:
     return text
 
 
-def sweep_member_epoch(matrix: str, stack: str, epoch: int = 2) -> float:
+def run_done(run_dir: Path) -> bool:
+    """Whether a run's training is over: its status.toml says done and model.bpk is there (what
+    vaelab's own RunDir::state asks)."""
+    try:
+        status = (run_dir / "status.toml").read_text()
+    except OSError:
+        return False
+    return bool(re.search(r'(?m)^state\s*=\s*"done"', status)) and (run_dir / "model.bpk").is_file()
+
+
+def sweep_until_trained(cmd: list, results: Path, runs: int) -> None:
+    """Runs `cmd` (a `vaelab sweep` into `results`) until its `runs` runs are all trained, then
+    kills it (the process this started, by its id): what follows training there, the test-set
+    evaluation (IWAE bounds at k up to 1,000 over every test image, minutes per run at the
+    literature's shapes), is not measured here."""
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.DEVNULL, stderr=err, env=env())
+
+        def trained() -> bool:
+            dirs = [d for d in (results / "runs").glob("*") if d.is_dir()]
+            return len(dirs) == runs and all(run_done(d) for d in dirs)
+
+        while proc.poll() is None and not trained():
+            time.sleep(0.2)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        elif proc.returncode != 0:
+            err.seek(0)
+            sys.exit(f"bench: {' '.join(map(str, cmd))} failed:\n{err.read()[-2000:]}")
+        if not trained():
+            err.seek(0)
+            sys.exit(f"bench: {' '.join(map(str, cmd))} ended with its {runs} runs not all trained:\n"
+                     f"{err.read()[-2000:]}")
+    # An evaluation cut short leaves no table behind to trip `vaelab show`.
+    for stray in (results / "runs").glob("*/eval.parquet*"):
+        stray.unlink()
+
+
+def sweep_member_epoch(matrix: str, stack: str, epoch: int = 2, stop_when_trained: int | None = None) -> float:
     """Seconds per member of epoch `epoch`'s training split through the full harness
     (`vaelab sweep --stack STACK`): the sum over runs of their rows' seconds (a stacked member's
-    row holds its share of the stack's time) divided by the number of runs."""
+    row holds its share of the stack's time) divided by the number of runs. With
+    `stop_when_trained` (the matrix's number of runs) the sweep is stopped once they are trained,
+    before its evaluation ([`sweep_until_trained`])."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "m.toml"
         path.write_text(matrix)
         results = Path(tmp) / "results"
-        run([VAELAB, "--results", results, "--quiet", "sweep", path, "--stack", stack])
+        cmd = [VAELAB, "--results", results, "--quiet", "sweep", path, "--stack", stack]
+        if stop_when_trained:
+            sweep_until_trained(cmd, results, stop_when_trained)
+        else:
+            run(cmd)
         ids = [l.split()[0] for l in run([VAELAB, "--results", results, "ls"]).stdout.splitlines()[1:] if l.strip()]
         total = 0.0
         for run_id in ids:
@@ -187,6 +262,52 @@ def beta_sweep(reps: int) -> dict:
     }
 
 
+def stacked_matrix(name: str, w: dict, epochs: int) -> str:
+    """The matrix of a literature shape: its keys in [base], seeds 0..members-1 in [grid]."""
+    base = {"model": "vae", "epochs": epochs, **({"limit": w["limit"]} if w["limit"] else {}), **w["vaelab"]}
+    return (f'[sweep]\nname = "bench-{name.replace("_", "-")}"\n[base]\n'
+            + "".join(f"{k} = {json.dumps(v)}\n" for k, v in base.items())
+            + f"[grid]\nseed = {list(range(w['members']))}\n")
+
+
+def stacked_workload(name: str, reps: int) -> dict:
+    """A literature shape, stacked: vaelab (`vaelab sweep --stack MEMBERS`, full harness) and
+    the hand-tuned PyTorch stack (scripts/reference/stacked.py), seconds per member-epoch of the
+    second epoch (scaled to 60,000 images under a limit), side by side in each repetition."""
+    w = STACKED_WORKLOADS[name]
+    m = w["members"]
+    scale = IMAGES / w["limit"] if w["limit"] else 1.0
+    limit = ["--limit", w["limit"]] if w["limit"] else []
+    matrix = stacked_matrix(name, w, 2)
+    contenders = {
+        "pytorch_stacked": lambda: epoch_seconds_json(
+            run([TORCH_PY, STACKED_REFERENCE, "--members", m, "--epochs", 2, "--threads", 2, *limit,
+                 *w["pytorch"]]).stdout)[1] / m * scale,
+        "vaelab_stacked": lambda: sweep_member_epoch(matrix, str(m), stop_when_trained=m) * scale,
+    }
+    times = {k: [] for k in contenders}
+    keys = list(contenders)
+    for rep in range(reps):
+        order = keys[rep % len(keys):] + keys[:rep % len(keys)]
+        for k in order:
+            s = contenders[k]()
+            times[k].append(s)
+            print(f"bench: {name} rep {rep + 1}/{reps} {k}: {s:.2f} s/member-epoch", file=sys.stderr)
+    return {
+        "what": w["what"],
+        "members": m,
+        "limit": w["limit"],
+        "reps": reps,
+        "matrix": matrix,
+        "pytorch_args": [str(a) for a in ["--members", m, *limit, *w["pytorch"]]],
+        "seconds_per_member_epoch": {k: median_spread(v) for k, v in times.items()},
+        "seconds_per_rep": times,
+        # The two run back to back within a repetition; their ratio there is less exposed to
+        # the machine's drift than the ratio of the medians.
+        "ratio_per_rep": [v / p for v, p in zip(times["vaelab_stacked"], times["pytorch_stacked"])],
+    }
+
+
 def gemm_gflops() -> float:
     code = (
         "import torch, time\n"
@@ -231,8 +352,12 @@ def peak_rss_mb(cmd: list) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description="vaelab benchmarks")
     p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--workloads", default="article,large,beta")
+    p.add_argument("--workloads", default="article,large,beta,pytorch_examples,burda",
+                   help=f"comma-separated, of: {', '.join([*WORKLOADS, 'beta', *STACKED_WORKLOADS])}")
     args = p.parse_args()
+    unknown = [w for w in args.workloads.split(",") if w not in [*WORKLOADS, "beta", *STACKED_WORKLOADS]]
+    if unknown:
+        sys.exit(f"bench: unknown workload(s) {', '.join(unknown)}")
     for path in (VAELAB, BARE, TORCH_PY, STACKED_REFERENCE):
         if not Path(path).exists():
             sys.exit(f"bench: {path} is missing (./scripts/bench builds and installs it)")
@@ -248,11 +373,17 @@ def main() -> None:
             report["workloads"] = {k: v for k, v in old.get("workloads", {}).items() if k not in wanted}
             if "beta" not in wanted and "beta" in old:
                 report["beta"] = old["beta"]
+            kept = {k: v for k, v in old.get("stacked", {}).items() if k not in wanted}
+            if kept:
+                report["stacked"] = kept
     gflops = gemm_gflops()
     report["gemm_gflops"] = gflops
     for name in args.workloads.split(","):
         if name == "beta":
             report["beta"] = beta_sweep(args.reps)
+            continue
+        if name in STACKED_WORKLOADS:
+            report.setdefault("stacked", {})[name] = stacked_workload(name, args.reps)
             continue
         w = WORKLOADS[name]
         phases = []
@@ -341,6 +472,27 @@ def beta_markdown(b: dict) -> list:
     return out
 
 
+def stacked_markdown(stacked: dict) -> list:
+    out = ["## Literature shapes, stacked: vaelab vs the hand-tuned PyTorch stack, per member-epoch", "",
+           "Each shape's members (runs differing only in seed, β 1) trained as one stack, 2 epochs, the second timed: "
+           "vaelab through the full harness (`vaelab sweep --stack N`; the sweep is stopped once its runs are "
+           "trained, before the test-set evaluation, which is not measured) and PyTorch as hand-tuned "
+           "(`scripts/reference/stacked.py`: stacked parameters, `baddbmm`, `Adam(fused=True)`, flushed denormals; "
+           "dynamic binarisation by `torch.bernoulli` per batch, vaelab's per epoch). Seconds of training per member "
+           "and epoch of 60,000 images (scaled from the images trained on, where fewer), median of the repetitions "
+           "with the min–max spread, the two alternating. "
+           "On its own: `./scripts/bench --workloads pytorch_examples,burda`.", "",
+           "| shape | members | images trained | PyTorch stacked s/member-epoch | spread | vaelab stacked s/member-epoch "
+           "| spread | vaelab / PyTorch (medians) | per repetition |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for w in stacked.values():
+        p, v = w["seconds_per_member_epoch"]["pytorch_stacked"], w["seconds_per_member_epoch"]["vaelab_stacked"]
+        out.append(f"| {w['what']} | {w['members']} | {w['limit'] or IMAGES:,} | {p['median']:.2f} | "
+                   f"{p['min']:.2f}–{p['max']:.2f} | {v['median']:.2f} | {v['min']:.2f}–{v['max']:.2f} | "
+                   f"{v['median'] / p['median']:.2f} | {', '.join(f'{x:.2f}' for x in w['ratio_per_rep'])} |")
+    return out + [""]
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -385,6 +537,8 @@ def markdown(r: dict) -> str:
                 f"forward, loss and backward {ph['step']:.2f} s, optimiser step {ph['optimizer']:.2f} s.", ""]
     if "beta" in r:
         out += beta_markdown(r["beta"])
+    if r.get("stacked"):
+        out += stacked_markdown(r["stacked"])
     h, n = r["help_seconds"], r["noop_relaunch_30_runs_seconds"]
     out += ["## Start-up, relaunch, evaluation, memory", "",
             "| what | seconds / MB | target |", "|---|---:|---|",

@@ -558,4 +558,45 @@ mod tests {
         }
         assert!(checked >= 16, "{checked}");
     }
+
+    /// A CVAE decodes each draw with its own image's label: two identical draws of each of two
+    /// images with different labels give the one-draw ELBO exactly (labels repeated along the
+    /// wrong axis would pair a draw with the other image's label).
+    #[test]
+    fn a_cvaes_draws_keep_their_images_labels() {
+        let d = crate::model::test_device();
+        d.seed(9);
+        let config = ModelConfig {
+            kind: ModelKind::Cvae,
+            hidden: vec![8],
+            latent: 2,
+            activation: crate::model::Activation::Relu,
+            layout: crate::model::Layout::Article,
+        };
+        let stack = StackedAutoencoder::from_members(&[config.init(&d)]);
+        let x = Tensor::<3>::random([1, 2, PIXELS], Distribution::Uniform(0.0, 1.0), &d);
+        let labels = crate::data::one_hot(&[3, 8], &d).reshape([1, 2, 10]);
+        let eps = Tensor::<3>::from_floats([[[0.5f32, -0.2], [1.3, 0.7]]], &d);
+        let beta = Tensor::<3>::ones([1, 1, 1], &d);
+        let loss = |noise: Tensor<3>| {
+            let fwd = stack.forward(x.clone(), Some(noise), Some(labels.clone()));
+            let t = StackTerms::new(
+                &fwd,
+                x.clone(),
+                beta.clone(),
+                Likelihood::Gaussian,
+                Objective::Elbo,
+            );
+            t.loss
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .unwrap()
+        };
+        let one = loss(eps.clone());
+        let two = loss(eps.clone().repeat_dim(2, 2));
+        for (a, b) in one.iter().zip(&two) {
+            assert!((a - b).abs() <= 1e-4 * a.abs(), "{one:?} vs {two:?}");
+        }
+    }
 }
