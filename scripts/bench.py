@@ -109,7 +109,7 @@ def harness(w: dict, epochs: int, backend: str = "tch") -> tuple:
     with tempfile.TemporaryDirectory() as results:
         run([VAELAB, "--results", results, "--quiet", "train", "--model", "vae", "--beta", "3",
              "--latent", w["latent"], "--hidden", ",".join(map(str, w["hidden"])),
-             "--batch-size", w["batch"], "--epochs", epochs, "--backend", backend])
+             "--batch-size", w["batch"], "--epochs", epochs, "--backend", backend, "--eval", "off"])
         listing = run([VAELAB, "--results", results, "ls"]).stdout
         run_id = listing.splitlines()[1].split()[0]
         # Seconds per split from the run's per-epoch table (last column).
@@ -137,60 +137,16 @@ def beta_matrix(name: str, seeds: list, epochs: int, limit: int | None) -> str:
     return text
 
 
-def run_done(run_dir: Path) -> bool:
-    """Whether a run's training is over: its status.toml says done and model.bpk is there (what
-    vaelab's own RunDir::state asks)."""
-    try:
-        status = (run_dir / "status.toml").read_text()
-    except OSError:
-        return False
-    return bool(re.search(r'(?m)^state\s*=\s*"done"', status)) and (run_dir / "model.bpk").is_file()
-
-
-def sweep_until_trained(cmd: list, results: Path, runs: int) -> None:
-    """Runs `cmd` (a `vaelab sweep` into `results`) until its `runs` runs are all trained, then
-    kills it (the process this started, by its id): what follows training there, the test-set
-    evaluation (IWAE bounds at k up to 1,000 over every test image, minutes per run at the
-    literature's shapes), is not measured here."""
-    with tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.DEVNULL, stderr=err, env=env())
-
-        def trained() -> bool:
-            dirs = [d for d in (results / "runs").glob("*") if d.is_dir()]
-            return len(dirs) == runs and all(run_done(d) for d in dirs)
-
-        while proc.poll() is None and not trained():
-            time.sleep(0.2)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        elif proc.returncode != 0:
-            err.seek(0)
-            sys.exit(f"bench: {' '.join(map(str, cmd))} failed:\n{err.read()[-2000:]}")
-        if not trained():
-            err.seek(0)
-            sys.exit(f"bench: {' '.join(map(str, cmd))} ended with its {runs} runs not all trained:\n"
-                     f"{err.read()[-2000:]}")
-    # An evaluation cut short leaves no table behind to trip `vaelab show`.
-    for stray in (results / "runs").glob("*/eval.parquet*"):
-        stray.unlink()
-
-
-def sweep_member_epoch(matrix: str, stack: str, epoch: int = 2, stop_when_trained: int | None = None) -> float:
+def sweep_member_epoch(matrix: str, stack: str, epoch: int = 2) -> float:
     """Seconds per member of epoch `epoch`'s training split through the full harness
-    (`vaelab sweep --stack STACK`): the sum over runs of their rows' seconds (a stacked member's
-    row holds its share of the stack's time) divided by the number of runs. With
-    `stop_when_trained` (the matrix's number of runs) the sweep is stopped once they are trained,
-    before its evaluation ([`sweep_until_trained`])."""
+    (`vaelab sweep --stack STACK --eval off`: the test-set evaluation after training is not
+    what this measures): the sum over runs of their rows' seconds (a stacked member's row
+    holds its share of the stack's time) divided by the number of runs."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "m.toml"
         path.write_text(matrix)
         results = Path(tmp) / "results"
-        cmd = [VAELAB, "--results", results, "--quiet", "sweep", path, "--stack", stack]
-        if stop_when_trained:
-            sweep_until_trained(cmd, results, stop_when_trained)
-        else:
-            run(cmd)
+        run([VAELAB, "--results", results, "--quiet", "sweep", path, "--stack", stack, "--eval", "off"])
         ids = [l.split()[0] for l in run([VAELAB, "--results", results, "ls"]).stdout.splitlines()[1:] if l.strip()]
         total = 0.0
         for run_id in ids:
@@ -283,7 +239,7 @@ def stacked_workload(name: str, reps: int) -> dict:
         "pytorch_stacked": lambda: epoch_seconds_json(
             run([TORCH_PY, STACKED_REFERENCE, "--members", m, "--epochs", 2, "--threads", 2, *limit,
                  *w["pytorch"]]).stdout)[1] / m * scale,
-        "vaelab_stacked": lambda: sweep_member_epoch(matrix, str(m), stop_when_trained=m) * scale,
+        "vaelab_stacked": lambda: sweep_member_epoch(matrix, str(m)) * scale,
     }
     times = {k: [] for k in contenders}
     keys = list(contenders)

@@ -20,6 +20,7 @@ fn train(backend: BackendKind) -> f64 {
         interrupter: burn::train::Interrupter::new(),
         sweep_bars: None,
         on_epoch: None,
+        eval: Default::default(),
     };
     let report = train_run(&spec, &opts).unwrap();
     assert_eq!(report.outcome, Outcome::Done);

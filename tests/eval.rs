@@ -278,3 +278,69 @@ fn a_cvae_draws_the_digits_asked_for() {
     let bad = common::vaelab(&results, &["sample", &id, "--digit", "12"]);
     assert_eq!(bad.status.code(), Some(2), "{}", common::text(&bad));
 }
+
+/// Evaluation after training follows `--eval` and the matrix's `[eval]`: a sweep's `[eval] k`
+/// reaches its `--jobs` workers (each run evaluated at exactly those k), `--eval off` leaves a
+/// run unevaluated until `vaelab eval`, and `--eval k=…` on the sweep overrides the matrix.
+#[test]
+fn evaluation_after_training_follows_eval() {
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("results");
+    let matrix = tmp.path().join("ev.toml");
+    std::fs::write(
+        &matrix,
+        "[sweep]\nname = \"ev\"\n[base]\nmodel = \"vae\"\nlatent = 2\nhidden = [16]\nepochs = 1\nlimit = 200\n[grid]\nseed = [0, 1]\n[eval]\nk = [3, 2]\n",
+    )
+    .unwrap();
+    let ks = |id: &std::path::Path| -> Vec<u32> {
+        eval_rows(id)
+            .iter()
+            .filter(|r| r.metric == "iwae")
+            .filter_map(|r| r.k)
+            .collect()
+    };
+    let runs = |results: &Path| -> Vec<std::path::PathBuf> {
+        let mut dirs: Vec<_> = std::fs::read_dir(results.join("runs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        dirs.sort();
+        dirs
+    };
+    let m = matrix.to_str().unwrap();
+    let out = common::vaelab(
+        &results,
+        &["--quiet", "sweep", m, "--stack", "off", "--jobs", "2"],
+    );
+    assert!(out.status.success(), "{}", common::text(&out));
+    let dirs = runs(&results);
+    assert_eq!(dirs.len(), 2);
+    for dir in &dirs {
+        assert_eq!(ks(dir), [2, 3], "{}", dir.display());
+    }
+    // The flag overrides the matrix (fresh results: the runs train again).
+    let other = tmp.path().join("other");
+    let out = common::vaelab(&other, &["--quiet", "sweep", m, "--eval", "off"]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    for dir in runs(&other) {
+        assert!(!dir.join("eval.parquet").exists(), "{}", dir.display());
+    }
+    let out = common::vaelab(&other, &["--quiet", "eval", "ev", "--k", "5"]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    for dir in runs(&other) {
+        assert_eq!(ks(&dir), [5], "{}", dir.display());
+    }
+    // `train --eval off`: trained, not evaluated.
+    let solo = tmp.path().join("solo");
+    let out = common::vaelab(
+        &solo,
+        &[
+            "--quiet", "train", "--epochs", "1", "--limit", "200", "--hidden", "16", "--eval",
+            "off",
+        ],
+    );
+    assert!(out.status.success(), "{}", common::text(&out));
+    let dir = &runs(&solo)[0];
+    assert!(dir.join("model.bpk").is_file());
+    assert!(!dir.join("eval.parquet").exists());
+}

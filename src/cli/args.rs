@@ -158,6 +158,10 @@ pub struct SweepArgs {
     /// Slurm settings (defaults: the matrix's [slurm] table, then the cluster's).
     #[command(flatten)]
     pub slurm: SlurmArgs,
+    /// Evaluate each run when it finishes: on (IWAE k = 1, 10, 100, 1000), off (`vaelab eval`
+    /// later), or k=1,10,100 (default: the matrix's [eval] k, else on).
+    #[arg(long, value_name = "on|off|k=LIST")]
+    pub eval: Option<defaults::EvalPolicy>,
 }
 
 /// The arguments of `vaelab repro`.
@@ -193,6 +197,9 @@ pub struct EntryArgs {
     pub manifest: PathBuf,
     /// Which entry (a stack of runs, or one run).
     pub index: usize,
+    /// Evaluate each run when it finishes (as `vaelab sweep --eval`).
+    #[arg(long, value_name = "on|off|k=LIST", default_value = defaults::EVAL)]
+    pub eval: defaults::EvalPolicy,
 }
 
 /// The arguments of `vaelab plot`.
@@ -421,6 +428,10 @@ pub struct TrainArgs {
     /// Adam's ε.
     #[arg(long, default_value_t = defaults::ADAM_EPS)]
     pub adam_eps: f64,
+    /// Evaluate the run when it finishes: on (IWAE k = 1, 10, 100, 1000), off (`vaelab eval`
+    /// later), or k=1,10,100.
+    #[arg(long, value_name = "on|off|k=LIST", default_value = defaults::EVAL)]
+    pub eval: defaults::EvalPolicy,
     /// Adam's β₁ and β₂ (two values: --adam-betas 0.9 0.999).
     #[arg(long, num_args = 2, value_names = ["B1", "B2"], action = clap::ArgAction::Set,
           default_values_t = defaults::ADAM_BETAS)]

@@ -8,6 +8,7 @@ use anyhow::{anyhow, bail, Result};
 use super::args::*;
 use super::signals::{install_ctrl_c, warned_of_time_limit};
 use crate::compare;
+use crate::config::defaults::EvalPolicy;
 use crate::config::{matrix, preflight, InvalidParam};
 use crate::data::Dataset;
 use crate::eval;
@@ -37,7 +38,7 @@ impl Context {
     }
 
     /// Training options stopped by Ctrl-C, SIGTERM or SIGUSR1.
-    fn train_options(&self) -> TrainOptions {
+    fn train_options(&self, eval: &EvalPolicy) -> TrainOptions {
         TrainOptions {
             store: self.store.clone(),
             data_dir: self.data_dir.clone(),
@@ -45,12 +46,18 @@ impl Context {
             interrupter: install_ctrl_c(),
             sweep_bars: None,
             on_epoch: None,
+            eval: eval.clone(),
         }
     }
 
-    fn sweep_options(&self, jobs: u16, stack: sweep::stacking::StackPolicy) -> SweepOptions {
+    fn sweep_options(
+        &self,
+        jobs: u16,
+        stack: sweep::stacking::StackPolicy,
+        eval: &EvalPolicy,
+    ) -> SweepOptions {
         SweepOptions {
-            train: self.train_options(),
+            train: self.train_options(eval),
             jobs: usize::from(jobs),
             stack,
             on_progress: None,
@@ -65,7 +72,7 @@ pub fn train(ctx: &Context, args: &TrainArgs) -> Result<u8> {
         |e: &InvalidParam| format!("--{} {}: {}", e.key.replace('_', "-"), e.value, e.allowed);
     spec.validate().map_err(|e| anyhow!(flag(&e)))?;
     preflight([&spec], flag)?;
-    let opts = ctx.train_options();
+    let opts = ctx.train_options(&args.eval);
     let run = train::train_run(&spec, &opts)?;
     eval::evaluate_finished(std::slice::from_ref(&run), &opts);
     let code = outcome_code(&run);
@@ -84,11 +91,12 @@ pub fn sweep(ctx: &Context, args: &SweepArgs) -> Result<u8> {
         print!("{}", report::plan_listing(&plan, args.stack));
         return Ok(exit::OK);
     }
+    let eval = args.eval.clone().or(plan.eval.clone()).unwrap_or_default();
     if args.executor == ExecutorArg::Slurm {
         let settings = plan.slurm.overridden_by(&args.slurm.settings());
-        return submit_plan(ctx, &plan, &settings, args.stack);
+        return submit_plan(ctx, &plan, &settings, args.stack, &eval);
     }
-    let opts = ctx.sweep_options(args.jobs, args.stack);
+    let opts = ctx.sweep_options(args.jobs, args.stack, &eval);
     Ok(run_plan(&plan, &opts, &args.file)?.1)
 }
 
@@ -106,7 +114,11 @@ pub fn repro(ctx: &Context, args: &ReproArgs) -> Result<u8> {
         );
     };
     compare::repro::check(&spec, &plan)?;
-    let opts = ctx.sweep_options(args.jobs, args.stack);
+    let opts = ctx.sweep_options(
+        args.jobs,
+        args.stack,
+        &plan.eval.clone().unwrap_or_default(),
+    );
     let (manifest, code) = run_plan(&plan, &opts, &args.file)?;
     if code != exit::OK {
         return Ok(code);
@@ -160,7 +172,7 @@ pub fn entry(ctx: &Context, args: &EntryArgs) -> Result<u8> {
         let specs = entry.iter().map(|&i| &manifest.runs[i].spec);
         preflight(specs, |e| format!("{}: {e}", args.manifest.display()))?;
     }
-    let runs = sweep::run_entry(&manifest, args.index, &ctx.train_options())?;
+    let runs = sweep::run_entry(&manifest, args.index, &ctx.train_options(&args.eval))?;
     for run in &runs {
         outcome_code(run);
     }
@@ -380,12 +392,13 @@ fn submit_plan(
     plan: &matrix::SweepPlan,
     settings: &matrix::SlurmSettings,
     stack: sweep::stacking::StackPolicy,
+    eval: &EvalPolicy,
 ) -> Result<u8> {
     let store = &ctx.store;
     sweep::slurm::preflight()?;
     let manifest = Manifest::from_plan(plan, stack);
     let path = manifest.freeze(store)?;
-    match sweep::slurm::submit(store, &manifest, &path, &ctx.data_dir, settings)? {
+    match sweep::slurm::submit(store, &manifest, &path, &ctx.data_dir, settings, eval)? {
         None => println!(
             "sweep {}: all {} runs are done; nothing to submit",
             manifest.name,

@@ -63,6 +63,77 @@ pub const SAMPLE_SEED: u64 = 20_240_601;
 /// `vaelab sweep --stack`'s default.
 pub const STACK: &str = "auto";
 
+/// `--eval`'s default: every run evaluated at [`EVAL_K`] when it finishes training.
+pub const EVAL: &str = "on";
+
+/// Whether and how `train`, `sweep` and `entry` evaluate each run after training (`--eval`,
+/// a matrix's `[eval]`): `on` (at [`EVAL_K`]), `off` (later, with `vaelab eval`) or
+/// `k=1,10,100` (the IWAE bounds at those k).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EvalPolicy {
+    /// No evaluation after training.
+    Off,
+    /// The IWAE bounds at these k (ascending, distinct, each 1 to [`MAX_SAMPLES`]).
+    K(Vec<usize>),
+}
+
+impl EvalPolicy {
+    /// The policy of IWAE sample counts `ks` (sorted and deduplicated here); an empty list is
+    /// `off`; a k outside 1 to [`MAX_SAMPLES`] is refused.
+    pub fn of_ks(mut ks: Vec<usize>) -> Result<Self, String> {
+        if let Some(k) = ks.iter().find(|k| !(1..=MAX_SAMPLES).contains(*k)) {
+            return Err(format!("k = {k}: each k must be from 1 to {MAX_SAMPLES}"));
+        }
+        ks.sort_unstable();
+        ks.dedup();
+        Ok(if ks.is_empty() {
+            Self::Off
+        } else {
+            Self::K(ks)
+        })
+    }
+}
+
+impl Default for EvalPolicy {
+    fn default() -> Self {
+        Self::K(EVAL_K.to_vec())
+    }
+}
+
+impl std::str::FromStr for EvalPolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "on" => Ok(Self::default()),
+            "off" => Ok(Self::Off),
+            _ => {
+                let list = s.strip_prefix("k=").ok_or_else(|| {
+                    format!("{s:?}: expected on, off or k=LIST (e.g. k=1,10,100)")
+                })?;
+                let ks = list
+                    .split(',')
+                    .map(|k| k.trim().parse::<usize>())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| format!("{s:?}: k=LIST takes whole numbers, e.g. k=1,10,100"))?;
+                Self::of_ks(ks).map_err(|e| format!("{s:?}: {e}"))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for EvalPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Off => f.write_str("off"),
+            Self::K(ks) => {
+                let ks: Vec<String> = ks.iter().map(|k| k.to_string()).collect();
+                write!(f, "k={}", ks.join(","))
+            }
+        }
+    }
+}
+
 /// How to stack a sweep's runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StackPolicy {

@@ -85,6 +85,16 @@ struct RawMatrix {
     repro: Option<ReproSpec>,
     #[serde(default)]
     slurm: Option<SlurmSettings>,
+    #[serde(default)]
+    eval: Option<RawEval>,
+}
+
+/// `[eval]`: the IWAE sample counts each run is evaluated at after training (`k = []`: none;
+/// `vaelab sweep --eval` overrides it).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEval {
+    k: Spanned<Vec<usize>>,
 }
 
 /// `[slurm]`: defaults for `vaelab sweep --executor slurm`; its flags override them.
@@ -307,6 +317,8 @@ pub struct SweepPlan {
     pub repro: Option<ReproSpec>,
     /// `[slurm]` defaults, when the matrix has them.
     pub slurm: SlurmSettings,
+    /// `[eval]`: evaluation after training, when the matrix says (else `--eval`'s default).
+    pub eval: Option<defaults::EvalPolicy>,
 }
 
 struct Ctx<'a> {
@@ -443,6 +455,16 @@ pub fn parse(file: &Path, text: &str) -> Result<SweepPlan, MatrixError> {
             "the matrix expands to no run (everything is excluded)",
         ));
     }
+    let eval = match raw.eval {
+        Some(e) => {
+            let span = e.k.span();
+            Some(
+                defaults::EvalPolicy::of_ks(e.k.into_inner())
+                    .map_err(|m| ctx.err(Some(span), format!("[eval] {m}")))?,
+            )
+        }
+        None => None,
+    };
     Ok(SweepPlan {
         name: name.clone(),
         description: raw.sweep.description,
@@ -452,6 +474,7 @@ pub fn parse(file: &Path, text: &str) -> Result<SweepPlan, MatrixError> {
         excluded,
         repro: raw.repro,
         slurm: raw.slurm.unwrap_or_default(),
+        eval,
     })
 }
 

@@ -125,16 +125,19 @@ pub fn evaluate_run(
     Ok(Evaluated::Done(rows))
 }
 
-/// Evaluates the runs of `reports` that finished ([`evaluate_run`]), after training; a failure
-/// is a warning (the run stays done, `vaelab eval` retries it), never a failed run.
+/// Evaluates the runs of `reports` that finished ([`evaluate_run`]) at `opts.eval`'s k, after
+/// training (nothing when it is off: `vaelab eval` does it later); a failure is a warning (the
+/// run stays done, `vaelab eval` retries it), never a failed run.
 pub fn evaluate_finished(reports: &[RunReport], opts: &TrainOptions) {
+    let crate::config::defaults::EvalPolicy::K(ks) = &opts.eval else {
+        return;
+    };
     for report in reports {
         if !matches!(report.outcome, Outcome::Done | Outcome::AlreadyDone)
             || opts.interrupter.should_stop()
         {
             continue;
         }
-        let ks = &crate::config::defaults::EVAL_K;
         if let Err(e) = evaluate_run(&opts.store, &report.id, &opts.data_dir, opts.quiet, ks) {
             eprintln!(
                 "warning: {}: evaluation failed: {e:#}; `vaelab eval {}` retries it",

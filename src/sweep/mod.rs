@@ -387,6 +387,8 @@ fn spawn_entry(manifest: &Path, index: usize, opts: &SweepOptions) -> Result<Chi
         .arg("entry")
         .arg(manifest)
         .arg(index.to_string())
+        .arg("--eval")
+        .arg(opts.train.eval.to_string())
         .env("OMP_NUM_THREADS", &threads)
         .env("RAYON_NUM_THREADS", &threads)
         .spawn()

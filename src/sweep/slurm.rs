@@ -17,6 +17,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::Manifest;
+use crate::config::defaults::EvalPolicy;
 use crate::config::matrix::SlurmSettings;
 use crate::store::{now_rfc3339, write_atomic, RunState, Store};
 use crate::tool;
@@ -146,6 +147,7 @@ fn script(
     name: &str,
     data_dir: &Path,
     settings: &SlurmSettings,
+    eval: &EvalPolicy,
 ) -> Result<String> {
     let exe = std::env::current_exe()
         .and_then(|p| p.canonicalize())
@@ -184,8 +186,14 @@ fn script(
     lines.push(
         "# exec: Slurm's signals (USR1 before the time limit, TERM) reach vaelab itself.".into(),
     );
+    // The evaluation policy travels only when it is not the default.
+    let eval = if *eval == EvalPolicy::default() {
+        String::new()
+    } else {
+        format!(" --eval {eval}")
+    };
     lines.push(format!(
-        "exec {} --results {} --data {} --quiet entry {} \"$SLURM_ARRAY_TASK_ID\"",
+        "exec {} --results {} --data {} --quiet entry {} \"$SLURM_ARRAY_TASK_ID\"{eval}",
         quote(&exe),
         quote(&abs(store.root())),
         quote(&abs(data_dir)),
@@ -203,6 +211,7 @@ pub fn submit(
     manifest_path: &Path,
     data_dir: &Path,
     settings: &SlurmSettings,
+    eval: &EvalPolicy,
 ) -> Result<Option<Submission>> {
     let mut sbatch = client("sbatch")?;
     let name = &manifest.name;
@@ -247,7 +256,7 @@ pub fn submit(
     let script_path = dir.join(format!("sweep-{stamp}.sbatch"));
     write_atomic(
         &script_path,
-        script(manifest_path, store, name, data_dir, settings)?.as_bytes(),
+        script(manifest_path, store, name, data_dir, settings, eval)?.as_bytes(),
     )?;
     let out = tool::output(
         sbatch
@@ -375,7 +384,15 @@ mod tests {
     fn the_batch_script_asks_for_requeue_and_a_warning_90_s_before_the_limit() {
         let dir = tempfile::tempdir().unwrap();
         let (store, data, manifest) = layout(dir.path());
-        let text = script(&manifest, &store, "it's", &data, &every_setting()).unwrap();
+        let text = script(
+            &manifest,
+            &store,
+            "it's",
+            &data,
+            &every_setting(),
+            &EvalPolicy::default(),
+        )
+        .unwrap();
         assert!(text.starts_with("#!/bin/bash\n"), "{text}");
         let logs = slurm_dir(&store, "it's").join("logs");
         let output = format!("#SBATCH --output={}/%A_%a.out", logs.display());
@@ -422,7 +439,15 @@ mod tests {
     fn without_settings_the_script_has_only_its_fixed_sbatch_lines() {
         let dir = tempfile::tempdir().unwrap();
         let (store, data, manifest) = layout(dir.path());
-        let text = script(&manifest, &store, "plain", &data, &SlurmSettings::default()).unwrap();
+        let text = script(
+            &manifest,
+            &store,
+            "plain",
+            &data,
+            &SlurmSettings::default(),
+            &EvalPolicy::default(),
+        )
+        .unwrap();
         let sbatch: Vec<&str> = sbatch_lines(&text)
             .into_iter()
             .map(|l| l.split('=').next().unwrap())
@@ -446,7 +471,15 @@ mod tests {
     fn the_task_execs_vaelab_entry_on_its_array_index_with_absolute_quoted_paths() {
         let dir = tempfile::tempdir().unwrap();
         let (store, data, manifest) = layout(dir.path());
-        let text = script(&manifest, &store, "it's", &data, &every_setting()).unwrap();
+        let text = script(
+            &manifest,
+            &store,
+            "it's",
+            &data,
+            &every_setting(),
+            &EvalPolicy::default(),
+        )
+        .unwrap();
         let last = text.lines().last().unwrap();
         let command = last.strip_prefix("exec ").expect("the task execs vaelab");
         let out = std::process::Command::new("bash")

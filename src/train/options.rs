@@ -23,6 +23,8 @@ pub struct TrainOptions {
     pub sweep_bars: Option<(MultiProgress, ProgressBar)>,
     /// Called after every epoch is on disk (an enclosing sweep rewrites its report).
     pub on_epoch: Option<EpochHook>,
+    /// Whether and at which IWAE k each run is evaluated when it finishes (`--eval`).
+    pub eval: crate::config::defaults::EvalPolicy,
 }
 
 /// A callback after each epoch (see [`TrainOptions::on_epoch`]).
