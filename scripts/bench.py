@@ -431,8 +431,8 @@ def beta_markdown(b: dict) -> list:
 def stacked_markdown(stacked: dict) -> list:
     out = ["## Literature shapes, stacked: vaelab vs the hand-tuned PyTorch stack, per member-epoch", "",
            "Each shape's members (runs differing only in seed, β 1) trained as one stack, 2 epochs, the second timed: "
-           "vaelab through the full harness (`vaelab sweep --stack N`; the sweep is stopped once its runs are "
-           "trained, before the test-set evaluation, which is not measured) and PyTorch as hand-tuned "
+           "vaelab through the full harness (`vaelab sweep --stack N --eval off`: the test-set evaluation after "
+           "training is not measured) and PyTorch as hand-tuned "
            "(`scripts/reference/stacked.py`: stacked parameters, `baddbmm`, `Adam(fused=True)`, flushed denormals; "
            "dynamic binarisation by `torch.bernoulli` per batch, vaelab's per epoch). Seconds of training per member "
            "and epoch of 60,000 images (scaled from the images trained on, where fewer), median of the repetitions "

@@ -1011,6 +1011,10 @@ fn sweep_tables_keep_their_schemas() {
         "lr_schedule:str",
         "lr_decay:f64",
         "lr_step:u32",
+        "objective:str",
+        "samples:u32",
+        "adam_eps:f64",
+        "adam_betas:str",
     ];
     let mut summary = vec!["run_id:str"];
     summary.extend(params);

@@ -195,3 +195,59 @@ fn repro_compares_any_column_and_final_rows() {
         assert!(!results.join("sweeps/bad").exists(), "{err}");
     }
 }
+
+/// pytorch/examples' VAE on a slice (2 epochs, 1,000 images, 3 seeds) beside the reference
+/// script (`scripts/reference/pytorch_examples.py`, real PyTorch from `./scripts/setup-reference`)
+/// on the same seeds: the report shows both per epoch and ours within 2 seed standard
+/// deviations of PyTorch at every epoch.
+#[test]
+fn pytorch_examples_on_a_slice_agrees_with_the_reference_script() {
+    let scratch = tempfile::tempdir().unwrap();
+    let results = scratch.path().join("results");
+    let matrix = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/pytorch-examples.toml");
+    let args = [
+        "--quiet",
+        "repro",
+        matrix.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--limit",
+        "1000",
+        "--with-reference",
+    ];
+    let out = common::vaelab(&results, &args);
+    assert!(out.status.success(), "{}", common::text(&out));
+    let report = std::fs::read_to_string(results.join("sweeps/pytorch-examples/repro.md")).unwrap();
+    assert!(
+        report.contains("| epoch | published | ours (mean ± sd, 3 seeds) | difference | difference % | PyTorch, same setup (mean ± sd) | ours − PyTorch (in sd) |"),
+        "{report}"
+    );
+    // Both epochs have a PyTorch cell (epoch 2 is not published: "–" in its published cell).
+    assert!(report.contains("| 2 | – | "), "{report}");
+    let lines: Vec<&str> = report
+        .lines()
+        .filter(|l| l.starts_with("| 1 |") || l.starts_with("| 2 |"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{report}");
+    for line in &lines {
+        let z: f64 = line
+            .trim_end_matches('|')
+            .rsplit('|')
+            .next()
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("no z in {line}"));
+        assert!(z.abs() <= 2.0, "ours − PyTorch = {z} sd: {line}");
+    }
+    assert!(
+        report.contains("Against PyTorch: ours and PyTorch agree within 2 seed standard deviations on every judged epoch."),
+        "{report}"
+    );
+    let reference = results.join("sweeps/pytorch-examples/reference");
+    assert_eq!(
+        std::fs::read_dir(&reference).unwrap().count(),
+        3,
+        "one reference file per seed"
+    );
+}
