@@ -114,11 +114,18 @@ pub fn repro(ctx: &Context, args: &ReproArgs) -> Result<u8> {
         );
     };
     compare::repro::check(&spec, &plan)?;
-    let opts = ctx.sweep_options(
-        args.jobs,
-        args.stack,
-        &plan.eval.clone().unwrap_or_default(),
-    );
+    // The rows' bounds at their k (Burda et al.'s NLL is k = 5000) join the evaluation after
+    // training, so that each run is evaluated once.
+    let mut eval = plan.eval.clone().unwrap_or_default();
+    if let (EvalPolicy::K(ks), false) = (&eval, spec.row.is_empty()) {
+        let ks = ks
+            .iter()
+            .copied()
+            .chain(compare::repro::rows_k(&spec))
+            .collect();
+        eval = EvalPolicy::of_ks(ks).map_err(|e| anyhow!("{}: {e}", args.file.display()))?;
+    }
+    let opts = ctx.sweep_options(args.jobs, args.stack, &eval);
     let (manifest, code) = run_plan(&plan, &opts, &args.file)?;
     if code != exit::OK {
         return Ok(code);
@@ -126,12 +133,9 @@ pub fn repro(ctx: &Context, args: &ReproArgs) -> Result<u8> {
     let store = &ctx.store;
     let tables =
         compare::repro::compare(store, &manifest, &spec, args.with_reference, &ctx.data_dir)?;
-    // The rows' bounds at their k (Burda et al.'s NLL is k = 5000): evaluated once, resumable.
+    // Rows whose runs were trained before, or with `[eval] k = []`: their k now (resumable).
     if !spec.row.is_empty() {
-        let mut ks = crate::config::defaults::EVAL_K.to_vec();
-        ks.extend(compare::repro::rows_k(&spec));
-        ks.sort_unstable();
-        ks.dedup();
+        let ks = compare::repro::rows_k(&spec);
         let ids = compare::repro::rows_runs(&manifest, &spec);
         if eval::evaluate_runs(
             store,
