@@ -16,7 +16,6 @@ Run it with the torch of ./scripts/setup-reference:
 import argparse
 import json
 import os
-import struct
 import sys
 import time
 from pathlib import Path
@@ -24,15 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-
-def read_idx_images(path: Path, limit: int | None) -> torch.Tensor:
-    data = path.read_bytes()
-    magic, n, rows, cols = struct.unpack(">IIII", data[:16])
-    if magic != 2051 or rows * cols != 784:
-        sys.exit(f"{path}: not an MNIST image file (magic {magic})")
-    n = min(n, limit) if limit else n
-    pixels = torch.frombuffer(bytearray(data[16 : 16 + n * 784]), dtype=torch.uint8)
-    return pixels.view(n, 784).float() / 255.0
+from mnist_idx import read_idx_images  # scripts/reference/mnist_idx.py
 
 
 def mlp(widths: list[int]) -> nn.Sequential:

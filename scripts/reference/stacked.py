@@ -44,7 +44,7 @@ import torch
 from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from article import read_idx_images  # noqa: E402
+from mnist_idx import read_idx_images  # noqa: E402
 
 ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh}
 
