@@ -1111,8 +1111,9 @@ fn a_flex_run_killed_mid_run_resumes_to_the_uninterrupted_numbers() {
 }
 
 /// The literature's setup (Bernoulli decoder, dynamic binarisation, tanh, heads on the hidden
-/// layer) killed after its first epoch resumes to the uninterrupted run's numbers: epoch 2's
-/// binary draws depend on (seed, epoch) only. And the draws are really binary draws: the same
+/// layer, IWAE with 3 draws, Adam ε 1e-4) killed after its first epoch resumes to the
+/// uninterrupted run's numbers: epoch 2's binary draws and posterior draws depend on
+/// (seed, epoch) only. And the draws are really binary draws: the same
 /// run on grey levels has other numbers.
 #[cfg(feature = "failpoints")]
 #[test]
@@ -1137,6 +1138,14 @@ fn a_dynamically_binarised_run_killed_mid_run_resumes_to_the_uninterrupted_numbe
             "32",
             "--latent",
             "5",
+            "--objective",
+            "iwae",
+            "--samples",
+            "3",
+            "--beta",
+            "1",
+            "--adam-eps",
+            "1e-4",
         ]
     };
     let one_thread = [("OMP_NUM_THREADS", "1")];
