@@ -164,6 +164,20 @@ def sweep_wall(matrix_path: Path, stack: str) -> float:
         return time.perf_counter() - t
 
 
+def alternate(contenders: dict, reps: int, label: str, unit: str = "s/member-epoch") -> dict:
+    """Seconds per member-epoch of every contender, `reps` times, the order rotated each
+    repetition so that no contender always runs first (side by side on a noisy machine)."""
+    times = {k: [] for k in contenders}
+    keys = list(contenders)
+    for rep in range(reps):
+        order = keys[rep % len(keys):] + keys[:rep % len(keys)]
+        for k in order:
+            s = contenders[k]()
+            times[k].append(s)
+            print(f"bench: {label} rep {rep + 1}/{reps} {k}: {s:.2f} {unit}", file=sys.stderr)
+    return times
+
+
 def beta_sweep(reps: int) -> dict:
     """The "β sweep" workload: 11 VAE members at the article's setup on all of MNIST, per
     member-epoch, side by side in each repetition; then stack sizes and beta.toml."""
@@ -180,14 +194,7 @@ def beta_sweep(reps: int) -> dict:
         "vaelab_auto": lambda: sweep_member_epoch(full, "auto"),
         "bare_stack_11": lambda: bare(w, 2, members=11)[1]["seconds"] / 11,
     }
-    times = {k: [] for k in contenders}
-    keys = list(contenders)
-    for rep in range(reps):
-        order = keys[rep % len(keys):] + keys[:rep % len(keys)]
-        for k in order:
-            s = contenders[k]()
-            times[k].append(s)
-            print(f"bench: beta rep {rep + 1}/{reps} {k}: {s:.2f} s/member-epoch", file=sys.stderr)
+    times = alternate(contenders, reps, "beta")
     # Stack sizes through the full harness: 33 members (3 seeds) on 12,000 images, scaled to 60,000.
     scale = IMAGES / 12_000
     sizes = {}
@@ -241,14 +248,7 @@ def stacked_workload(name: str, reps: int) -> dict:
                  *w["pytorch"]]).stdout)[1] / m * scale,
         "vaelab_stacked": lambda: sweep_member_epoch(matrix, str(m)) * scale,
     }
-    times = {k: [] for k in contenders}
-    keys = list(contenders)
-    for rep in range(reps):
-        order = keys[rep % len(keys):] + keys[:rep % len(keys)]
-        for k in order:
-            s = contenders[k]()
-            times[k].append(s)
-            print(f"bench: {name} rep {rep + 1}/{reps} {k}: {s:.2f} s/member-epoch", file=sys.stderr)
+    times = alternate(contenders, reps, name)
     return {
         "what": w["what"],
         "members": m,
@@ -356,14 +356,7 @@ def main() -> None:
             "bare_tch": bare_tch,
             "vaelab_flex": lambda: harness(w, 2, "flex")[0][1],
         }
-        times = {k: [] for k in contenders}
-        keys = list(contenders)
-        for rep in range(args.reps):
-            order = keys[rep % len(keys):] + keys[:rep % len(keys)]
-            for k in order:
-                s = contenders[k]()
-                times[k].append(s)
-                print(f"bench: {name} rep {rep + 1}/{args.reps} {k}: {s:.2f} s/epoch", file=sys.stderr)
+        times = alternate(contenders, args.reps, name, "s/epoch")
         floor = train_flops_per_epoch(w) / (gflops * 1e9)
         report["workloads"][name] = {
             "what": w["what"],
