@@ -274,10 +274,8 @@ pub fn evaluate(ctx: &Context, args: &EvalArgs) -> Result<u8> {
         }
     }
     let interrupter = install_ctrl_c();
-    let mut ks = args.k.clone();
-    ks.sort_unstable();
-    ks.dedup();
-    if eval::evaluate_runs(store, &ids, &ctx.data_dir, ctx.quiet, &ks, &interrupter)? {
+    // `evaluate_run` sorts and deduplicates the k it evaluates at.
+    if eval::evaluate_runs(store, &ids, &ctx.data_dir, ctx.quiet, &args.k, &interrupter)? {
         eprintln!("interrupted: rerun the same command to evaluate the rest");
         return Ok(exit::INTERRUPTED);
     }

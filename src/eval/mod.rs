@@ -76,13 +76,10 @@ pub fn evaluate_run(
     let run = store.run(id);
     let before = read_eval(&run.eval_path())?;
     let had = |rows: &[EvalRow]| -> Vec<usize> {
-        let mut had: Vec<usize> = rows
-            .iter()
+        rows.iter()
             .filter(|r| r.metric == "iwae")
             .filter_map(|r| r.k.map(|k| k as usize))
-            .collect();
-        had.sort_unstable();
-        had
+            .collect()
     };
     if let Some(rows) = &before {
         let done = had(rows);
@@ -94,6 +91,7 @@ pub fn evaluate_run(
     if run.current_state() != RunState::Done {
         return Ok(Evaluated::NotTrained);
     }
+    // The bounds are computed at ascending, distinct k: the asked-for and those done before.
     let mut ks = ks.to_vec();
     ks.extend(before.as_deref().map(had).unwrap_or_default());
     ks.sort_unstable();
