@@ -30,6 +30,8 @@ fn fake_run(store: &Store, id: &str, spec: &RunSpec, commit: &str, recon: f64, k
         loss: recon + extra + spec.beta * kl,
         article_loss: (split == "train").then_some(32.0 * (recon + extra)),
         lr: Some(spec.lr),
+        kl_weight: Some(spec.beta),
+        capacity: None,
         seconds: 1.0,
     };
     let rows = vec![

@@ -12,7 +12,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use vaelab::report::figures::Inspector;
-use vaelab::store::{read_metrics, read_parquet, EpochRow, Lock, Provenance, RunState, Store};
+use vaelab::store::{
+    read_kl_dims, read_metrics, read_parquet, EpochRow, Lock, Provenance, RunState, Store,
+};
 
 /// A tiny VAE run: 2 epochs on 1,000 images.
 const TINY_TRAIN: [&str; 9] = [
@@ -960,7 +962,7 @@ fn provenance_records_what_can_change_numbers_and_tables_keep_their_schemas() {
 }
 
 /// `metrics.parquet`'s columns and types; `epochs.parquet` starts with them too.
-const METRICS_SCHEMA: [&str; 10] = [
+const METRICS_SCHEMA: [&str; 12] = [
     "run_id:str",
     "epoch:u32",
     "split:str",
@@ -970,6 +972,8 @@ const METRICS_SCHEMA: [&str; 10] = [
     "loss:f64",
     "article_loss:f64",
     "epoch_lr:f64",
+    "kl_weight:f64",
+    "epoch_capacity:f64",
     "seconds:f64",
 ];
 
@@ -1015,6 +1019,12 @@ fn sweep_tables_keep_their_schemas() {
         "samples:u32",
         "adam_eps:f64",
         "adam_betas:str",
+        "kl_warmup:u32",
+        "kl_cycles:u32",
+        "kl_cycle_ramp:f64",
+        "free_bits:f64",
+        "capacity:f64",
+        "capacity_epochs:u32",
     ];
     let mut summary = vec!["run_id:str"];
     summary.extend(params);
@@ -1069,7 +1079,45 @@ fn killed_at_epoch_2_and_resumed(
     let run = common::only_run(results);
     assert_eq!(numbers(&run), numbers(&common::only_run(whole)));
     assert_eq!(decoded(&run), decoded(&common::only_run(whole)));
+    let kl_dims = |run: &Path| read_kl_dims(&run.join("kl_dims.parquet")).unwrap();
+    assert_eq!(kl_dims(&run), kl_dims(&common::only_run(whole)));
     run
+}
+
+/// KL schedules killed mid-ramp (a warm-up over 3 epochs; a capacity rising over 3 epochs,
+/// whose batch-level term the per-image path does not share) resume to the uninterrupted
+/// run's numbers and per-dimension KL: the weight and C of each step come from the step count
+/// the checkpoint restores. The recorded weight and C show the ramp (epoch 1 ends at its 19th
+/// of 57 steps).
+#[cfg(feature = "failpoints")]
+#[test]
+fn kl_schedules_killed_mid_ramp_resume_to_the_uninterrupted_numbers() {
+    let one_thread = [("OMP_NUM_THREADS", "1")];
+    let schedules: [&[&str]; 2] = [
+        &["--kl-warmup", "3", "--beta", "2"],
+        &["--capacity", "6", "--capacity-epochs", "3"],
+    ];
+    for schedule in schedules {
+        let mut args = vec![
+            "--quiet", "train", "--epochs", "2", "--limit", "600", "--hidden", "32",
+        ];
+        args.extend(schedule);
+        let whole = tempfile::tempdir().unwrap();
+        let out = common::vaelab_env(whole.path(), &one_thread, &args);
+        assert!(out.status.success(), "{}", common::text(&out));
+        let results = tempfile::tempdir().unwrap();
+        let run = killed_at_epoch_2_and_resumed(results.path(), &args, &one_thread, whole.path());
+        // 600 images, batch 32: 19 steps an epoch, epoch 1 ends at step 18 of a 57-step ramp.
+        let rows = numbers(&run);
+        let (weight, c) = (rows[0].kl_weight.unwrap(), rows[0].capacity);
+        if schedule[0] == "--kl-warmup" {
+            assert!((weight - 2.0 * 18.0 / 57.0).abs() < 1e-12, "{weight}");
+            assert_eq!(c, None);
+        } else {
+            assert_eq!(weight, 3.0);
+            assert!((c.unwrap() - 6.0 * 18.0 / 57.0).abs() < 1e-12, "{c:?}");
+        }
+    }
 }
 
 #[cfg(feature = "failpoints")]

@@ -202,6 +202,23 @@ fn at_other_shapes_members_equal_their_runs_alone_to_rounding() {
         ),
         ("iwae", iwae, "seed = [1, 2]\nlr = [1e-3, 2e-3]"),
         ("elbo-k", elbo_k, "beta = [0.0, 3.0]\nseed = [1, 2]"),
+        // KL control: members with different schedules in one stack (none, a warm-up, 3
+        // cycles, 2 cycles that ramp all the way), different free bits, different capacities.
+        (
+            "kl-weights",
+            article,
+            "kl_warmup = [0, 2]\nkl_cycles = [0, 3]\n[[exclude]]\nkl_warmup = 2\nkl_cycles = 3\n[[include]]\nkl_cycles = 2\nkl_cycle_ramp = 1.0",
+        ),
+        (
+            "free-bits",
+            article,
+            "free_bits = [0.05, 0.3]\nbeta = [1.0, 3.0]",
+        ),
+        (
+            "capacity",
+            article,
+            "capacity = [1.0, 4.0]\ncapacity_epochs = [0, 2]",
+        ),
     ] {
         let matrix = scratch.path().join(format!("{name}.toml"));
         std::fs::write(
@@ -223,6 +240,8 @@ fn at_other_shapes_members_equal_their_runs_alone_to_rounding() {
         for ((id, a), (_, s)) in alone.iter().zip(&stacked) {
             assert_eq!(a.len(), s.len());
             for (a, s) in a.iter().zip(s) {
+                // The schedule's columns are each member's own, exactly.
+                assert_eq!((a.kl_weight, a.capacity), (s.kl_weight, s.capacity), "{name}: {id}");
                 for (x, y) in [
                     (a.recon, s.recon),
                     (a.loss, s.loss),

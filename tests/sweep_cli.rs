@@ -512,6 +512,8 @@ fn rows_with_seconds(run_id: &str, seconds: &[(f64, f64)]) -> Vec<EpochRow> {
                 loss: 55.0 - e as f64,
                 article_loss: (split == Split::Train).then_some(1700.0),
                 lr: Some(1e-3),
+                kl_weight: Some(3.0),
+                capacity: None,
                 seconds,
             };
             [row(Split::Train, train), row(Split::Test, test)]

@@ -436,6 +436,31 @@ pub struct TrainArgs {
     #[arg(long, num_args = 2, value_names = ["B1", "B2"], action = clap::ArgAction::Set,
           default_values_t = defaults::ADAM_BETAS)]
     pub adam_betas: Vec<f64>,
+    /// KL warm-up: the KL weight rises linearly from 0 to β over this many epochs, step by step
+    /// (Bowman et al. 2016; 0 = none).
+    #[arg(long, default_value_t = defaults::KL_WARMUP, help_heading = "KL control")]
+    pub kl_warmup: usize,
+    /// Cyclical KL annealing: this many cycles over the run, each rising from 0 to β over its
+    /// first --kl-cycle-ramp share, then β (Fu et al. 2019; 0 = none).
+    #[arg(long, default_value_t = defaults::KL_CYCLES, help_heading = "KL control")]
+    pub kl_cycles: usize,
+    /// The share of each KL cycle spent rising, in (0, 1].
+    #[arg(long, default_value_t = defaults::KL_CYCLE_RAMP, allow_negative_numbers = true,
+          help_heading = "KL control")]
+    pub kl_cycle_ramp: f64,
+    /// Free bits λ, nats per latent dimension: no dimension's batch-mean KL is pushed below it
+    /// (Kingma et al. 2016; 0 = none).
+    #[arg(long, default_value_t = defaults::FREE_BITS, allow_negative_numbers = true,
+          help_heading = "KL control")]
+    pub free_bits: f64,
+    /// Capacity-controlled β-VAE: loss = recon + β·|KL − C|, C rising linearly from 0 to this
+    /// many nats over --capacity-epochs (Burgess et al. 2018, β as their γ; 0 = none).
+    #[arg(long, default_value_t = defaults::CAPACITY, allow_negative_numbers = true,
+          help_heading = "KL control")]
+    pub capacity: f64,
+    /// Epochs over which C rises to --capacity (0: C at its maximum from the start).
+    #[arg(long, default_value_t = defaults::CAPACITY_EPOCHS, help_heading = "KL control")]
+    pub capacity_epochs: usize,
 }
 
 /// `--objective` values.

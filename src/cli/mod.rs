@@ -97,6 +97,12 @@ impl TrainArgs {
             samples: self.samples,
             adam_eps: self.adam_eps,
             adam_betas: [self.adam_betas[0], self.adam_betas[1]],
+            kl_warmup: self.kl_warmup,
+            kl_cycles: self.kl_cycles,
+            kl_cycle_ramp: self.kl_cycle_ramp,
+            free_bits: self.free_bits,
+            capacity: self.capacity,
+            capacity_epochs: self.capacity_epochs,
         }
     }
 }

@@ -49,6 +49,18 @@ pub const SAMPLES: usize = 1;
 pub const ADAM_EPS: f64 = 1e-8;
 /// `adam_betas`: `torch.optim.Adam`'s.
 pub const ADAM_BETAS: [f64; 2] = [0.9, 0.999];
+/// `kl_warmup`: epochs of linear KL warm-up (0: none, β from the first step).
+pub const KL_WARMUP: usize = 0;
+/// `kl_cycles`: cycles of cyclical KL annealing (0: none).
+pub const KL_CYCLES: usize = 0;
+/// `kl_cycle_ramp`: the share of each cycle over which the KL weight rises (Fu et al.'s R).
+pub const KL_CYCLE_RAMP: f64 = 0.5;
+/// `free_bits`: nats per latent dimension below which its KL is not pushed (0: none).
+pub const FREE_BITS: f64 = 0.0;
+/// `capacity`: the KL capacity C reached, in nats (0: no capacity control).
+pub const CAPACITY: f64 = 0.0;
+/// `capacity_epochs`: epochs over which C rises from 0 (0: C at its maximum from the start).
+pub const CAPACITY_EPOCHS: usize = 0;
 /// The importance sample counts of the IWAE bounds that `vaelab eval` (and every run's
 /// evaluation after training) computes unless `--k` says otherwise.
 pub const EVAL_K: [usize; 4] = [1, 10, 100, 1000];

@@ -583,8 +583,14 @@ fn set_param(
     let span = Some(value.span());
     let v = value.get_ref();
     if let Some(i) = v.as_integer() {
-        if i < 0 && !matches!(key, "beta" | "lr" | "lr_decay") {
-            let allowed = if key == "seed" { ">= 0" } else { ">= 1" };
+        let real = matches!(
+            key,
+            "beta" | "lr" | "lr_decay" | "adam_eps" | "free_bits" | "capacity" | "kl_cycle_ramp"
+        );
+        if i < 0 && !real {
+            let zero_allowed =
+                matches!(key, "seed" | "kl_warmup" | "kl_cycles" | "capacity_epochs");
+            let allowed = if zero_allowed { ">= 0" } else { ">= 1" };
             return Err(ctx.err(span, format!("{key} = {i}: must be {allowed}")));
         }
     }

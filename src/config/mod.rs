@@ -111,6 +111,38 @@ pub struct RunSpec {
     /// Adam's (β₁, β₂) (absent: `torch.optim.Adam`'s (0.9, 0.999)).
     #[serde(default = "adam_betas", skip_serializing_if = "is_adam_betas")]
     pub adam_betas: [f64; 2],
+    /// Epochs over which the KL weight rises linearly from 0 to β, step by step (absent: 0,
+    /// none). See [`schedule::warmup`].
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub kl_warmup: usize,
+    /// Cycles of cyclical KL annealing over the run's steps (absent: 0, none). See
+    /// [`schedule::cyclical`].
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub kl_cycles: usize,
+    /// The share of each cycle over which the weight rises from 0 to β, in (0, 1] (absent: 0.5).
+    #[serde(default = "kl_cycle_ramp", skip_serializing_if = "is_kl_cycle_ramp")]
+    pub kl_cycle_ramp: f64,
+    /// Free bits λ, nats per latent dimension (absent: 0, none): the KL of a dimension (its
+    /// batch mean) is not pushed below λ. See [`crate::model::KlTerm::FreeBits`].
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub free_bits: f64,
+    /// The KL capacity C_max in nats of a capacity-controlled β-VAE (absent: 0, none): the loss
+    /// is `recon + β·|KL − C|`, β playing Burgess et al.'s γ. See
+    /// [`crate::model::KlTerm::Capacity`].
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub capacity: f64,
+    /// Epochs over which C rises linearly from 0 to `capacity` (absent: 0, C_max from the
+    /// start).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub capacity_epochs: usize,
+}
+
+fn kl_cycle_ramp() -> f64 {
+    defaults::KL_CYCLE_RAMP
+}
+
+fn is_kl_cycle_ramp(v: &f64) -> bool {
+    *v == defaults::KL_CYCLE_RAMP
 }
 
 fn samples() -> usize {
@@ -195,8 +227,25 @@ impl Default for RunSpec {
             samples: defaults::SAMPLES,
             adam_eps: defaults::ADAM_EPS,
             adam_betas: defaults::ADAM_BETAS,
+            kl_warmup: defaults::KL_WARMUP,
+            kl_cycles: defaults::KL_CYCLES,
+            kl_cycle_ramp: defaults::KL_CYCLE_RAMP,
+            free_bits: defaults::FREE_BITS,
+            capacity: defaults::CAPACITY,
+            capacity_epochs: defaults::CAPACITY_EPOCHS,
         }
     }
+}
+
+/// How the KL term of a run's ELBO is formed (see [`crate::model::KlTerm`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KlForm {
+    /// `β·KL`, β maybe scheduled.
+    Weighted,
+    /// `β·Σ_j max(λ, KL_j)`.
+    FreeBits,
+    /// `β·|KL − C|`.
+    Capacity,
 }
 
 /// A parameter outside its allowed range.
@@ -297,6 +346,7 @@ impl RunSpec {
                 "two numbers in [0, 1), e.g. [0.9, 0.999]",
             );
         }
+        self.validate_kl_control()?;
         if self.limit == Some(0) {
             return bad(
                 "limit",
@@ -319,6 +369,111 @@ impl RunSpec {
             );
         }
         Ok(())
+    }
+
+    /// The KL-control keys' ranges and the combinations that make no sense (one schedule of the
+    /// KL weight; capacity is its own; none on an AE or with the IWAE bound).
+    fn validate_kl_control(&self) -> Result<(), InvalidParam> {
+        let bad = |key, value: String, allowed: &str| {
+            Err(InvalidParam {
+                key,
+                value,
+                allowed: allowed.to_string(),
+            })
+        };
+        if !self.free_bits.is_finite() || self.free_bits < 0.0 {
+            let allowed = "nats per latent dimension: finite and >= 0 (0: none)";
+            return bad("free_bits", self.free_bits.to_string(), allowed);
+        }
+        if !self.capacity.is_finite() || self.capacity < 0.0 {
+            let allowed = "nats: finite and >= 0 (0: no capacity control)";
+            return bad("capacity", self.capacity.to_string(), allowed);
+        }
+        if !(self.kl_cycle_ramp > 0.0 && self.kl_cycle_ramp <= 1.0) {
+            let allowed = "the share of each cycle spent rising: in (0, 1]";
+            return bad("kl_cycle_ramp", self.kl_cycle_ramp.to_string(), allowed);
+        }
+        let set: Vec<(&'static str, String)> = [
+            ("kl_warmup", self.kl_warmup > 0, self.kl_warmup.to_string()),
+            ("kl_cycles", self.kl_cycles > 0, self.kl_cycles.to_string()),
+            (
+                "free_bits",
+                self.free_bits > 0.0,
+                self.free_bits.to_string(),
+            ),
+            ("capacity", self.capacity > 0.0, self.capacity.to_string()),
+        ]
+        .into_iter()
+        .filter(|s| s.1)
+        .map(|(k, _, v)| (k, v))
+        .collect();
+        let Some((key, value)) = set.first().cloned() else {
+            return Ok(());
+        };
+        if !self.model.is_variational() {
+            let allowed = "an AE has no KL term: needs model = \"vae\" or \"cvae\"";
+            return bad(key, value, allowed);
+        }
+        if self.objective == Objective::Iwae {
+            let allowed =
+                "objective = \"iwae\" has no separate KL term: needs objective = \"elbo\"";
+            return bad(key, value, allowed);
+        }
+        let has = |k: &str| set.iter().any(|s| s.0 == k);
+        if has("kl_warmup") && has("kl_cycles") {
+            let allowed = "one schedule of the KL weight: kl_warmup or kl_cycles, not both";
+            return bad("kl_cycles", self.kl_cycles.to_string(), allowed);
+        }
+        if has("capacity") {
+            if let Some((other, v)) = set.iter().find(|s| s.0 != "capacity") {
+                let allowed = "capacity control sets the KL target itself: needs capacity = 0";
+                return bad(other, v.clone(), allowed);
+            }
+            if self.beta <= 0.0 {
+                let allowed =
+                    "β is Burgess et al.'s γ here, the weight of |KL − C|: needs beta > 0";
+                return bad("capacity", self.capacity.to_string(), allowed);
+            }
+        }
+        Ok(())
+    }
+
+    /// The KL weight the ELBO's KL term carries at 0-based optimiser `step` of a run with
+    /// `steps_per_epoch` steps an epoch: β times the warm-up's or cycle's share (1 without a
+    /// schedule); 0 for the AE.
+    pub fn kl_weight_at(&self, step: usize, steps_per_epoch: usize) -> f64 {
+        let share = if self.kl_warmup > 0 {
+            schedule::warmup(step, self.kl_warmup * steps_per_epoch)
+        } else if self.kl_cycles > 0 {
+            let total = self.epochs * steps_per_epoch;
+            schedule::cyclical(step, total, self.kl_cycles, self.kl_cycle_ramp)
+        } else {
+            1.0
+        };
+        if share == 1.0 {
+            // Exactly β, so that a run without a schedule trains bit for bit as before.
+            self.effective_beta()
+        } else {
+            self.effective_beta() * share
+        }
+    }
+
+    /// The KL capacity C at 0-based `step` ([`schedule::warmup`] of `capacity` over
+    /// `capacity_epochs`); `None` without capacity control.
+    pub fn capacity_at(&self, step: usize, steps_per_epoch: usize) -> Option<f64> {
+        (self.capacity > 0.0)
+            .then(|| self.capacity * schedule::warmup(step, self.capacity_epochs * steps_per_epoch))
+    }
+
+    /// The KL term's form: its variant of [`crate::model::KlTerm`] (part of the stack key).
+    pub fn kl_form(&self) -> KlForm {
+        if self.capacity > 0.0 {
+            KlForm::Capacity
+        } else if self.free_bits > 0.0 {
+            KlForm::FreeBits
+        } else {
+            KlForm::Weighted
+        }
     }
 
     /// Whether the run fits in `available` bytes ([`Self::memory_estimate`]); the error names
@@ -395,8 +550,9 @@ impl RunSpec {
     /// What runs must share to train as one stacked model: everything that shapes a tensor,
     /// the forward pass, the data or the epoch loop (kind, data set, widths, latent size,
     /// batch size, epochs, data limit, backend, device, likelihood, binarisation, activation,
-    /// layout, objective, samples, Adam's constants). Members may differ in β, seed and
-    /// learning rate (and its schedule).
+    /// layout, objective, samples, Adam's constants, whether the KL term has free bits or a
+    /// capacity). Members may differ in β, seed, learning rate (and its schedule) and KL
+    /// control (warm-up, cycles, λ, C and its ramp).
     pub fn stack_key(&self) -> String {
         let hidden: Vec<String> = self.hidden.iter().map(|h| h.to_string()).collect();
         let literature = [
@@ -416,6 +572,11 @@ impl RunSpec {
         }
         if (self.adam_eps, self.adam_betas) != (defaults::ADAM_EPS, defaults::ADAM_BETAS) {
             literature += &format!(" adam {:?} {}", self.adam_betas, self.adam_eps);
+        }
+        match self.kl_form() {
+            KlForm::Weighted => {}
+            KlForm::FreeBits => literature += " free-bits",
+            KlForm::Capacity => literature += " capacity",
         }
         format!(
             "{} {} {}-{} batch {} epochs {} limit {} {} {:?}{literature}",
@@ -445,6 +606,12 @@ impl RunSpec {
         }
         if self.lr_schedule != LrSchedule::Step {
             spec.lr_step = one_epoch();
+        }
+        if self.kl_cycles == 0 {
+            spec.kl_cycle_ramp = defaults::KL_CYCLE_RAMP;
+        }
+        if self.capacity == 0.0 {
+            spec.capacity_epochs = defaults::CAPACITY_EPOCHS;
         }
         spec
     }
@@ -578,6 +745,119 @@ mod tests {
             ..RunSpec::default()
         };
         assert_eq!(wide.check_fits(16 << 30).unwrap_err().key, "hidden");
+    }
+
+    /// The KL weight and capacity of a run at chosen steps (10 steps an epoch): a warm-up
+    /// over 2 epochs, 2 cycles over 4 epochs, capacity rising over 2 epochs; without a
+    /// schedule exactly β (so runs without one train as before), 0 for an AE.
+    #[test]
+    fn kl_weight_and_capacity_by_step() {
+        let vae = |f: fn(&mut RunSpec)| {
+            let mut s = RunSpec {
+                beta: 2.0,
+                epochs: 4,
+                ..RunSpec::default()
+            };
+            f(&mut s);
+            s
+        };
+        let warm = vae(|s| s.kl_warmup = 2);
+        let w = |s: &RunSpec, step| s.kl_weight_at(step, 10);
+        assert_eq!(
+            [w(&warm, 0), w(&warm, 5), w(&warm, 19), w(&warm, 20)],
+            [0.0, 0.5, 1.9, 2.0]
+        );
+        let cycles = vae(|s| s.kl_cycles = 2);
+        // 40 steps, 2 cycles of 20, rising over the first 10 of each.
+        assert_eq!(
+            [0, 5, 10, 19, 20, 25, 39].map(|step| w(&cycles, step)),
+            [0.0, 1.0, 2.0, 2.0, 0.0, 1.0, 2.0]
+        );
+        let plain = vae(|_| {});
+        assert_eq!(w(&plain, 0), 2.0);
+        assert_eq!(plain.capacity_at(0, 10), None);
+        let ae = RunSpec {
+            model: ModelKind::Ae,
+            ..plain.clone()
+        };
+        assert_eq!(w(&ae, 3), 0.0);
+        let cap = vae(|s| {
+            s.capacity = 8.0;
+            s.capacity_epochs = 2;
+        });
+        assert_eq!(
+            [0, 5, 20, 39].map(|step| cap.capacity_at(step, 10)),
+            [Some(0.0), Some(2.0), Some(8.0), Some(8.0)]
+        );
+        assert_eq!(w(&cap, 0), 2.0);
+        assert_eq!(cap.kl_form(), KlForm::Capacity);
+        assert_eq!(vae(|s| s.free_bits = 0.5).kl_form(), KlForm::FreeBits);
+        // Forms are part of the stack key, schedules are not.
+        assert_ne!(cap.stack_key(), plain.stack_key());
+        assert_eq!(warm.stack_key(), cycles.stack_key());
+        assert_eq!(warm.stack_key(), plain.stack_key());
+    }
+
+    #[test]
+    fn kl_control_refuses_bad_values_and_combinations_by_key() {
+        let refused = |f: fn(&mut RunSpec)| {
+            let mut s = RunSpec::default();
+            f(&mut s);
+            s.validate().unwrap_err().key
+        };
+        assert_eq!(refused(|s| s.free_bits = -0.1), "free_bits");
+        assert_eq!(refused(|s| s.capacity = f64::NAN), "capacity");
+        assert_eq!(refused(|s| s.kl_cycle_ramp = 0.0), "kl_cycle_ramp");
+        assert_eq!(refused(|s| s.kl_cycle_ramp = 1.01), "kl_cycle_ramp");
+        assert_eq!(
+            refused(|s| {
+                s.kl_warmup = 2;
+                s.kl_cycles = 3;
+            }),
+            "kl_cycles"
+        );
+        assert_eq!(
+            refused(|s| {
+                s.capacity = 5.0;
+                s.free_bits = 0.5;
+            }),
+            "free_bits"
+        );
+        assert_eq!(
+            refused(|s| {
+                s.capacity = 5.0;
+                s.beta = 0.0;
+            }),
+            "capacity"
+        );
+        assert_eq!(
+            refused(|s| {
+                s.model = ModelKind::Ae;
+                s.kl_warmup = 1;
+            }),
+            "kl_warmup"
+        );
+        assert_eq!(
+            refused(|s| {
+                s.objective = Objective::Iwae;
+                s.beta = 1.0;
+                s.free_bits = 0.5;
+            }),
+            "free_bits"
+        );
+        let fine = RunSpec {
+            kl_warmup: 3,
+            free_bits: 0.25,
+            ..RunSpec::default()
+        };
+        assert!(fine.validate().is_ok());
+        // Knobs a run does not read are not part of its identity.
+        let ramp = RunSpec {
+            kl_cycle_ramp: 0.3,
+            capacity_epochs: 4,
+            ..RunSpec::default()
+        };
+        assert_eq!(ramp.run_id("c"), RunSpec::default().run_id("c"));
     }
 
     #[test]

@@ -96,8 +96,26 @@ const fn defaulted(key: &'static str, value: &'static str, allowed: &'static str
     }
 }
 
+const fn count(key: &'static str, value: usize, allowed: &'static str) -> Param {
+    Param {
+        key,
+        kind: ParamKind::Count,
+        absent: Some(Absent::Count(value)),
+        allowed,
+    }
+}
+
+const fn float(key: &'static str, value: f64, allowed: &'static str) -> Param {
+    Param {
+        key,
+        kind: ParamKind::Float,
+        absent: Some(Absent::Float(value)),
+        allowed,
+    }
+}
+
 /// Every run parameter, in axis order (the order of matrix axes, listings and table columns).
-pub const PARAMS: [Param; 23] = [
+pub const PARAMS: [Param; 29] = [
     param("model", ParamKind::Text, "\"ae\", \"vae\" or \"cvae\""),
     param("dataset", ParamKind::Text, "\"mnist\" or \"fashion-mnist\""),
     param("beta", ParamKind::Float, "a number"),
@@ -131,37 +149,43 @@ pub const PARAMS: [Param; 23] = [
         defaults::LR_SCHEDULE,
         "\"constant\", \"exponential\", \"step\" or \"burda\"",
     ),
-    Param {
-        key: "lr_decay",
-        kind: ParamKind::Float,
-        absent: Some(Absent::Float(defaults::LR_DECAY)),
-        allowed: "a number",
-    },
-    Param {
-        key: "lr_step",
-        kind: ParamKind::Count,
-        absent: Some(Absent::Count(defaults::LR_STEP)),
-        allowed: "an integer",
-    },
+    float("lr_decay", defaults::LR_DECAY, "a number"),
+    count("lr_step", defaults::LR_STEP, "an integer"),
     defaulted("objective", defaults::OBJECTIVE, "\"elbo\" or \"iwae\""),
-    Param {
-        key: "samples",
-        kind: ParamKind::Count,
-        absent: Some(Absent::Count(defaults::SAMPLES)),
-        allowed: "an integer",
-    },
-    Param {
-        key: "adam_eps",
-        kind: ParamKind::Float,
-        absent: Some(Absent::Float(defaults::ADAM_EPS)),
-        allowed: "a number",
-    },
+    count("samples", defaults::SAMPLES, "an integer"),
+    float("adam_eps", defaults::ADAM_EPS, "a number"),
     Param {
         key: "adam_betas",
         kind: ParamKind::Numbers,
         absent: Some(Absent::Numbers(&defaults::ADAM_BETAS)),
         allowed: "two numbers, e.g. [0.9, 0.999]",
     },
+    count(
+        "kl_warmup",
+        defaults::KL_WARMUP,
+        "an integer (epochs; 0: none)",
+    ),
+    count(
+        "kl_cycles",
+        defaults::KL_CYCLES,
+        "an integer (cycles; 0: none)",
+    ),
+    float(
+        "kl_cycle_ramp",
+        defaults::KL_CYCLE_RAMP,
+        "a number in (0, 1]",
+    ),
+    float(
+        "free_bits",
+        defaults::FREE_BITS,
+        "a number (nats per dimension; 0: none)",
+    ),
+    float("capacity", defaults::CAPACITY, "a number (nats; 0: none)"),
+    count(
+        "capacity_epochs",
+        defaults::CAPACITY_EPOCHS,
+        "an integer (epochs)",
+    ),
 ];
 
 /// The keys of [`PARAMS`], in order: what a `[base]`, `[grid]`, `[[include]]` or `[[exclude]]`
@@ -279,6 +303,12 @@ mod tests {
             samples: 5,
             adam_eps: 1e-4,
             adam_betas: [0.8, 0.99],
+            kl_warmup: 2,
+            kl_cycles: 3,
+            kl_cycle_ramp: 0.25,
+            free_bits: 0.5,
+            capacity: 5.0,
+            capacity_epochs: 4,
             ..RunSpec::default()
         };
         let mut fields: Vec<String> = toml::Value::try_from(&spec)

@@ -1,6 +1,7 @@
-//! Learning-rate schedules over epochs: the learning rate member `lr` trains epoch `e` with,
-//! a step function of the epoch (the Learner's own scheduler is not used: every member of a
-//! stack has its own).
+//! Schedules over training: the learning rate of each epoch (a step function of the epoch;
+//! the Learner's own scheduler is not used: every member of a stack has its own) and the KL
+//! weight's and capacity's share at each optimiser step (KL control, per step and per member;
+//! `RunSpec::kl_weight_at` and `RunSpec::capacity_at` apply them to a run).
 
 use serde::{Deserialize, Serialize};
 
@@ -56,9 +57,59 @@ impl LrSchedule {
     }
 }
 
+/// A linear ramp's share at 0-based optimiser `step` of a ramp `steps` long: `step / steps`,
+/// then 1 (a ramp of 0 steps is 1 from the start). The KL warm-up of Bowman et al. 2016
+/// (arXiv:1511.06349) and Sønderby et al. 2016 (arXiv:1602.02282: β from 0 to 1 linearly over
+/// the first epochs), and the capacity's rise of Burgess et al. 2018 (arXiv:1804.03599: C
+/// increased linearly from 0).
+pub fn warmup(step: usize, steps: usize) -> f64 {
+    if step >= steps {
+        1.0
+    } else {
+        step as f64 / steps as f64
+    }
+}
+
+/// Cyclical annealing (Fu et al. 2019, arXiv:1903.10145), the share at 0-based `step`
+/// (their t − 1) of a run of `total` steps split into `cycles` cycles, rising linearly over
+/// the first `ramp` share of each (their R) and 1 for the rest:
+/// `τ = mod(t − 1, ⌈T/M⌉) / (T/M)`, `share = τ/R` if `τ ≤ R`, else 1.
+pub fn cyclical(step: usize, total: usize, cycles: usize, ramp: f64) -> f64 {
+    let cycles = cycles.max(1);
+    let period = total as f64 / cycles as f64;
+    let tau = (step % total.div_ceil(cycles).max(1)) as f64 / period;
+    if tau <= ramp {
+        tau / ramp
+    } else {
+        1.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kl_ramps_and_cycles_give_the_share_of_each_step() {
+        // Warm-up over 4 steps: 0, ¼, ½, ¾, then 1 for good.
+        assert_eq!(
+            [0, 1, 2, 3, 4, 100].map(|s| warmup(s, 4)),
+            [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
+        );
+        assert_eq!(warmup(0, 0), 1.0);
+        // 2 cycles of 10 steps over 20, rising over the first half of each: τ = (s mod 10)/10.
+        let c = |s| cyclical(s, 20, 2, 0.5);
+        assert_eq!([0, 1, 4, 5, 6, 9].map(c), [0.0, 0.2, 0.8, 1.0, 1.0, 1.0]);
+        // The second cycle starts again from 0; the last step is at full weight.
+        assert_eq!([10, 12, 15, 19].map(c), [0.0, 0.4, 1.0, 1.0]);
+        // Uneven: 3 cycles over 10 steps, ⌈10/3⌉ = 4 steps a cycle, τ = (s mod 4)/(10/3).
+        let u = |s| cyclical(s, 10, 3, 1.0);
+        for (s, want) in [(0, 0.0), (3, 0.9), (4, 0.0), (7, 0.9), (8, 0.0), (9, 0.3)] {
+            assert!((u(s) - want).abs() < 1e-12, "step {s}: {} vs {want}", u(s));
+        }
+        // A ramp of the whole cycle never reaches 1 before the cycle's end.
+        assert!(cyclical(9, 10, 1, 1.0) < 1.0);
+    }
 
     #[test]
     fn schedules_give_the_lr_of_each_epoch() {

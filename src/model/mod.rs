@@ -23,7 +23,7 @@ pub mod likelihood;
 pub mod objective;
 pub mod stack;
 pub use likelihood::Likelihood;
-pub use objective::Objective;
+pub use objective::{KlTerm, Objective};
 pub use stack::{StackForward, StackTerms, StackedAutoencoder};
 
 /// The device unit tests use: libtorch when compiled in, else flex.
@@ -388,6 +388,13 @@ pub fn kl_divergence_keepdim<const D: usize>(mu: Tensor<D>, log_var: Tensor<D>) 
     inner.sum_dim(D - 1).mul_scalar(-0.5)
 }
 
+/// The KL of each latent dimension, `-0.5 · (1 + log_var - mu² - exp(log_var))`, same shape
+/// as `mu`: [`kl_divergence_keepdim`] before its sum (its sum equals it exactly: halving is
+/// exact in floating point).
+pub fn kl_divergence_dims<const D: usize>(mu: Tensor<D>, log_var: Tensor<D>) -> Tensor<D> {
+    (log_var.clone().add_scalar(1.0) - mu.square() - log_var.exp()).mul_scalar(-0.5)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -486,8 +493,10 @@ mod tests {
             log_var: Some(lv),
             samples: 1,
         };
-        let betas = Tensor::<3>::ones([1, 1, 1], &d).mul_scalar(3.0);
-        let terms = StackTerms::new(&fwd, target, betas, Likelihood::Gaussian, Objective::Elbo);
+        let betas = KlTerm::Weighted {
+            beta: Tensor::<3>::ones([1, 1, 1], &d).mul_scalar(3.0),
+        };
+        let terms = StackTerms::new(&fwd, target, &betas, Likelihood::Gaussian, Objective::Elbo);
         let kl = 0.5 * (2.0 - ln2);
         for (got, want) in values(terms.recon).iter().zip([196.0, 196.0]) {
             assert!((got - want).abs() < 1e-3, "recon {got} vs {want}");
@@ -571,8 +580,10 @@ mod tests {
         let x = Tensor::<3>::random([1, 3, PIXELS], Distribution::Uniform(0.0, 1.0), &d);
         let fwd = stack.forward(x.clone(), None, None);
         assert!(fwd.log_var.is_none());
-        let betas = Tensor::<3>::ones([1, 1, 1], &d).mul_scalar(3.0);
-        let terms = StackTerms::new(&fwd, x, betas, Likelihood::Gaussian, Objective::Elbo);
+        let betas = KlTerm::Weighted {
+            beta: Tensor::<3>::ones([1, 1, 1], &d).mul_scalar(3.0),
+        };
+        let terms = StackTerms::new(&fwd, x, &betas, Likelihood::Gaussian, Objective::Elbo);
         assert!(terms.kl.is_none());
         assert_eq!(values(terms.loss), values(terms.recon));
     }

@@ -14,7 +14,7 @@ use burn::prelude::*;
 
 use super::objective::{log_mean_exp, log_weights};
 use super::{
-    condition, kl_divergence_keepdim, reparameterize, Autoencoder, GaussianHeads, Joints,
+    condition, kl_divergence_dims, reparameterize, Autoencoder, GaussianHeads, Joints, KlTerm,
     Likelihood, Mlp, Objective,
 };
 
@@ -142,7 +142,12 @@ pub struct StackTerms {
     pub recon: Tensor<3>,
     /// KL per image; `None` for AEs.
     pub kl: Option<Tensor<3>>,
-    /// `recon + β·kl` per image, each member with its own β.
+    /// `[M, B, latent]` KL per image and latent dimension (its sum is `kl`); `None` for AEs.
+    pub kl_dims: Option<Tensor<3>>,
+    /// The KL part of the loss per image ([`KlTerm::per_image`]; the KL itself under the
+    /// IWAE bound, whose β is 1); `None` for AEs.
+    pub kl_term: Option<Tensor<3>>,
+    /// `recon + kl_term` per image (ELBO) or `−L_K` (IWAE).
     pub loss: Tensor<3>,
 }
 
@@ -291,31 +296,41 @@ impl StackedAutoencoder {
 
 impl StackTerms {
     /// The terms of `forward` against `target` under `likelihood` and `objective`
-    /// ([`super::objective`]); `betas` is `[M, 1, 1]` (each member's KL weight; ignored by AEs
-    /// and by the IWAE bound, whose β is 1). `recon` is the mean over the draws, `kl` the
-    /// closed form; `loss` is `recon + β·kl` (ELBO) or `−L_K` (IWAE), both without the
-    /// likelihood's constant, as `recon` ([`Likelihood::constant`]: the Gaussian's; it moves no
-    /// gradient).
+    /// ([`super::objective`]); `kl_term` is each member's KL weighting (ignored by AEs and by
+    /// the IWAE bound, whose β is 1). `recon` is the mean over the draws, `kl` the closed form;
+    /// `loss` is `recon + kl_term` (ELBO) or `−L_K` (IWAE), both without the likelihood's
+    /// constant, as `recon` ([`Likelihood::constant`]: the Gaussian's; it moves no gradient).
     pub fn new(
         forward: &StackForward,
         target: Tensor<3>,
-        betas: Tensor<3>,
+        kl_term: &KlTerm,
         likelihood: Likelihood,
         objective: Objective,
     ) -> Self {
-        let kl = forward
+        let kl_dims = forward
             .log_var
             .as_ref()
-            .map(|lv| kl_divergence_keepdim(forward.mu.clone(), lv.clone()));
+            .map(|lv| kl_divergence_dims(forward.mu.clone(), lv.clone()));
+        let kl = kl_dims.as_ref().map(|d| d.clone().sum_dim(2));
+        let term = match (&kl_dims, &kl) {
+            (Some(d), Some(kl)) if objective == Objective::Elbo => Some(kl_term.per_image(d, kl)),
+            _ => kl.clone(),
+        };
         let k = forward.samples;
         if k == 1 && objective == Objective::Elbo {
             let recon =
                 likelihood.recon_keepdim(forward.logits.clone(), forward.decoded.clone(), target);
-            let loss = match &kl {
-                Some(kl) => recon.clone() + kl.clone() * betas,
+            let loss = match &term {
+                Some(term) => recon.clone() + term.clone(),
                 None => recon.clone(),
             };
-            return Self { recon, kl, loss };
+            return Self {
+                recon,
+                kl,
+                kl_dims,
+                kl_term: term,
+                loss,
+            };
         }
         // `[M, B, K, ·]`: the draws of each image on their own axis.
         let [m, bk, p] = forward.logits.dims();
@@ -331,8 +346,9 @@ impl StackTerms {
         );
         let recon = recon_k.clone().mean_dim(2).reshape([m, b, 1]);
         let kl = kl.expect("K draws are a VAE's");
+        let term = term.expect("K draws are a VAE's");
         let loss = match objective {
-            Objective::Elbo => recon.clone() + kl.clone() * betas,
+            Objective::Elbo => recon.clone() + term.clone(),
             Objective::Iwae => {
                 let noise = forward.noise.as_ref().expect("a VAE's draws have noise");
                 let log_var = forward
@@ -352,6 +368,8 @@ impl StackTerms {
         Self {
             recon,
             kl: Some(kl),
+            kl_dims,
+            kl_term: Some(term),
             loss,
         }
     }
@@ -467,16 +485,12 @@ mod tests {
         let d = crate::model::test_device();
         let (stack, x) = tiny(&d);
         let eps = Tensor::<3>::from_floats([[[0.3f32, -1.1]]], &d);
-        let beta = Tensor::<3>::ones([1, 1, 1], &d);
+        let beta = KlTerm::Weighted {
+            beta: Tensor::<3>::ones([1, 1, 1], &d),
+        };
         let terms = |noise: Tensor<3>, objective| {
             let fwd = stack.forward(x.clone(), Some(noise), None);
-            let t = StackTerms::new(
-                &fwd,
-                x.clone(),
-                beta.clone(),
-                Likelihood::Bernoulli,
-                objective,
-            );
+            let t = StackTerms::new(&fwd, x.clone(), &beta, Likelihood::Bernoulli, objective);
             (fwd, t)
         };
         let (one, elbo_1) = terms(eps.clone(), Objective::Elbo);
@@ -512,13 +526,15 @@ mod tests {
         let (stack, x) = tiny(&d);
         let noise =
             Tensor::<3>::from_floats([[[0.3f32, -1.1, 1.4, 0.2, -0.7, 0.9, 0.05, -1.6]]], &d);
-        let beta = Tensor::<3>::ones([1, 1, 1], &d);
+        let beta = KlTerm::Weighted {
+            beta: Tensor::<3>::ones([1, 1, 1], &d),
+        };
         let loss = |net: &StackedAutoencoder| {
             let fwd = net.forward(x.clone(), Some(noise.clone()), None);
             StackTerms::new(
                 &fwd,
                 x.clone(),
-                beta.clone(),
+                &beta,
                 Likelihood::Bernoulli,
                 Objective::Iwae,
             )
@@ -577,13 +593,15 @@ mod tests {
         let x = Tensor::<3>::random([1, 2, PIXELS], Distribution::Uniform(0.0, 1.0), &d);
         let labels = crate::data::one_hot(&[3, 8], &d).reshape([1, 2, 10]);
         let eps = Tensor::<3>::from_floats([[[0.5f32, -0.2], [1.3, 0.7]]], &d);
-        let beta = Tensor::<3>::ones([1, 1, 1], &d);
+        let beta = KlTerm::Weighted {
+            beta: Tensor::<3>::ones([1, 1, 1], &d),
+        };
         let loss = |noise: Tensor<3>| {
             let fwd = stack.forward(x.clone(), Some(noise), Some(labels.clone()));
             let t = StackTerms::new(
                 &fwd,
                 x.clone(),
-                beta.clone(),
+                &beta,
                 Likelihood::Gaussian,
                 Objective::Elbo,
             );

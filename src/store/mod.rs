@@ -32,8 +32,9 @@ pub use lookup::Target;
 pub use provenance::{build_info, now_rfc3339, Provenance};
 pub use tables::{
     eval_column, eval_row, eval_value, last_row, metrics_frame, param_columns, read_eval,
-    read_metrics, read_parquet, result_value, write_eval, write_metrics, write_parquet, EpochRow,
-    EpochValue, EvalRow, EVAL_COLUMNS, EVAL_SUMMARY, FINAL_COLUMNS, METRICS_COLUMNS,
+    read_kl_dims, read_metrics, read_parquet, result_value, write_eval, write_kl_dims,
+    write_metrics, write_parquet, EpochRow, EpochValue, EvalRow, KlDimRow, EVAL_COLUMNS,
+    EVAL_SUMMARY, FINAL_COLUMNS, KL_DIMS_COLUMNS, METRICS_COLUMNS,
 };
 
 /// The root of all results (`results/` unless told otherwise).
@@ -171,6 +172,11 @@ impl RunDir {
     /// `metrics.parquet`.
     pub fn metrics_path(&self) -> PathBuf {
         self.file("metrics.parquet")
+    }
+
+    /// `kl_dims.parquet`: the test split's KL per latent dimension after each epoch (VAEs).
+    pub fn kl_dims_path(&self) -> PathBuf {
+        self.file("kl_dims.parquet")
     }
 
     /// `eval.parquet`: the test-set evaluation (`vaelab eval`), written once training is done.

@@ -28,9 +28,10 @@ pub struct EpochRow {
     pub recon: f64,
     /// Mean KL per image in nats; `None` for the AE.
     pub kl: Option<f64>,
-    /// Mean `beta * kl` per image; `None` for the AE.
+    /// Mean KL term of the loss per image: `β·kl` without KL control (free bits: the clamped
+    /// term; capacity: `β·|kl − C|`); `None` for the AE.
     pub beta_kl: Option<f64>,
-    /// Mean `recon + beta * kl` per image.
+    /// Mean `recon + beta_kl` per image.
     pub loss: f64,
     /// The article's printed number: Σ over batches of (batch size × batch loss sum) / images,
     /// from the pre-step training loss. Train split only.
@@ -39,12 +40,18 @@ pub struct EpochRow {
     /// the base rate, a parameter column of the sweep tables); `None` in files written before
     /// the column existed.
     pub lr: Option<f64>,
+    /// The KL weight (β after the warm-up's or cycle's share) of the epoch's last step, column
+    /// `kl_weight`; `None` for the AE and in files written before the column existed.
+    pub kl_weight: Option<f64>,
+    /// The KL capacity C of the epoch's last step (capacity control only), column
+    /// `epoch_capacity` (`capacity` is the parameter, C's maximum).
+    pub capacity: Option<f64>,
     /// Wall-clock seconds the split took this epoch.
     pub seconds: f64,
 }
 
 /// Column names of `metrics.parquet`, in order.
-pub const METRICS_COLUMNS: [&str; 10] = [
+pub const METRICS_COLUMNS: [&str; 12] = [
     "run_id",
     "epoch",
     "split",
@@ -54,6 +61,8 @@ pub const METRICS_COLUMNS: [&str; 10] = [
     "loss",
     "article_loss",
     "epoch_lr",
+    "kl_weight",
+    "epoch_capacity",
     "seconds",
 ];
 
@@ -71,6 +80,8 @@ pub fn metrics_frame(rows: &[EpochRow]) -> Result<DataFrame> {
         "loss" => col(|r| r.loss),
         "article_loss" => opt(|r| r.article_loss),
         "epoch_lr" => opt(|r| r.lr),
+        "kl_weight" => opt(|r| r.kl_weight),
+        "epoch_capacity" => opt(|r| r.capacity),
         "seconds" => col(|r| r.seconds),
     )?;
     Ok(df)
@@ -124,12 +135,19 @@ pub fn read_metrics(path: &Path) -> Result<Vec<EpochRow>> {
     let (run_id, split) = (strs("run_id")?, strs("split")?);
     let (recon, kl, beta_kl) = (f64s("recon")?, f64s("kl")?, f64s("beta_kl")?);
     let (loss, article, seconds) = (f64s("loss")?, f64s("article_loss")?, f64s("seconds")?);
-    // A column added later: absent from older files.
-    let lr = if df.column("epoch_lr").is_ok() {
-        f64s("epoch_lr")?
-    } else {
-        vec![None; n]
+    // Columns added later: absent from older files.
+    let later = |name: &str| -> Result<Vec<Option<f64>>> {
+        if df.column(name).is_ok() {
+            f64s(name)
+        } else {
+            Ok(vec![None; n])
+        }
     };
+    let (lr, kl_weight, capacity) = (
+        later("epoch_lr")?,
+        later("kl_weight")?,
+        later("epoch_capacity")?,
+    );
     let need =
         |v: Option<f64>, what: &str| v.ok_or_else(|| anyhow!("{}: null {what}", path.display()));
     (0..df.height())
@@ -146,8 +164,58 @@ pub fn read_metrics(path: &Path) -> Result<Vec<EpochRow>> {
                 loss: need(loss[i], "loss")?,
                 article_loss: article[i],
                 lr: lr[i],
+                kl_weight: kl_weight[i],
+                capacity: capacity[i],
                 seconds: need(seconds[i], "seconds")?,
             })
+        })
+        .collect()
+}
+
+/// The test split's KL in one latent dimension after one epoch: the tidy row of a run's
+/// `kl_dims.parquet` (written every epoch beside `metrics.parquet`): where and when units
+/// switch off.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KlDimRow {
+    /// 1-based epoch.
+    pub epoch: u32,
+    /// Latent dimension, 0-based.
+    pub dim: u32,
+    /// Mean KL per test image in that dimension, nats.
+    pub kl: f64,
+}
+
+/// Column names of `kl_dims.parquet`, in order.
+pub const KL_DIMS_COLUMNS: [&str; 3] = ["epoch", "dim", "kl"];
+
+/// Writes a run's per-epoch, per-dimension KL rows to its `kl_dims.parquet`.
+pub fn write_kl_dims(path: &Path, rows: &[KlDimRow]) -> Result<()> {
+    let mut df = polars::df!(
+        "epoch" => rows.iter().map(|r| r.epoch).collect::<Vec<u32>>(),
+        "dim" => rows.iter().map(|r| r.dim).collect::<Vec<u32>>(),
+        "kl" => rows.iter().map(|r| r.kl).collect::<Vec<f64>>(),
+    )?;
+    write_parquet(path, &mut df)
+}
+
+/// Reads `kl_dims.parquet` back (empty if the run has none: an AE, or trained before it).
+pub fn read_kl_dims(path: &Path) -> Result<Vec<KlDimRow>> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let df = read_parquet(path)?;
+    let ctx = || format!("{}: unexpected schema", path.display());
+    let n = df.height();
+    let u32s = |name: &str| -> Result<Vec<Option<u32>>> {
+        let ca = df.column(name).with_context(ctx)?.u32().with_context(ctx)?;
+        Ok((0..n).map(|i| ca.get(i)).collect())
+    };
+    let (epoch, dim) = (u32s("epoch")?, u32s("dim")?);
+    let kl = df.column("kl").with_context(ctx)?.f64().with_context(ctx)?;
+    (0..n)
+        .map(|i| match (epoch[i], dim[i], kl.get(i)) {
+            (Some(epoch), Some(dim), Some(kl)) => Ok(KlDimRow { epoch, dim, kl }),
+            _ => Err(anyhow!("{}: a null value", path.display())),
         })
         .collect()
 }
@@ -409,6 +477,8 @@ mod tests {
             loss: 50.0,
             article_loss: (split == Split::Train).then_some(1600.0),
             lr: Some(1e-3),
+            kl_weight: kl.map(|_| 3.0),
+            capacity: None,
             seconds: 1.25,
         }
     }

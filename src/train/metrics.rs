@@ -1,7 +1,8 @@
 //! What a training or evaluation step of a stack reports, and how it reaches the recorder.
 //!
-//! A step reduces each member's per-image loss terms to four batch sums on the device (`[M, 4]`);
-//! they are read back once per batch (in `ItemLazy::sync`). Burn's metrics are one number each,
+//! A step reduces each member's per-image loss terms to batch sums on the device (`[M, 4 + L]`:
+//! recon, KL, the KL term, loss, then the KL of each of the L latent dimensions); they are read
+//! back once per batch (in `ItemLazy::sync`). Burn's metrics are one number each,
 //! so the per-member numbers travel beside them: [`StackLoss`] (the number the progress bar
 //! shows, the mean loss over the members) adds every batch's sums into a [`Tallies`] keyed by
 //! split and epoch, which the recorder takes when that split's epoch ends. Keyed by epoch,
@@ -25,41 +26,40 @@ use crate::model::StackTerms;
 /// The name of the one Burn metric (the progress bar shows it).
 pub const LOSS_METRIC: &str = "loss";
 
-/// Batch sums of one member's loss terms, in this order.
+/// Batch sums of one member's loss terms, in this order; the per-dimension KL sums follow.
 const RECON: usize = 0;
 const KL: usize = 1;
-const BETA_KL: usize = 2;
+const KL_TERM: usize = 2;
 const LOSS: usize = 3;
+const DIMS: usize = 4;
 
 /// The output of one step: each member's batch sums of the loss terms.
 pub struct StepOutput {
     sums: Tensor<2>,
     images: usize,
     epoch: usize,
-    values: Option<Vec<[f64; 4]>>,
+    values: Option<Vec<Vec<f64>>>,
 }
 
 impl StepOutput {
-    /// Reduces per-image terms to batch sums per member (`betas`, `[M, 1, 1]`, weights the KL
-    /// column); `epoch` is the batch's.
-    pub fn new(terms: &StackTerms, betas: Tensor<3>, epoch: usize) -> Self {
+    /// Reduces per-image terms to batch sums per member; `epoch` is the batch's.
+    pub fn new(terms: &StackTerms, epoch: usize) -> Self {
         let [members, images, _] = terms.recon.dims();
         // Off the autodiff graph: these sums are read, never differentiated, and tracked ones
         // would add graph nodes to every step and keep them alive until the metrics thread
         // drops the output.
         let per_member = |t: &Tensor<3>| t.clone().without_autodiff().sum_dim(1);
         let recon = per_member(&terms.recon);
-        let (kl, beta_kl) = match &terms.kl {
-            Some(kl) => {
-                let kl = per_member(kl);
-                (kl.clone(), kl * betas.without_autodiff())
-            }
-            None => (recon.zeros_like(), recon.zeros_like()),
+        let mut parts = match (&terms.kl, &terms.kl_term) {
+            (Some(kl), Some(term)) => vec![recon.clone(), per_member(kl), per_member(term)],
+            _ => vec![recon.clone(), recon.zeros_like(), recon.zeros_like()],
         };
-        let loss = per_member(&terms.loss);
-        let sums = Tensor::cat(vec![recon, kl, beta_kl, loss], 2).reshape([members, 4]);
+        parts.push(per_member(&terms.loss));
+        parts.extend(terms.kl_dims.as_ref().map(per_member));
+        let sums = Tensor::cat(parts, 2);
+        let width = sums.dims()[2];
         Self {
-            sums,
+            sums: sums.reshape([members, width]),
             images,
             epoch,
             values: None,
@@ -70,12 +70,10 @@ impl StepOutput {
 impl ItemLazy for StepOutput {
     fn sync(self) -> Result<Self, burn::tensor::ExecutionError> {
         let sums = self.sums.without_autodiff();
+        let width = sums.dims()[1];
         let data = sums.to_data().convert::<f64>();
         let v: Vec<f64> = data.try_to_vec().unwrap_or_default();
-        let values = v
-            .chunks_exact(4)
-            .map(|c| [c[0], c[1], c[2], c[3]])
-            .collect();
+        let values = v.chunks_exact(width).map(<[f64]>::to_vec).collect();
         Ok(Self {
             sums,
             images: self.images,
@@ -87,7 +85,7 @@ impl ItemLazy for StepOutput {
 
 /// What [`StackLoss`] reads from a step.
 pub struct StackInput {
-    sums: Vec<[f64; 4]>,
+    sums: Vec<Vec<f64>>,
     images: usize,
     epoch: usize,
 }
@@ -109,18 +107,20 @@ pub struct MemberMeans {
     pub recon: f64,
     /// Mean KL per image.
     pub kl: f64,
-    /// Mean β·KL per image.
-    pub beta_kl: f64,
+    /// Mean KL term of the loss per image (`β·KL` without KL control).
+    pub kl_term: f64,
     /// Mean loss per image.
     pub loss: f64,
     /// The article's printed number: Σ_b (batch size × batch loss sum) / images.
     pub article_loss: f64,
+    /// Mean KL per image of each latent dimension (empty for AEs).
+    pub kl_dims: Vec<f64>,
 }
 
 /// Sums of one split of one epoch, per member.
 #[derive(Clone, Debug, Default)]
 pub struct Tally {
-    sums: Vec<[f64; 4]>,
+    sums: Vec<Vec<f64>>,
     article: Vec<f64>,
     images: usize,
 }
@@ -128,12 +128,14 @@ pub struct Tally {
 impl Tally {
     fn add(&mut self, input: &StackInput) {
         if self.sums.len() < input.sums.len() {
-            self.sums.resize(input.sums.len(), [0.0; 4]);
+            self.sums.resize(input.sums.len(), Vec::new());
             self.article.resize(input.sums.len(), 0.0);
         }
         let n = input.images as f64;
         for (i, s) in input.sums.iter().enumerate() {
-            for (sum, value) in self.sums[i].iter_mut().zip(s) {
+            let sums = &mut self.sums[i];
+            sums.resize(s.len().max(sums.len()), 0.0);
+            for (sum, value) in sums.iter_mut().zip(s) {
                 *sum += value;
             }
             // The article adds `loss.item() * batch_size` with a sum-reduced loss.
@@ -145,22 +147,24 @@ impl Tally {
     /// Member `i`'s epoch means (NaN when it saw no batch).
     pub fn means(&self, i: usize) -> MemberMeans {
         let n = self.images as f64;
-        let Some(s) = self.sums.get(i) else {
+        let Some(s) = self.sums.get(i).filter(|s| s.len() >= DIMS) else {
             let nan = f64::NAN;
             return MemberMeans {
                 recon: nan,
                 kl: nan,
-                beta_kl: nan,
+                kl_term: nan,
                 loss: nan,
                 article_loss: nan,
+                kl_dims: Vec::new(),
             };
         };
         MemberMeans {
             recon: s[RECON] / n,
             kl: s[KL] / n,
-            beta_kl: s[BETA_KL] / n,
+            kl_term: s[KL_TERM] / n,
             loss: s[LOSS] / n,
             article_loss: self.article[i] / n,
+            kl_dims: s[DIMS..].iter().map(|v| v / n).collect(),
         }
     }
 }

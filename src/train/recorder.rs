@@ -2,7 +2,8 @@
 //!
 //! The Learner calls [`MetricLogger::log_epoch_summary`] at the end of each split. The train
 //! split's per-member means are kept; when the test split of an epoch ends, each live member's
-//! two rows are appended and its whole file rewritten atomically. A member whose epoch is not
+//! two rows are appended and its whole file rewritten atomically, and so is its
+//! `kl_dims.parquet` (the test split's KL per latent dimension, VAEs). A member whose epoch is not
 //! finite is failed there (its rows are written, nothing after); the stack is then stopped
 //! and the others restacked without it ([`RESTACK`]), or, when none is left, just stopped.
 
@@ -16,8 +17,9 @@ use burn::train::metric::{MetricDefinition, NumericEntry};
 use burn::train::Interrupter;
 
 use super::metrics::Tallies;
+use crate::config::RunSpec;
 use crate::data::Split;
-use crate::store::{write_metrics, EpochRow};
+use crate::store::{write_kl_dims, write_metrics, EpochRow, KlDimRow};
 
 /// The stop message with which the recorder ends a stack early when a member has failed and
 /// others are left: they are restacked without it (see `run::train_group`).
@@ -34,6 +36,8 @@ pub type SharedRows = Arc<Mutex<RecorderState>>;
 pub struct MemberLog {
     /// Rows of every finished epoch, train then test.
     pub rows: Vec<EpochRow>,
+    /// Its test split's KL per latent dimension, every finished epoch.
+    pub kl_dims: Vec<KlDimRow>,
     /// The first error met while writing its metrics (the logger API cannot return one).
     pub error: Option<String>,
     /// Why the member failed (a non-finite epoch), if it did.
@@ -53,16 +57,22 @@ pub struct MemberSink {
     pub run_id: String,
     /// Its `metrics.parquet`.
     pub path: PathBuf,
+    /// Its `kl_dims.parquet`.
+    pub kl_dims_path: PathBuf,
     /// Rows already on disk (a resumed run's).
     pub rows: Vec<EpochRow>,
-    /// Its learning rate in each epoch (`lrs[e - 1]`), recorded beside the epoch's rows.
-    pub lrs: Vec<f64>,
+    /// Per-dimension KL rows already on disk, up to the same epoch.
+    pub kl_dims: Vec<KlDimRow>,
+    /// Its parameters: the learning rate, KL weight and capacity of each epoch recorded beside
+    /// its rows come from them, as the trainee's do.
+    pub spec: RunSpec,
 }
 
 /// A [`MetricLogger`] that turns each split's per-member tallies into [`EpochRow`]s.
 pub struct EpochRecorder {
-    sinks: Vec<(String, PathBuf, Vec<f64>)>,
+    sinks: Vec<MemberSink>,
     epochs: usize,
+    batches: usize,
     variational: bool,
     tallies: Tallies,
     pending_train: Option<Vec<EpochRow>>,
@@ -73,11 +83,12 @@ pub struct EpochRecorder {
 }
 
 impl EpochRecorder {
-    /// A recorder for the members `sinks` of a stack training `epochs` epochs, reading
-    /// `tallies`.
+    /// A recorder for the members `sinks` of a stack training `epochs` epochs of `batches`
+    /// optimiser steps, reading `tallies`.
     pub fn new(
         sinks: Vec<MemberSink>,
         epochs: usize,
+        batches: usize,
         variational: bool,
         tallies: Tallies,
         on_epoch: EpochCallback,
@@ -87,16 +98,15 @@ impl EpochRecorder {
             .iter()
             .map(|s| MemberLog {
                 rows: s.rows.clone(),
+                kl_dims: s.kl_dims.clone(),
                 ..MemberLog::default()
             })
             .collect();
         let state = Arc::new(Mutex::new(RecorderState { members }));
         let recorder = Self {
-            sinks: sinks
-                .into_iter()
-                .map(|s| (s.run_id, s.path, s.lrs))
-                .collect(),
+            sinks,
             epochs,
+            batches,
             variational,
             tallies,
             pending_train: None,
@@ -108,8 +118,9 @@ impl EpochRecorder {
         (recorder, state)
     }
 
-    /// Each member's row of `split` in `epoch`, its share of the split's wall time as seconds.
-    fn rows(&mut self, epoch: usize, split: Split) -> Vec<EpochRow> {
+    /// Each member's row of `split` in `epoch`, its share of the split's wall time as seconds,
+    /// and its KL per latent dimension.
+    fn rows(&mut self, epoch: usize, split: Split) -> Vec<(EpochRow, Vec<f64>)> {
         let tally = self
             .tallies
             .lock()
@@ -119,21 +130,28 @@ impl EpochRecorder {
         let seconds = self.split_started.elapsed().as_secs_f64() / self.sinks.len() as f64;
         self.split_started = Instant::now();
         let vae = |v: f64| self.variational.then_some(v);
-        (0..self.sinks.len())
-            .map(|i| {
+        // The schedules' values at the epoch's last optimiser step.
+        let last_step = (epoch * self.batches).saturating_sub(1);
+        self.sinks
+            .iter()
+            .enumerate()
+            .map(|(i, sink)| {
                 let m = tally.means(i);
-                EpochRow {
-                    run_id: self.sinks[i].0.clone(),
+                let row = EpochRow {
+                    run_id: sink.run_id.clone(),
                     epoch: epoch as u32,
                     split,
                     recon: m.recon,
                     kl: vae(m.kl),
-                    beta_kl: vae(m.beta_kl),
+                    beta_kl: vae(m.kl_term),
                     loss: m.loss,
                     article_loss: (split == Split::Train).then_some(m.article_loss),
-                    lr: self.sinks[i].2.get(epoch - 1).copied(),
+                    lr: Some(sink.spec.lr_at(epoch)),
+                    kl_weight: vae(sink.spec.kl_weight_at(last_step, self.batches)),
+                    capacity: sink.spec.capacity_at(last_step, self.batches),
                     seconds,
-                }
+                };
+                (row, m.kl_dims)
             })
             .collect()
     }
@@ -162,7 +180,8 @@ impl MetricLogger for EpochRecorder {
     fn log_epoch_summary(&mut self, summary: EpochSummary) {
         let epoch = summary.epoch_number;
         if summary.split == burn::train::metric::store::Split::Train {
-            self.pending_train = Some(self.rows(epoch, Split::Train));
+            let rows = self.rows(epoch, Split::Train).into_iter().map(|r| r.0);
+            self.pending_train = Some(rows.collect());
             return;
         }
         let tests = self.rows(epoch, Split::Test);
@@ -177,7 +196,7 @@ impl MetricLogger for EpochRecorder {
         let mut state = self.state.lock().unwrap();
         let mut finished = Vec::new();
         let mut newly_failed = false;
-        for (i, (train, test)) in trains.into_iter().zip(tests).enumerate() {
+        for (i, (train, (test, kl_dims))) in trains.into_iter().zip(tests).enumerate() {
             let member = &mut state.members[i];
             if member.failed.is_some() {
                 continue;
@@ -192,8 +211,21 @@ impl MetricLogger for EpochRecorder {
             member.rows.retain(|r| r.epoch as usize != epoch);
             member.rows.push(train.clone());
             member.rows.push(test.clone());
-            if let Err(e) = write_metrics(&self.sinks[i].1, &member.rows) {
+            if let Err(e) = write_metrics(&self.sinks[i].path, &member.rows) {
                 member.error.get_or_insert_with(|| format!("{e:#}"));
+            }
+            if !kl_dims.is_empty() {
+                member.kl_dims.retain(|r| r.epoch as usize != epoch);
+                member
+                    .kl_dims
+                    .extend(kl_dims.iter().enumerate().map(|(dim, &kl)| KlDimRow {
+                        epoch: epoch as u32,
+                        dim: dim as u32,
+                        kl,
+                    }));
+                if let Err(e) = write_kl_dims(&self.sinks[i].kl_dims_path, &member.kl_dims) {
+                    member.error.get_or_insert_with(|| format!("{e:#}"));
+                }
             }
             finished.push((i, train, test));
         }

@@ -1,5 +1,5 @@
-//! The model burn-train trains: M stacked members, their Adam moments, their β and learning
-//! rates ([`StackTrainee`]), its train and inference steps and its fused optimiser step.
+//! The model burn-train trains: M stacked members, their Adam moments, their β, KL control
+//! and learning rates ([`StackTrainee`]), its train and inference steps and its fused optimiser step.
 
 use burn::module::{Module, Param};
 use burn::optim::{GradientsParams, ModuleOptimizer};
@@ -8,9 +8,9 @@ use burn::train::{InferenceStep, TrainOutput, TrainStep};
 
 use super::metrics::StepOutput;
 use super::optim;
-use crate::config::RunSpec;
+use crate::config::{KlForm, RunSpec};
 use crate::data::StackBatch;
-use crate::model::{Autoencoder, Likelihood, Objective, StackTerms, StackedAutoencoder};
+use crate::model::{Autoencoder, KlTerm, Likelihood, Objective, StackTerms, StackedAutoencoder};
 
 /// The model the Learner trains: M stacked autoencoders and, shaped like them, their Adam
 /// moments. Keeping the moments in the model (not in Burn's optimiser) lets one fused step
@@ -29,10 +29,10 @@ pub struct StackTrainee {
 /// What the members may differ in beyond their weights, and the shared step count.
 #[derive(Clone, Debug)]
 struct Hyper {
-    /// KL weight per member (0 for AEs).
-    betas: Vec<f64>,
-    /// Adam learning rate per member and epoch (`lrs[i][e - 1]`: its schedule's).
-    lrs: Vec<Vec<f64>>,
+    /// The members' specs: each member's β, learning rate and KL control by step
+    /// (`RunSpec::lr_at`, `RunSpec::kl_weight_at`, `RunSpec::capacity_at`; the recorder reads
+    /// the same functions for its columns).
+    specs: Vec<RunSpec>,
     /// Optimiser steps per epoch (which epoch a step belongs to).
     batches: usize,
     /// Optimiser steps taken so far (Adam's t; the same for every member).
@@ -69,11 +69,7 @@ impl StackTrainee {
             moment_1: StackedAutoencoder::from_members(&zero).no_grad(),
             moment_2: StackedAutoencoder::from_members(&zero).no_grad(),
             hyper: Hyper {
-                betas: specs.iter().map(RunSpec::effective_beta).collect(),
-                lrs: specs
-                    .iter()
-                    .map(|s| (1..=s.epochs).map(|e| s.lr_at(e)).collect())
-                    .collect(),
+                specs: specs.to_vec(),
                 batches,
                 steps: start_epoch * batches,
                 likelihood: specs[0].likelihood,
@@ -105,29 +101,42 @@ impl StackTrainee {
         }
     }
 
-    /// `[M, 1, 1]` KL weights on `device`.
-    fn betas(&self, device: &Device) -> Tensor<3> {
-        let betas: Vec<f32> = self.hyper.betas.iter().map(|&b| b as f32).collect();
-        let m = betas.len();
-        Tensor::<1>::from_floats(betas.as_slice(), device).reshape([m, 1, 1])
+    /// Each member's KL term at 0-based optimiser `step`, as `[M, 1, 1]` numbers on `device`.
+    fn kl_term(&self, step: usize, device: &Device) -> KlTerm {
+        let specs = &self.hyper.specs;
+        let per_member = |f: &dyn Fn(&RunSpec) -> f64| {
+            let v: Vec<f32> = specs.iter().map(|s| f(s) as f32).collect();
+            Tensor::<1>::from_floats(v.as_slice(), device).reshape([v.len(), 1, 1])
+        };
+        let batches = self.hyper.batches;
+        let beta = per_member(&|s| s.kl_weight_at(step, batches));
+        match specs[0].kl_form() {
+            KlForm::Weighted => KlTerm::Weighted { beta },
+            KlForm::FreeBits => KlTerm::FreeBits {
+                beta,
+                lambda: per_member(&|s| s.free_bits),
+            },
+            KlForm::Capacity => KlTerm::Capacity {
+                gamma: beta,
+                capacity: per_member(&|s| s.capacity_at(step, batches).unwrap_or(0.0)),
+            },
+        }
     }
 
-    fn terms(&self, batch: &StackBatch) -> (StackTerms, Tensor<3>) {
-        let betas = self.betas(&batch.images.device());
+    /// The terms of `batch` at 0-based optimiser `step` (the KL schedule's).
+    fn terms(&self, batch: &StackBatch, step: usize) -> StackTerms {
+        let kl_term = self.kl_term(step, &batch.images.device());
         let forward = self.net.forward(
             batch.images.clone(),
             batch.noise.clone(),
             batch.labels.clone(),
         );
-        (
-            StackTerms::new(
-                &forward,
-                batch.images.clone(),
-                betas.clone(),
-                self.hyper.likelihood,
-                self.hyper.objective,
-            ),
-            betas,
+        StackTerms::new(
+            &forward,
+            batch.images.clone(),
+            &kl_term,
+            self.hyper.likelihood,
+            self.hyper.objective,
         )
     }
 }
@@ -147,8 +156,8 @@ impl TrainStep for StackTrainee {
 
     fn step(&self, batch: StackBatch) -> TrainOutput<StepOutput> {
         crate::faults::point(crate::faults::names::STEP, "");
-        let (terms, betas) = self.terms(&batch);
-        let output = StepOutput::new(&terms, betas, batch.epoch);
+        let terms = self.terms(&batch, self.hyper.steps);
+        let output = StepOutput::new(&terms, batch.epoch);
         // Each member back-propagates its batch *sum*, as the article does
         // (MSELoss(reduction="sum") + β·KLD summed); the stack's loss is the sum over members,
         // so every member's gradient is its own.
@@ -181,9 +190,9 @@ impl StackTrainee {
         // The epoch this step belongs to, and each member's learning rate in it.
         let epoch = hyper.steps / hyper.batches.max(1);
         let lrs: Vec<f64> = hyper
-            .lrs
+            .specs
             .iter()
-            .map(|l| l[epoch.min(l.len().saturating_sub(1))])
+            .map(|s| s.lr_at((epoch + 1).min(s.epochs)))
             .collect();
         let (mut ps, mut ms, mut vs) = (Vec::new(), Vec::new(), Vec::new());
         let params = net.params().into_iter();
@@ -220,9 +229,10 @@ impl InferenceStep for StackTrainee {
     type Input = StackBatch;
     type Output = StepOutput;
 
+    /// The test split after an epoch: the KL term of the epoch's last step.
     fn step(&self, batch: StackBatch) -> StepOutput {
-        let (terms, betas) = self.terms(&batch);
-        StepOutput::new(&terms, betas, batch.epoch)
+        let terms = self.terms(&batch, self.hyper.steps.saturating_sub(1));
+        StepOutput::new(&terms, batch.epoch)
     }
 }
 

@@ -22,7 +22,7 @@ use super::trainee::{MemberCheckpoint, StackTrainee};
 use crate::config::{device_for, RunSpec};
 use crate::data::{Binarize, Extras, Mnist, Split, StackLoader};
 use crate::model::Autoencoder;
-use crate::store::{durable, EpochRow, RunDir};
+use crate::store::{durable, read_kl_dims, EpochRow, RunDir};
 
 /// How one member of a stack came out of the Learner.
 pub struct Learned {
@@ -114,16 +114,24 @@ pub fn learn(job: StackJob<'_>, opts: &TrainOptions, progress: &Progress) -> Res
     let tallies = Tallies::default();
     let sinks = members
         .iter()
-        .map(|m| MemberSink {
-            run_id: m.run.id.clone(),
-            path: m.run.metrics_path(),
-            rows: m.rows.clone(),
-            lrs: (1..=epochs).map(|e| m.spec.lr_at(e)).collect(),
+        .map(|m| -> Result<MemberSink> {
+            // Rows of epochs after the checkpoint resumed from are trained again.
+            let mut kl_dims = read_kl_dims(&m.run.kl_dims_path())?;
+            kl_dims.retain(|r| r.epoch as usize <= start_epoch);
+            Ok(MemberSink {
+                run_id: m.run.id.clone(),
+                path: m.run.metrics_path(),
+                kl_dims_path: m.run.kl_dims_path(),
+                rows: m.rows.clone(),
+                kl_dims,
+                spec: m.spec.clone(),
+            })
         })
-        .collect();
+        .collect::<Result<Vec<_>>>()?;
     let (recorder, recorded) = recorder::EpochRecorder::new(
         sinks,
         epochs,
+        batches,
         variational,
         tallies.clone(),
         Box::new(move |i, train, test| {
