@@ -119,6 +119,8 @@ fn a_sweep_gets_every_chart_and_sheet() {
         "samples.png",
         "evaluation.png",
         "evaluation.svg",
+        "kl_schedules.png",
+        "kl_schedules.svg",
     ];
     // The notebook test writes its own chart here too, perhaps while this test runs.
     only_pictures(&plots, &sheets, &["tradeoff-notebook.png"]);
@@ -170,6 +172,7 @@ fn every_trained_run_gets_its_figures() {
                 "latent.png",
                 "latent.svg",
                 "manifold.png",
+                "kl_dims.png",
             ]);
         }
         only_pictures(&plots, &names, &[]);
@@ -182,6 +185,7 @@ fn every_trained_run_gets_its_figures() {
             check_png(&plots.join("traversal.png"), None, (11 * 56, 2 * 56));
             check_png(&plots.join("latent.png"), Some((900, 840)), (0, 0));
             check_png(&plots.join("manifold.png"), None, (15 * 56, 15 * 56));
+            check_png(&plots.join("kl_dims.png"), None, (400, 200));
         }
     }
 }

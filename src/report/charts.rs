@@ -438,6 +438,14 @@ impl Curves {
         }
         for (run, split, xy) in series {
             let color = self.color(&run.spec);
+            // A line through one point draws nothing: a dot at every epoch shows a one-epoch
+            // run (and where the epochs of a longer one fall).
+            let dot = if split == Split::Test {
+                color.filled()
+            } else {
+                color.mix(0.8).filled()
+            };
+            drawn(chart.draw_series(xy.iter().map(|&p| Circle::new(p, 3, dot))))?;
             if split == Split::Test {
                 drawn(chart.draw_series(LineSeries::new(xy, color.stroke_width(2))))?;
             } else {
@@ -627,5 +635,50 @@ impl Picture for EvalChart {
             legend(&mut chart, 15)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::style::svg;
+    use crate::store::RunState;
+
+    /// A run of one epoch has no line to draw: its test and train values show as dots.
+    #[test]
+    fn curves_show_a_one_epoch_run() {
+        let row = |split| EpochRow {
+            run_id: "r0".into(),
+            epoch: 1,
+            split,
+            recon: 30.0,
+            kl: Some(4.0),
+            beta_kl: Some(4.0),
+            loss: 34.0,
+            article_loss: None,
+            lr: Some(1e-3),
+            kl_weight: Some(1.0),
+            capacity: None,
+            seconds: 1.0,
+        };
+        let run = RunData {
+            id: "r0".into(),
+            spec: RunSpec {
+                model: ModelKind::Vae,
+                ..RunSpec::default()
+            },
+            provenance: None,
+            state: RunState::Done,
+            message: None,
+            rows: vec![row(Split::Train), row(Split::Test)],
+            eval: Vec::new(),
+        };
+        let curves = Curves {
+            title: "r0: per-epoch metrics".into(),
+            runs: vec![run],
+        };
+        let out = svg(&curves).unwrap();
+        // Three panels, a test and a train dot in each (none before the dots existed).
+        assert!(out.matches("<circle").count() >= 6, "{out}");
     }
 }

@@ -1,10 +1,12 @@
-//! What a researcher looks at: text tables ([`tables`]), charts of metrics ([`charts`]) and
-//! figures decoded from trained models ([`figures`]). [`plot`] is the entry point that renders
-//! every picture of a sweep or a run; [`page`] writes the HTML report of a sweep or a run.
+//! What a researcher looks at: text tables ([`tables`]), charts of metrics ([`charts`]), of the
+//! KL term per latent unit and per schedule ([`kl`]) and figures decoded from trained models
+//! ([`figures`]). [`plot`] is the entry point that renders every picture of a sweep or a run;
+//! [`page`] writes the HTML report of a sweep or a run.
 
 pub mod charts;
 pub mod diff;
 pub mod figures;
+pub mod kl;
 pub mod page;
 mod plot;
 pub mod repro;

@@ -265,6 +265,10 @@ pub fn write_sweep(store: &Store, manifest: &Manifest, live: bool) -> Result<Pat
             "evaluation.png",
             "Test-set IWAE bound (k = 1000) and active units against β",
         ),
+        (
+            "kl_schedules.png",
+            "Test KL per epoch beside the KL weight (and capacity C) each schedule set",
+        ),
     ]
     .into_iter()
     .filter(|(file, _)| plots.join(file).is_file())
@@ -325,6 +329,11 @@ pub fn write_run(store: &Store, record: &RunRecord) -> Result<PathBuf> {
         })?)
     };
     let figures: Vec<Picture> = [
+        (
+            "kl_dims.png",
+            "KL per latent unit over epochs (units sorted by final KL): where and when units \
+             switch off",
+        ),
         (
             "reconstructions.png",
             "Test digits and their reconstructions",

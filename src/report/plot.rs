@@ -10,11 +10,13 @@ use super::charts::{Curves, EvalChart, RunData, Tradeoff};
 use super::figures::{
     sample_sheet, showcase_indices, Inspector, LatentScatter, Sheet, SAMPLE_SEED,
 };
+use super::kl::{kl_grid, KlHeatmap, KlSchedules};
 use super::style::save;
 use crate::compare::select::Selection;
+use crate::config::params::{param_value, varying_keys};
 use crate::data::{Dataset, Mnist, Split};
 use crate::model::ModelKind;
-use crate::store::{RunRecord, Store, Target};
+use crate::store::{read_kl_dims, RunRecord, Store, Target};
 use crate::sweep::Manifest;
 
 /// Renders every picture of `target`; returns the files written.
@@ -53,13 +55,34 @@ fn test_sets(
     Ok(sets)
 }
 
-/// Short row label of a run in a sheet: `AE`, `β=3`, plus what else tells runs apart.
+/// Short label of a run in titles: its model and β (`AE`, `VAE β=3`); a sheet's rows add
+/// what else varies among them ([`sheet_labels`]).
 fn run_label(run: &RunRecord) -> String {
     match run.spec.model {
         ModelKind::Ae => "AE".to_string(),
         ModelKind::Vae => format!("VAE β={}", run.spec.beta),
         ModelKind::Cvae => format!("CVAE β={}", run.spec.beta),
     }
+}
+
+/// Row labels of a sheet showing `runs`: each run's [`run_label`] and every other parameter
+/// that varies among them (`VAE β=0.5 latent=8`), so that rows differing in anything but β
+/// (a latent size, a KL schedule) do not share a label.
+fn sheet_labels(runs: &[&RunData]) -> Vec<String> {
+    // β is in `run_label` (and an AE has none); the model too.
+    let keys: Vec<&str> = varying_keys(runs.iter().map(|r| &r.spec))
+        .into_iter()
+        .filter(|k| !matches!(*k, "model" | "beta"))
+        .collect();
+    runs.iter()
+        .map(|r| {
+            let mut label = run_label(r);
+            for key in &keys {
+                label.push_str(&format!(" {key}={}", param_value(&r.spec, key)));
+            }
+            label
+        })
+        .collect()
 }
 
 fn has_model(store: &Store, run: &RunRecord) -> bool {
@@ -164,6 +187,11 @@ fn plot_sweep(
     if let Ok(chart) = EvalChart::new(&title, &runs) {
         written.extend(save(&chart, &out.join("evaluation"), true)?);
     }
+    // Only VAEs and CVAEs with a finished epoch have a KL schedule to show (else an error).
+    let title = format!("sweep {name}: test KL per epoch and the KL schedule of each run");
+    if let Ok(chart) = KlSchedules::new(&title, &runs) {
+        written.extend(save(&chart, &out.join("kl_schedules"), true)?);
+    }
 
     // Models loaded for the sheets are reused for the per-run figures.
     let mut models: HashMap<String, Inspector> = HashMap::new();
@@ -188,16 +216,16 @@ fn plot_sweep(
             subtitle: format!("the same draws (seed {SAMPLE_SEED}) decoded by each VAE"),
             ..Sheet::default()
         };
-        for run in &shown {
+        for (run, label) in shown.iter().zip(sheet_labels(&shown)) {
             let model = Inspector::load(&store.run(&run.id), &run.spec)?;
             let model = models.entry(run.id.clone()).or_insert(model);
             recon
                 .rows
-                .push((run_label(run), model.reconstruct(test, &digits)));
+                .push((label.clone(), model.reconstruct(test, &digits)));
             if model.is_variational() {
                 samples
                     .rows
-                    .push((run_label(run), model.sample(12, SAMPLE_SEED, None)));
+                    .push((label, model.sample(12, SAMPLE_SEED, None)));
             }
         }
         written.extend(save(&recon, &out.join("reconstructions"), false)?);
@@ -220,9 +248,9 @@ fn plot_sweep(
     Ok(written)
 }
 
-/// Per-run pictures: curves, and with the run's trained `model` reconstructions, and for a VAE
-/// prior samples and a latent traversal; for 2-D latents the latent scatter and the decoded
-/// manifold.
+/// Per-run pictures: curves and the per-unit KL heat map (from the Parquet rows), and with the
+/// run's trained `model` reconstructions, and for a VAE prior samples and a latent traversal;
+/// for 2-D latents the latent scatter and the decoded manifold.
 fn plot_run(
     store: &Store,
     test: &Mnist,
@@ -241,8 +269,17 @@ fn plot_run(
         };
         written.extend(save(&curves, &out.join("curves"), true)?);
     }
+    let kl_dims = read_kl_dims(&dir.kl_dims_path())?;
+    if !kl_dims.is_empty() {
+        let heatmap = KlHeatmap {
+            title: format!("{what}: test KL per latent unit over epochs (nats per image)"),
+            grid: kl_grid(&kl_dims),
+        };
+        // PNG only: over thousands of epochs an SVG of the cells would be megabytes.
+        written.extend(save(&heatmap, &out.join("kl_dims"), false)?);
+    }
     let Some(model) = model else {
-        return Ok(written); // not trained yet: curves only
+        return Ok(written); // not trained yet: the charts of its rows only
     };
     let digits = showcase_indices(test, 2);
     let (first, second): (Vec<usize>, Vec<usize>) = (
