@@ -15,7 +15,7 @@ use super::charts::RunData;
 use super::style::{drawn, legend, Picture, CATEGORY, FONT};
 use crate::config::params::{describe, varying_keys};
 use crate::config::RunSpec;
-use crate::data::Split;
+use crate::data::{Split, TRAIN_LEN};
 use crate::store::{EpochRow, KlDimRow};
 
 /// One run's per-unit KL as a grid: latent units (rows) by epochs (columns).
@@ -287,23 +287,45 @@ fn controls(spec: &RunSpec) -> Vec<&'static str> {
     keys
 }
 
-/// Legend text of a schedule group: β when it varies, then the KL-control keys that vary
-/// between groups (those the group sets when none varies), or "no KL control".
+/// Legend text of a schedule group: β when it varies between groups, then the KL-control keys
+/// the group sets, or "no KL control".
 fn schedule_label(spec: &RunSpec, varying: &[&str]) -> String {
     let set = controls(spec);
-    let keys: Vec<&str> = varying.iter().copied().filter(|k| *k != "beta").collect();
     let control = if set.is_empty() {
         "no KL control".to_string()
-    } else if keys.is_empty() {
-        describe(spec, &set)
     } else {
-        describe(spec, &keys)
+        describe(spec, &set)
     };
     if varying.contains(&"beta") {
         format!("{} {control}", describe(spec, &["beta"]))
     } else {
         control
     }
+}
+
+/// The most points a schedule's line is drawn with (every step of short runs).
+const CURVE_POINTS: usize = 2000;
+
+/// The schedule of `spec` step by step, as `(epoch, value)` with the epoch fractional (the end
+/// of each optimiser step), from the functions training uses (`RunSpec::kl_weight_at`,
+/// `RunSpec::capacity_at`): a cyclical schedule's cycles show whatever the epoch count.
+fn schedule_curve(spec: &RunSpec, panel: SchedulePanel) -> Vec<(f64, f64)> {
+    let images = spec.limit.unwrap_or(TRAIN_LEN).min(TRAIN_LEN);
+    let batches = images.div_ceil(spec.batch_size.max(1)).max(1);
+    let steps = spec.epochs * batches;
+    let stride = steps.div_ceil(CURVE_POINTS).max(1);
+    let mut at: Vec<usize> = (0..steps).step_by(stride).collect();
+    at.push(steps.saturating_sub(1));
+    at.into_iter()
+        .filter_map(|step| {
+            let value = match panel {
+                SchedulePanel::Weight => Some(spec.kl_weight_at(step, batches)),
+                SchedulePanel::Capacity => spec.capacity_at(step, batches),
+                SchedulePanel::Kl => None,
+            }?;
+            Some(((step + 1) as f64 / batches as f64, value))
+        })
+        .collect()
 }
 
 /// `spec`'s schedule: the values of [`SCHEDULE_KEYS`].
@@ -361,7 +383,7 @@ impl SchedulePanel {
     fn unit(self) -> &'static str {
         match self {
             SchedulePanel::Kl => "nats per image",
-            SchedulePanel::Weight => "β × schedule share (epoch's last step)",
+            SchedulePanel::Weight => "β × schedule share, per step",
             SchedulePanel::Capacity => "C (nats)",
         }
     }
@@ -433,19 +455,34 @@ impl KlSchedules {
             .enumerate()
             .flat_map(|(g, (_, runs))| runs.iter().map(move |r| (g, r, points(r, panel))))
             .collect();
-        let all = series.iter().flat_map(|(_, _, xy)| xy);
+        // The schedules, step by step: one line per group (its seeds share it).
+        let curves: Vec<(usize, Vec<(f64, f64)>)> = match panel {
+            SchedulePanel::Kl => Vec::new(),
+            _ => self
+                .groups
+                .iter()
+                .enumerate()
+                .map(|(g, (_, runs))| (g, schedule_curve(&runs[0].spec, panel)))
+                .collect(),
+        };
+        let all = series
+            .iter()
+            .flat_map(|(_, _, xy)| xy)
+            .chain(curves.iter().flat_map(|(_, xy)| xy));
         let x_max = all.clone().map(|p| p.0).fold(1.0, f64::max);
         let hi = all.clone().map(|p| p.1).fold(0.0, f64::max);
         let lo = all.clone().map(|p| p.1).fold(0.0, f64::min);
         let pad = ((hi - lo) * 0.06).max(1e-3);
-        // Half an epoch either side, so that the first and last dots sit inside the frame.
+        // Half an epoch either side, so that the first and last dots sit inside the frame; the
+        // schedules start at step 0.
+        let x_lo = if curves.is_empty() { 0.5 } else { 0.0 };
         let mut chart = drawn(
             ChartBuilder::on(area)
                 .caption(panel.title(), (FONT, 22).into_font().style(FontStyle::Bold))
                 .margin(14)
                 .x_label_area_size(50)
                 .y_label_area_size(70)
-                .build_cartesian_2d(0.5..x_max + 0.5, (lo - pad)..(hi + pad)),
+                .build_cartesian_2d(x_lo..x_max + 0.5, (lo - pad)..(hi + pad)),
         )?;
         drawn(
             chart
@@ -460,17 +497,25 @@ impl KlSchedules {
                 .light_line_style(RGBColor(235, 235, 235))
                 .draw(),
         )?;
+        for (g, xy) in curves {
+            let color = CATEGORY[g % CATEGORY.len()];
+            if panel == SchedulePanel::Capacity {
+                drawn(chart.draw_series(DashedLineSeries::new(xy, 8, 5, color.stroke_width(2))))?;
+            } else {
+                drawn(chart.draw_series(LineSeries::new(xy, color.stroke_width(2))))?;
+            }
+        }
         let mut labelled = vec![false; self.groups.len()];
         for (g, _, xy) in series {
             let color = CATEGORY[g % CATEGORY.len()];
             drawn(chart.draw_series(xy.iter().map(|&p| Circle::new(p, 3, color.filled()))))?;
-            let line = if panel == SchedulePanel::Capacity {
-                drawn(chart.draw_series(DashedLineSeries::new(xy, 8, 5, color.stroke_width(2))))?
-            } else {
-                drawn(chart.draw_series(LineSeries::new(xy, color.stroke_width(2))))?
-            };
+            if panel != SchedulePanel::Kl {
+                // The schedule's line is drawn above; the dots are the recorded epoch ends.
+                continue;
+            }
+            let line = drawn(chart.draw_series(LineSeries::new(xy, color.stroke_width(2))))?;
             // The legend names each schedule once, on the KL panel.
-            if panel == SchedulePanel::Kl && !labelled[g] {
+            if !labelled[g] {
                 labelled[g] = true;
                 line.label(&self.groups[g].0).legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(2))
