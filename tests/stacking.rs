@@ -207,7 +207,7 @@ fn at_other_shapes_members_equal_their_runs_alone_to_rounding() {
         (
             "kl-weights",
             article,
-            "kl_warmup = [0, 2]\nkl_cycles = [0, 3]\n[[exclude]]\nkl_warmup = 2\nkl_cycles = 3\n[[include]]\nkl_cycles = 2\nkl_cycle_ramp = 1.0",
+            "kl_warmup = [0, 2]\n[[include]]\nkl_cycles = 3\n[[include]]\nkl_cycles = 2\nkl_cycle_ramp = 1.0",
         ),
         (
             "free-bits",
