@@ -143,7 +143,10 @@ pub struct SweepArgs {
     #[arg(long, short, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
     /// Train runs of one shape (kind, widths, latent, batch size, epochs, limit, backend,
-    /// device, likelihood, binarize, activation, layout, objective, samples, Adam constants) together as one stacked model: `auto` (up to 32 members on a CPU, 64 on a
+    /// device, likelihood, binarize, activation, layout, objective, samples, Adam constants,
+    /// whether the KL term has free bits or a capacity) together as one stacked model; members
+    /// may differ in β, seed, learning rate and its schedule, and KL schedule: `auto` (up to 32
+    /// members on a CPU, 64 on a
     /// GPU, as memory allows; printed by --dry-run), `off` (every run alone), or at most N
     /// per stack. A member's numbers are its run's alone (bit for bit at the article's shape,
     /// else to float rounding; README, "Stacked sweeps");

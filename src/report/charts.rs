@@ -94,8 +94,26 @@ fn variants<'a>(runs: &[&'a RunData]) -> Vec<(String, Vec<&'a RunData>)> {
     };
     groups
         .into_iter()
-        .map(|(key, members)| (describe(&key, &keys).replace('=', " "), members))
+        .map(|(key, members)| (variant_label(&key, &keys), members))
         .collect()
+}
+
+/// A variant's label: its values of `keys`, but of the KL-control keys only those it sets
+/// ("no KL control" when it sets none of the varying ones), so that a schedule reads as
+/// `kl_warmup 5` rather than as every knob at zero.
+fn variant_label(spec: &RunSpec, keys: &[&str]) -> String {
+    let set = super::kl::controls(spec);
+    let is_control = |k: &&str| super::kl::SCHEDULE_KEYS[1..].contains(k);
+    let shown: Vec<&str> = keys
+        .iter()
+        .copied()
+        .filter(|k| !is_control(k) || set.contains(k))
+        .collect();
+    let mut label = describe(spec, &shown).replace('=', " ");
+    if set.is_empty() && keys.iter().any(is_control) {
+        label = format!("{label} no KL control").trim().to_string();
+    }
+    label
 }
 
 /// Runs of one β within a chart line.
@@ -216,13 +234,17 @@ impl Picture for Tradeoff {
             .iter()
             .fold((f64::MAX, f64::MIN), |(lo, hi), y| (lo.min(*y), hi.max(*y)));
         let pad = ((y_hi - y_lo) * 0.08).max(0.5);
+        // Room above the points for the legend (upper right), a line per entry: the points of
+        // the largest KL sit there and were hidden under it.
+        let entries = (self.lines.len() + self.ae.len()) as f64;
+        let headroom = (y_hi - y_lo).max(1.0) * 0.06 * entries;
         let mut chart = drawn(
             ChartBuilder::on(root)
                 .caption(&self.title, (FONT, 28).into_font().style(FontStyle::Bold))
                 .margin(24)
                 .x_label_area_size(64)
                 .y_label_area_size(90)
-                .build_cartesian_2d(0.0..x_max, (y_lo - pad).max(0.0)..y_hi + pad),
+                .build_cartesian_2d(0.0..x_max, (y_lo - pad).max(0.0)..y_hi + pad + headroom),
         )?;
         drawn(
             chart
@@ -406,6 +428,13 @@ impl Curves {
         });
         let (lo, hi) = if lo > hi { (0.0, 1.0) } else { (lo, hi) };
         let pad = ((hi - lo) * 0.06).max(1e-3);
+        // One-epoch runs: the epoch in the middle (a dot on the axis reads as nothing), with
+        // the tick on it, as in the KL schedule chart.
+        let (x_range, x_labels) = if x_max < 2.0 {
+            (0.5..1.5, 2)
+        } else {
+            (1.0..x_max, x_max.min(10.0) as usize)
+        };
         let mut chart = drawn(
             ChartBuilder::on(area)
                 .caption(
@@ -415,14 +444,14 @@ impl Curves {
                 .margin(14)
                 .x_label_area_size(50)
                 .y_label_area_size(70)
-                .build_cartesian_2d(1.0..x_max.max(2.0), (lo - pad)..(hi + pad)),
+                .build_cartesian_2d(x_range.clone(), (lo - pad)..(hi + pad)),
         )?;
         drawn(
             chart
                 .configure_mesh()
                 .x_desc("epoch")
                 .y_desc(metric.unit())
-                .x_labels(x_max.clamp(2.0, 10.0) as usize)
+                .x_labels(x_labels)
                 .x_label_formatter(&|x| format!("{x:.0}"))
                 .label_style((FONT, 15))
                 .axis_desc_style((FONT, 17))

@@ -270,7 +270,7 @@ pub const SCHEDULE_KEYS: [&str; 7] = [
 
 /// The KL-control keys a spec sets (those its schedule depends on), in [`SCHEDULE_KEYS`]
 /// order; empty for plain β weighting.
-fn controls(spec: &RunSpec) -> Vec<&'static str> {
+pub fn controls(spec: &RunSpec) -> Vec<&'static str> {
     let mut keys = Vec::new();
     if spec.kl_warmup > 0 {
         keys.push("kl_warmup");
@@ -403,6 +403,9 @@ fn points(run: &RunData, panel: SchedulePanel) -> Vec<(f64, f64)> {
     xy
 }
 
+/// One run's line of a panel: its group, the run and its (epoch, value) points.
+type GroupSeries<'a> = (usize, &'a RunData, Vec<(f64, f64)>);
+
 impl KlSchedules {
     /// Groups the VAE and CVAE runs of `runs` that have a finished epoch by schedule (β and
     /// the KL-control keys); an error when there is none.
@@ -449,7 +452,7 @@ impl KlSchedules {
         area: &DrawingArea<DB, Shift>,
         panel: SchedulePanel,
     ) -> Result<()> {
-        let series: Vec<(usize, &RunData, Vec<(f64, f64)>)> = self
+        let series: Vec<GroupSeries> = self
             .groups
             .iter()
             .enumerate()

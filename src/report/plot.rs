@@ -13,7 +13,7 @@ use super::figures::{
 use super::kl::{kl_grid, KlHeatmap, KlSchedules};
 use super::style::save;
 use crate::compare::select::Selection;
-use crate::config::params::{param_value, varying_keys};
+use crate::config::params::{describe, param_value, varying_keys};
 use crate::data::{Dataset, Mnist, Split};
 use crate::model::ModelKind;
 use crate::store::{read_kl_dims, RunRecord, Store, Target};
@@ -199,10 +199,22 @@ fn plot_sweep(
     if !shown.is_empty() {
         let test = &tests[&shown[0].spec.dataset];
         let digits = showcase_indices(test, 1);
+        // What the shown runs share that other runs of the sweep do not (`latent=2` of a
+        // latent-size sweep: the sheets show one variant).
+        let among: Vec<&str> = varying_keys(shown.iter().map(|r| &r.spec));
+        let fixed: Vec<&str> = varying_keys(runs.iter().map(|r| &r.spec))
+            .into_iter()
+            .filter(|k| !matches!(*k, "model" | "beta" | "seed") && !among.contains(k))
+            .collect();
+        let variant = if fixed.is_empty() {
+            String::new()
+        } else {
+            format!("{}, ", describe(&shown[0].spec, &fixed))
+        };
         let mut recon = Sheet {
             title: format!("sweep {name}: reconstructions of the same test digits"),
             subtitle: format!(
-                "top row: input; below: one run each (seed {}, decoded from the posterior mean)",
+                "top row: input; below: one run each ({variant}seed {}, decoded from the posterior mean)",
                 shown[0].spec.seed
             ),
             columns: Vec::new(),
@@ -213,7 +225,10 @@ fn plot_sweep(
         };
         let mut samples = Sheet {
             title: format!("sweep {name}: samples from the prior z ~ N(0, I)"),
-            subtitle: format!("the same draws (seed {SAMPLE_SEED}) decoded by each VAE"),
+            subtitle: format!(
+                "the same draws (seed {SAMPLE_SEED}) decoded by each VAE ({variant}seed {})",
+                shown[0].spec.seed
+            ),
             ..Sheet::default()
         };
         for (run, label) in shown.iter().zip(sheet_labels(&shown)) {
