@@ -827,6 +827,15 @@ fn run_pages_and_the_diff_page_are_written() {
     assert!(html.contains(&format!("run {}", first.0)));
     assert!(html.contains("<svg"), "curves inline");
     assert!(html.contains("code_fingerprint = "), "provenance shown");
+    // The KL pictures: the sweep's schedules, a VAE run's per-unit heat map.
+    assert!(dom.contains("../plots/kl_schedules.png"), "no KL schedule chart");
+    let vae = rows(&dom)
+        .into_iter()
+        .find(|(_, _, c)| value(c, "state") == "done" && value(c, "model") == "vae")
+        .unwrap();
+    let vae_page = results.join(format!("runs/{}/report/index.html", vae.0));
+    let html = std::fs::read_to_string(&vae_page).unwrap();
+    assert!(html.contains("kl_dims.png"), "no KL heat map on {}", vae.0);
     let out = common::vaelab(results, &["diff", "page", "page", "--format", "html"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("<!doctype html>"), "{text}");
