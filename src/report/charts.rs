@@ -8,7 +8,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::mean_sd;
-use super::style::{beta_color, drawn, legend, Picture, AE_COLOR, CATEGORY, FONT};
+use super::style::{beta_color, color_bar, drawn, legend, Picture, AE_COLOR, CATEGORY, FONT};
 use crate::config::params::{describe, varying_keys};
 use crate::config::RunSpec;
 use crate::data::Split;
@@ -493,23 +493,8 @@ impl Curves {
         let max = self.max_beta();
         let (top, height, x): (i32, i32, i32) = (90, 300, 20);
         let label = (FONT, 16).into_font();
-        drawn(area.draw(&Text::new("β", (x, top - 30), (FONT, 20).into_font())))?;
-        for k in 0..height {
-            let beta = max * (1.0 - f64::from(k) / f64::from(height - 1));
-            let color = beta_color(beta, max);
-            drawn(area.draw(&Rectangle::new(
-                [(x, top + k), (x + 24, top + k + 1)],
-                color.filled(),
-            )))?;
-        }
-        for (frac, beta) in [(0.0, max), (0.5, max / 2.0), (1.0, 0.0)] {
-            let y = top + (frac * f64::from(height - 1)) as i32;
-            drawn(area.draw(&Text::new(
-                format!("{beta:.2}"),
-                (x + 32, y - 8),
-                label.clone(),
-            )))?;
-        }
+        let bar = (x, top, height);
+        color_bar(area, ("β", 20), bar, max, |b| beta_color(b, max), &label)?;
         let legend_top = top + height + 40;
         let has_ae = self.runs.iter().any(|r| r.spec.model == ModelKind::Ae);
         let mut y = legend_top;

@@ -12,7 +12,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::charts::RunData;
-use super::style::{drawn, legend, Picture, CATEGORY, FONT};
+use super::style::{color_bar, drawn, legend, Picture, CATEGORY, FONT};
 use crate::config::params::{describe, varying_keys};
 use crate::config::RunSpec;
 use crate::data::{Split, TRAIN_LEN};
@@ -186,26 +186,15 @@ impl KlHeatmap {
         let (top, x) = (44i32, 16i32);
         let height = (h as i32 - top - 110).max(60);
         let label = (FONT, 15).into_font();
-        drawn(area.draw(&Text::new(
-            "KL (nats)",
-            (x, top - 30),
-            (FONT, 17).into_font(),
-        )))?;
-        for k in 0..height {
-            let kl = max * (1.0 - f64::from(k) / f64::from(height - 1));
-            drawn(area.draw(&Rectangle::new(
-                [(x, top + k), (x + 24, top + k + 1)],
-                Self::color(kl, max).filled(),
-            )))?;
-        }
-        for (frac, kl) in [(0.0, max), (0.5, max / 2.0), (1.0, 0.0)] {
-            let y = top + (frac * f64::from(height - 1)) as i32;
-            drawn(area.draw(&Text::new(
-                format!("{kl:.2}"),
-                (x + 32, y - 8),
-                label.clone(),
-            )))?;
-        }
+        let bar = (x, top, height);
+        color_bar(
+            area,
+            ("KL (nats)", 17),
+            bar,
+            max,
+            |kl| Self::color(kl, max),
+            &label,
+        )?;
         if self.grid.values.iter().flatten().any(|v| v.is_nan()) {
             let y = top + height + 24;
             drawn(area.draw(&Rectangle::new(

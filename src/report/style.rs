@@ -123,3 +123,36 @@ pub fn save(picture: &impl Picture, stem: &Path, svg: bool) -> Result<Vec<PathBu
     }
     Ok(written)
 }
+
+/// A vertical colour bar at `(x, top)`, `height` pixels: `title` above it, `color` of the
+/// values from `max` (top) to 0 (bottom), and ticks at `max`, `max / 2` and 0.
+pub fn color_bar<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    title: (&str, u32),
+    (x, top, height): (i32, i32, i32),
+    max: f64,
+    color: impl Fn(f64) -> RGBColor,
+    label: &FontDesc,
+) -> Result<()> {
+    drawn(area.draw(&Text::new(
+        title.0,
+        (x, top - 30),
+        (FONT, title.1).into_font(),
+    )))?;
+    for k in 0..height {
+        let value = max * (1.0 - f64::from(k) / f64::from(height - 1));
+        drawn(area.draw(&Rectangle::new(
+            [(x, top + k), (x + 24, top + k + 1)],
+            color(value).filled(),
+        )))?;
+    }
+    for (frac, value) in [(0.0, max), (0.5, max / 2.0), (1.0, 0.0)] {
+        let y = top + (frac * f64::from(height - 1)) as i32;
+        drawn(area.draw(&Text::new(
+            format!("{value:.2}"),
+            (x + 32, y - 8),
+            label.clone(),
+        )))?;
+    }
+    Ok(())
+}
