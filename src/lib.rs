@@ -6,7 +6,8 @@
 //! provenance, run lookup) → [`train`] (a run's life cycle and Burn's Learner) → [`eval`]
 //! (test-set likelihoods, active units, the judge) → [`sweep`] (manifests, resumable execution
 //! here or on Slurm) → [`compare`] (finding runs, `diff`, `repro`) → [`report`] (tables, plots,
-//! the HTML report: rendering only) → [`cli`] (one function per command).
+//! the HTML report: rendering only) → [`track`] (exports to trackers: TensorBoard) → [`cli`]
+//! (one function per command).
 //! Cross-cutting, importing no stage: [`tool`] (running git and other tools), [`panics`]
 //! (panics as one-line failures), [`faults`] (failpoints for tests).
 
@@ -22,6 +23,7 @@ pub mod report;
 pub mod store;
 pub mod sweep;
 pub mod tool;
+pub mod track;
 pub mod train;
 
 /// The run parameters' defaults at the crate root, where the command-line grammar

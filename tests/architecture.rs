@@ -7,8 +7,9 @@ use std::path::Path;
 
 /// The stages in order; cross-cutting modules (`tool`, `panics`, `faults`, `defaults`) may be
 /// used by any stage and use none.
-const STAGES: [&str; 10] = [
-    "data", "model", "config", "store", "train", "eval", "sweep", "compare", "report", "cli",
+const STAGES: [&str; 11] = [
+    "data", "model", "config", "store", "train", "eval", "sweep", "compare", "report", "track",
+    "cli",
 ];
 const CROSS_CUTTING: [&str; 4] = ["tool", "panics", "faults", "defaults"];
 

@@ -828,7 +828,10 @@ fn run_pages_and_the_diff_page_are_written() {
     assert!(html.contains("<svg"), "curves inline");
     assert!(html.contains("code_fingerprint = "), "provenance shown");
     // The KL pictures: the sweep's schedules, a VAE run's per-unit heat map.
-    assert!(dom.contains("../plots/kl_schedules.png"), "no KL schedule chart");
+    assert!(
+        dom.contains("../plots/kl_schedules.png"),
+        "no KL schedule chart"
+    );
     let vae = rows(&dom)
         .into_iter()
         .find(|(_, _, c)| value(c, "state") == "done" && value(c, "model") == "vae")

@@ -129,6 +129,34 @@ pub enum Command {
     /// Cancel a sweep's Slurm jobs (scancel); finished runs stay, a running task stops at its
     /// next batch boundary and can be resumed by submitting the sweep again.
     Cancel(CancelArgs),
+    /// Export runs to a tracker: TensorBoard event files (scalars per epoch, the evaluation, the
+    /// HParams plugin's sessions), one directory per run under DIR.
+    ///
+    /// Idempotent: exporting again (after more epochs, a resume or an evaluation) adds only what
+    /// the logs lack; epochs that went back are dropped with TensorBoard's restart marker.
+    /// Open with `tensorboard --logdir DIR`; `wandb sync --sync-tensorboard DIR` and
+    /// `aim convert tensorboard --logdir DIR` read the same files.
+    Export(ExportArgs),
+}
+
+/// The arguments of `vaelab export`.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// The tracker.
+    #[arg(value_enum)]
+    pub tracker: TrackerArg,
+    /// Where the logs go (one directory per run).
+    pub dir: PathBuf,
+    /// Sweep names, run ids or unique prefixes of run ids.
+    #[arg(required = true)]
+    pub targets: Vec<String>,
+}
+
+/// `vaelab export` trackers.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum TrackerArg {
+    /// TensorBoard event files.
+    Tensorboard,
 }
 
 /// The arguments of `vaelab sweep`.
@@ -165,6 +193,10 @@ pub struct SweepArgs {
     /// later), or k=1,10,100 (default: the matrix's [eval] k, else on).
     #[arg(long, value_name = "on|off|k=LIST")]
     pub eval: Option<defaults::EvalPolicy>,
+    /// Write TensorBoard logs of the runs live, after every epoch, one directory per run under
+    /// DIR (as `vaelab export tensorboard DIR` does; a failure to write is a warning).
+    #[arg(long, value_name = "DIR")]
+    pub tensorboard: Option<PathBuf>,
 }
 
 /// The arguments of `vaelab repro`.
@@ -464,6 +496,10 @@ pub struct TrainArgs {
     /// Epochs over which C rises to --capacity (0: C at its maximum from the start).
     #[arg(long, default_value_t = defaults::CAPACITY_EPOCHS, help_heading = "KL control")]
     pub capacity_epochs: usize,
+    /// Write the run's TensorBoard log live, after every epoch, into DIR/<run id>/ (as
+    /// `vaelab export tensorboard DIR` does; a failure to write is a warning).
+    #[arg(long, value_name = "DIR")]
+    pub tensorboard: Option<PathBuf>,
 }
 
 /// `--objective` values.

@@ -13,8 +13,9 @@ use crate::config::{matrix, preflight, InvalidParam};
 use crate::data::Dataset;
 use crate::eval;
 use crate::report;
-use crate::store::{RunState, Store, Target};
+use crate::store::{build_info, RunState, Store, Target};
 use crate::sweep::{self, Manifest, SweepOptions};
+use crate::track;
 use crate::train::{self, Outcome, TrainOptions};
 
 /// What every command shares: the results store, the data directory, the display mode.
@@ -72,9 +73,17 @@ pub fn train(ctx: &Context, args: &TrainArgs) -> Result<u8> {
         |e: &InvalidParam| format!("--{} {}: {}", e.key.replace('_', "-"), e.value, e.allowed);
     spec.validate().map_err(|e| anyhow!(flag(&e)))?;
     preflight([&spec], flag)?;
-    let opts = ctx.train_options(&args.eval);
+    let mut opts = ctx.train_options(&args.eval);
+    let tensorboard = args.tensorboard.as_ref().map(|dir| {
+        let ids = vec![spec.run_id(build_info::CODE_FINGERPRINT)];
+        opts.on_epoch = Some(track::live(ctx.store.clone(), ids.clone(), dir.clone()));
+        (ids, dir)
+    });
     let run = train::train_run(&spec, &opts)?;
     eval::evaluate_finished(std::slice::from_ref(&run), &opts);
+    if let Some((ids, dir)) = tensorboard {
+        export_at_end(&ctx.store, &ids, dir);
+    }
     let code = outcome_code(&run);
     if let Ok(record) = ctx.store.record(&run.id) {
         if !record.eval.is_empty() {
@@ -97,7 +106,41 @@ pub fn sweep(ctx: &Context, args: &SweepArgs) -> Result<u8> {
         return submit_plan(ctx, &plan, &settings, args.stack, &eval);
     }
     let opts = ctx.sweep_options(args.jobs, args.stack, &eval);
-    Ok(run_plan(&plan, &opts, &args.file)?.1)
+    Ok(run_plan(&plan, &opts, &args.file, args.tensorboard.as_deref())?.1)
+}
+
+/// The last export of a live TensorBoard log (the live hook skips epochs that come within
+/// two seconds of the previous export): a failure is a warning.
+fn export_at_end(store: &Store, ids: &[String], dir: &Path) {
+    if let Err(e) = track::tensorboard::export(store, ids, dir) {
+        eprintln!("warning: cannot write the TensorBoard logs: {e:#}");
+    }
+}
+
+/// `vaelab export`: the runs of every target, those with a directory (a sweep's queued runs
+/// have none yet).
+pub fn export(ctx: &Context, args: &ExportArgs) -> Result<u8> {
+    let store = &ctx.store;
+    let mut ids: Vec<String> = Vec::new();
+    for target in &args.targets {
+        match store.resolve(target)? {
+            Target::Sweep(name) => {
+                let manifest = Manifest::read(&store.manifest_path(&name))?;
+                ids.extend(manifest.runs.into_iter().map(|r| r.id));
+            }
+            Target::Run(id) => ids.push(id),
+        }
+    }
+    ids.retain(|id| store.run(id).config_path().is_file());
+    ids.dedup();
+    let TrackerArg::Tensorboard = args.tracker;
+    let events = track::tensorboard::export(store, &ids, &args.dir)?;
+    println!(
+        "tensorboard: {} runs in {}, {events} events written",
+        ids.len(),
+        args.dir.display()
+    );
+    Ok(exit::OK)
 }
 
 /// `vaelab repro`.
@@ -126,7 +169,7 @@ pub fn repro(ctx: &Context, args: &ReproArgs) -> Result<u8> {
         eval = EvalPolicy::of_ks(ks).map_err(|e| anyhow!("{}: {e}", args.file.display()))?;
     }
     let opts = ctx.sweep_options(args.jobs, args.stack, &eval);
-    let (manifest, code) = run_plan(&plan, &opts, &args.file)?;
+    let (manifest, code) = run_plan(&plan, &opts, &args.file, None)?;
     if code != exit::OK {
         return Ok(code);
     }
@@ -414,7 +457,12 @@ fn submit_plan(
 /// Freezes and trains `plan` (from matrix `file`), writes its tables, pictures and page, prints
 /// its summary; the manifest and the exit code a script can act on (130 interrupted, 1 when a
 /// run failed).
-fn run_plan(plan: &matrix::SweepPlan, opts: &SweepOptions, file: &Path) -> Result<(Manifest, u8)> {
+fn run_plan(
+    plan: &matrix::SweepPlan,
+    opts: &SweepOptions,
+    file: &Path,
+    tensorboard: Option<&Path>,
+) -> Result<(Manifest, u8)> {
     let store = &opts.train.store;
     // What this machine cannot hold or has no device for fails now, before anything is written.
     preflight(plan.runs.iter().map(|r| &r.spec), |e| {
@@ -424,7 +472,19 @@ fn run_plan(plan: &matrix::SweepPlan, opts: &SweepOptions, file: &Path) -> Resul
     let path = manifest.freeze(store)?;
     println!("{}", report::sweep_header(&manifest, &path));
     let mut opts = opts.clone();
-    opts.on_progress = Some(report::page::live(store.clone(), manifest.clone()));
+    let page = report::page::live(store.clone(), manifest.clone());
+    let ids: Vec<String> = manifest.runs.iter().map(|r| r.id.clone()).collect();
+    let hook: train::EpochHook = match tensorboard {
+        None => page,
+        Some(dir) => {
+            let logs = track::live(store.clone(), ids.clone(), dir.to_path_buf());
+            std::sync::Arc::new(move || {
+                page();
+                logs();
+            })
+        }
+    };
+    opts.on_progress = Some(hook);
     let outcome = sweep::run_sweep(&manifest, &opts).and_then(|outcome| {
         sweep::write_tables(store, &manifest, &outcome)?;
         Ok(outcome)
@@ -449,6 +509,13 @@ fn run_plan(plan: &matrix::SweepPlan, opts: &SweepOptions, file: &Path) -> Resul
     match report::render_sweep(store, &opts.train.data_dir, &manifest, plots) {
         Ok(page) => println!("report: {}", page.display()),
         Err(e) => eprintln!("warning: cannot write the report: {e:#}"),
+    }
+    if let Some(dir) = tensorboard {
+        let started: Vec<String> = ids
+            .into_iter()
+            .filter(|id| store.run(id).config_path().is_file())
+            .collect();
+        export_at_end(store, &started, dir);
     }
     if outcome.interrupted {
         let relaunch: Vec<String> = std::env::args().collect();

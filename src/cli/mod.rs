@@ -152,6 +152,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Diff(args) => commands::diff(&ctx, args),
         Command::Plot(args) => commands::plot(&ctx, args),
         Command::Report(args) => commands::page(&ctx, args),
+        Command::Export(args) => commands::export(&ctx, args),
     }
 }
 

@@ -88,7 +88,8 @@ fn numeric(keys: &[&str]) -> Vec<bool> {
         .collect()
 }
 
-/// A table of per-epoch rows: epoch, split, recon, KL, β·KL, loss, article loss, seconds (to
+/// A table of per-epoch rows, the columns of `metrics.parquet` but the run id: epoch, split,
+/// recon, KL, the KL term, loss, article loss, learning rate, KL weight, capacity, seconds (to
 /// the hundredth, which the benchmark reads).
 pub fn epoch_table(rows: &[EpochRow]) -> String {
     let cells = rows
@@ -103,16 +104,18 @@ pub fn epoch_table(rows: &[EpochRow]) -> String {
                 format!("{:.3}", r.loss),
                 num(r.article_loss),
                 r.lr.map_or_else(|| "-".to_string(), |lr| format!("{lr:.3e}")),
+                r.kl_weight
+                    .map_or_else(|| "-".to_string(), |w| format!("{w:.4}")),
+                num(r.capacity),
                 format!("{:.2}", r.seconds),
             ]
         })
         .collect();
     // The columns of `metrics.parquet` but the run id.
-    text_table(
-        &METRICS_COLUMNS[1..],
-        &[true, false, true, true, true, true, true, true, true],
-        cells,
-    )
+    let header = &METRICS_COLUMNS[1..];
+    let mut right = vec![true; header.len()];
+    right[1] = false;
+    text_table(header, &right, cells)
 }
 
 /// β as a table cell: `-` for the AE, which has no KL term.

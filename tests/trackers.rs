@@ -1,0 +1,222 @@
+//! vaelab's TensorBoard logs read back by TensorBoard's own readers (its event accumulator and
+//! raw event loader, and tbparse for the HParams; `./scripts/setup-trackers` installs them and
+//! `./scripts/test` runs it): every scalar equals the Parquet on disk, a live sweep and a later
+//! export agree, exporting again adds nothing, and a run whose epochs went back is purged by
+//! TensorBoard's restart marker rather than shown twice.
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use vaelab::store::{read_metrics, write_metrics, EpochRow, Store};
+
+/// The trackers' Python, installed by `./scripts/setup-trackers` (no reader, no pass).
+fn python() -> PathBuf {
+    let py = vaelab::data::cache_dir().join("trackers/bin/python");
+    assert!(
+        py.is_file(),
+        "TensorBoard's reader is missing at {}: run ./scripts/setup-trackers",
+        py.display()
+    );
+    py
+}
+
+/// Per run: tag → [(step, value)], the raw event count, the HParams. Values are the float32
+/// that TensorBoard stores (read back through JSON as float64, then narrowed: serde_json's
+/// default float parsing may miss the last bit of a float64, never of the float32 in it).
+#[derive(Debug, PartialEq)]
+struct ReadBack {
+    scalars: BTreeMap<String, Vec<(i64, f32)>>,
+    events: u64,
+    hparams: BTreeMap<String, serde_json::Value>,
+}
+
+fn read_back(logdir: &Path) -> BTreeMap<String, ReadBack> {
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/reference/read_tensorboard.py");
+    let out = Command::new(python())
+        .arg(script)
+        .arg(logdir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    json.as_object()
+        .unwrap()
+        .iter()
+        .map(|(run, v)| {
+            let scalars = v["scalars"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(tag, points)| {
+                    let points = points
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|p| (p[0].as_i64().unwrap(), p[1].as_f64().unwrap() as f32))
+                        .collect();
+                    (tag.clone(), points)
+                })
+                .collect();
+            let hparams = v["hparams"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let events = v["events"].as_u64().unwrap();
+            (
+                run.clone(),
+                ReadBack {
+                    scalars,
+                    events,
+                    hparams,
+                },
+            )
+        })
+        .collect()
+}
+
+/// What the scalars of a run must be: every row's numbers as float32, step = epoch.
+fn expected(rows: &[EpochRow]) -> BTreeMap<String, Vec<(i64, f32)>> {
+    let mut want: BTreeMap<String, Vec<(i64, f32)>> = BTreeMap::new();
+    for r in rows {
+        let split = r.split.as_str();
+        let step = i64::from(r.epoch);
+        let mut add = |tag: String, v: Option<f64>| {
+            if let Some(v) = v {
+                want.entry(tag).or_default().push((step, v as f32));
+            }
+        };
+        add(format!("{split}/recon"), Some(r.recon));
+        add(format!("{split}/kl"), r.kl);
+        add(format!("{split}/kl_term"), r.beta_kl);
+        add(format!("{split}/loss"), Some(r.loss));
+        if split == "train" {
+            add("schedule/lr".into(), r.lr);
+            add("schedule/kl_weight".into(), r.kl_weight);
+            add("schedule/capacity".into(), r.capacity);
+        }
+    }
+    for points in want.values_mut() {
+        points.sort_by_key(|p| p.0);
+    }
+    want
+}
+
+const MATRIX: &str = "[sweep]\nname = \"tb\"\n[base]\nepochs = 3\nlimit = 600\nhidden = [16]\n[grid]\nmodel = [\"ae\", \"vae\"]\n[[include]]\nmodel = \"vae\"\nkl_warmup = 2\n[[include]]\nmodel = \"vae\"\ncapacity = 4.0\ncapacity_epochs = 2\n";
+
+#[test]
+fn a_live_sweep_reads_back_exactly_and_exports_are_idempotent_and_purge_rewritten_epochs() {
+    let scratch = tempfile::tempdir().unwrap();
+    let matrix = scratch.path().join("tb.toml");
+    std::fs::write(&matrix, MATRIX).unwrap();
+    let results = scratch.path().join("results");
+    let live = scratch.path().join("live");
+    let out = common::vaelab(
+        &results,
+        &[
+            "--quiet",
+            "sweep",
+            matrix.to_str().unwrap(),
+            "--tensorboard",
+            live.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", common::text(&out));
+    let store = Store::new(&results);
+    let ids = store.run_ids().unwrap();
+    assert_eq!(ids.len(), 4);
+
+    // Live: every scalar of every run exactly as on disk, once per epoch; the evaluation at
+    // the last epoch; the HParams of every run.
+    let back = read_back(&live);
+    assert_eq!(back.keys().cloned().collect::<Vec<_>>(), ids);
+    for id in &ids {
+        let run = &back[id];
+        let rows = read_metrics(&store.run(id).metrics_path()).unwrap();
+        let mut scalars = run.scalars.clone();
+        let eval: BTreeMap<String, Vec<(i64, f32)>> = scalars
+            .iter()
+            .filter(|(t, _)| t.starts_with("eval/"))
+            .map(|(t, p)| (t.clone(), p.clone()))
+            .collect();
+        scalars.retain(|t, _| !t.starts_with("eval/"));
+        assert_eq!(scalars, expected(&rows), "{id}");
+        let record = store.record(id).unwrap();
+        let elbo = vaelab::store::eval_value(&record.eval, "elbo", None, None);
+        assert_eq!(
+            eval.get("eval/elbo").cloned(),
+            elbo.map(|v| vec![(3, v as f32)]),
+            "{id}"
+        );
+        assert_eq!(
+            run.hparams["model"],
+            serde_json::json!(record.spec.model.as_str())
+        );
+        assert_eq!(
+            run.hparams["latent"],
+            serde_json::json!(record.spec.latent as f64)
+        );
+        assert_eq!(run.hparams["hidden"], serde_json::json!("16"));
+    }
+    let capacity = ids
+        .iter()
+        .find(|id| store.record(id).unwrap().spec.capacity > 0.0)
+        .unwrap();
+    assert_eq!(back[capacity].scalars["schedule/capacity"].len(), 3);
+
+    // An export into a fresh directory writes the same logs; a second one writes nothing.
+    let exported = scratch.path().join("exported");
+    let export = |dir: &Path, what: &str| {
+        let out = common::vaelab(
+            &results,
+            &["export", "tensorboard", dir.to_str().unwrap(), what],
+        );
+        assert!(out.status.success(), "{}", common::text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    export(&exported, "tb");
+    assert_eq!(read_back(&exported), back);
+    assert!(export(&exported, "tb").contains("0 events written"));
+    assert!(export(&live, "tb").contains("0 events written"));
+    assert_eq!(read_back(&live), back);
+
+    // A run whose metrics go back to epoch 1 (rewritten): the export writes the restart
+    // marker and TensorBoard drops epochs 2 and 3; once they are back, they show once each.
+    let id = &ids[1];
+    let path = store.run(id).metrics_path();
+    let rows = read_metrics(&path).unwrap();
+    let first: Vec<EpochRow> = rows.iter().filter(|r| r.epoch == 1).cloned().collect();
+    write_metrics(&path, &first).unwrap();
+    export(&live, id);
+    let cut = read_back(&live);
+    assert_eq!(cut[id].scalars["test/loss"], expected(&first)["test/loss"]);
+    write_metrics(&path, &rows).unwrap();
+    export(&live, id);
+    let again = read_back(&live);
+    let mut scalars = again[id].scalars.clone();
+    scalars.retain(|t, _| !t.starts_with("eval/"));
+    assert_eq!(scalars, expected(&rows));
+    // The marker, then epochs 2 and 3, the evaluation and the session end once more.
+    assert_eq!(again[id].scalars, back[id].scalars);
+    assert_eq!(again[id].hparams, back[id].hparams);
+    assert_eq!(again[id].events, back[id].events + 5);
+}
+
+#[test]
+fn exporting_an_unknown_run_is_a_one_line_error_and_writes_nothing() {
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("tb");
+    let out = common::vaelab(
+        scratch.path(),
+        &["export", "tensorboard", dir.to_str().unwrap(), "nope"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("nope"), "{err}");
+    assert!(!dir.exists());
+}
