@@ -220,3 +220,253 @@ fn exporting_an_unknown_run_is_a_one_line_error_and_writes_nothing() {
     assert!(err.contains("nope"), "{err}");
     assert!(!dir.exists());
 }
+
+/// A real `mlflow server` (SQLite backend, served artifacts) on a free port of 127.0.0.1,
+/// stopped when dropped.
+struct MlflowServer {
+    child: std::process::Child,
+    uri: String,
+    _dir: tempfile::TempDir,
+}
+
+impl MlflowServer {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mlflow = python().with_file_name("mlflow");
+        let child = Command::new(mlflow)
+            .args([
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--workers",
+                "1",
+            ])
+            .arg("--backend-store-uri")
+            .arg(format!(
+                "sqlite:///{}",
+                dir.path().join("mlflow.db").display()
+            ))
+            .arg("--artifacts-destination")
+            .arg(dir.path().join("artifacts"))
+            .env("MLFLOW_DISABLE_TELEMETRY", "true")
+            .env("DO_NOT_TRACK", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = Self {
+            child,
+            uri: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        };
+        let started = std::time::Instant::now();
+        while !healthy(port) {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(120),
+                "mlflow server on port {port} did not answer /health"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        server
+    }
+}
+
+impl Drop for MlflowServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET /health` answers `OK`.
+fn healthy(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    let mut reply = String::new();
+    let _ = s.read_to_string(&mut reply);
+    reply.starts_with("HTTP/1.") && reply.contains(" 200 ") && reply.ends_with("OK")
+}
+
+/// Per vaelab run: params, tags, status, metric histories (values parsed from Python's repr).
+fn read_mlflow(uri: &str, experiment: &str) -> BTreeMap<String, serde_json::Value> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/reference/read_mlflow.py");
+    let out = Command::new(python())
+        .arg(script)
+        .args([uri, experiment])
+        .env("MLFLOW_DISABLE_TELEMETRY", "true")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    json.as_object().unwrap().clone().into_iter().collect()
+}
+
+/// MLflow's `metrics` of a read-back run as key → [(step, value)].
+fn mlflow_metrics(run: &serde_json::Value) -> BTreeMap<String, Vec<(i64, f64)>> {
+    run["metrics"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, points)| {
+            let points = points
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    (
+                        p[0].as_i64().unwrap(),
+                        p[1].as_str().unwrap().parse().unwrap(),
+                    )
+                })
+                .collect();
+            (k.clone(), points)
+        })
+        .collect()
+}
+
+/// A sweep sent live to a real MLflow server, read back with MLflow's own client: params,
+/// tags, status and every epoch's metrics equal what is on disk, exactly; exporting again sends
+/// nothing and duplicates nothing. A sweep whose server is down finishes (a warning), and a
+/// later export completes it.
+#[test]
+fn mlflow_holds_every_number_once_live_or_exported_later() {
+    let server = MlflowServer::start();
+    let scratch = tempfile::tempdir().unwrap();
+    let matrix = scratch.path().join("ml.toml");
+    std::fs::write(&matrix, MATRIX.replace("name = \"tb\"", "name = \"ml\"")).unwrap();
+    let results = scratch.path().join("results");
+    let out = common::vaelab(
+        &results,
+        &[
+            "--quiet",
+            "sweep",
+            matrix.to_str().unwrap(),
+            "--mlflow",
+            &server.uri,
+        ],
+    );
+    assert!(out.status.success(), "{}", common::text(&out));
+    let store = Store::new(&results);
+    let ids = store.run_ids().unwrap();
+    let back = read_mlflow(&server.uri, "ml");
+    assert_eq!(back.keys().cloned().collect::<Vec<_>>(), ids);
+    for id in &ids {
+        let record = store.record(id).unwrap();
+        let run = &back[id];
+        assert_eq!(run["status"], "FINISHED", "{id}");
+        assert_eq!(run["tags"]["mlflow.runName"], id.as_str());
+        let prov = record.provenance.as_ref().unwrap();
+        assert_eq!(
+            run["tags"]["mlflow.source.git.commit"],
+            prov.git_commit.as_str()
+        );
+        assert_eq!(
+            run["tags"]["vaelab.code_fingerprint"],
+            prov.code_fingerprint.as_str()
+        );
+        assert_eq!(
+            run["params"]["latent"],
+            record.spec.latent.to_string().as_str()
+        );
+        assert_eq!(run["params"]["model"], record.spec.model.as_str());
+        let mut metrics = mlflow_metrics(run);
+        let elbo = metrics.remove("eval/elbo");
+        metrics.retain(|k, _| !k.starts_with("eval/"));
+        let want: BTreeMap<String, Vec<(i64, f64)>> = expected_f64(&record.rows);
+        assert_eq!(metrics, want, "{id}");
+        let stored = vaelab::store::eval_value(&record.eval, "elbo", None, None);
+        assert_eq!(elbo, stored.map(|v| vec![(3, v)]), "{id}");
+    }
+    let export = |what: &str, uri: &str| common::vaelab(&results, &["export", "mlflow", uri, what]);
+    let again = export("ml", &server.uri);
+    assert!(again.status.success(), "{}", common::text(&again));
+    assert!(
+        common::text(&again).contains(", 0 metric points sent"),
+        "{}",
+        common::text(&again)
+    );
+    assert_eq!(read_mlflow(&server.uri, "ml"), back);
+
+    // The server down for a whole sweep: it trains to the end with a warning; then the
+    // export brings every run in, once.
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let matrix = scratch.path().join("down.toml");
+    std::fs::write(&matrix, MATRIX.replace("name = \"tb\"", "name = \"down\"")).unwrap();
+    let results_down = scratch.path().join("results-down");
+    let out = common::vaelab(
+        &results_down,
+        &[
+            "--quiet",
+            "sweep",
+            matrix.to_str().unwrap(),
+            "--mlflow",
+            &down,
+            "--eval",
+            "off",
+        ],
+    );
+    assert!(out.status.success(), "{}", common::text(&out));
+    assert!(
+        common::text(&out).contains("the MLflow export is incomplete"),
+        "{}",
+        common::text(&out)
+    );
+    let out = common::vaelab(&results_down, &["export", "mlflow", &down, "down"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).lines().count(),
+        1,
+        "{}",
+        common::text(&out)
+    );
+    let out = common::vaelab(&results_down, &["export", "mlflow", &server.uri, "down"]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    let store = Store::new(&results_down);
+    let back = read_mlflow(&server.uri, "down");
+    assert_eq!(back.len(), 4);
+    for (id, run) in &back {
+        let rows = read_metrics(&store.run(id).metrics_path()).unwrap();
+        assert_eq!(mlflow_metrics(run), expected_f64(&rows), "{id}");
+    }
+}
+
+/// [`expected`] in float64, as MLflow stores metrics.
+fn expected_f64(rows: &[EpochRow]) -> BTreeMap<String, Vec<(i64, f64)>> {
+    let mut want: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
+    for r in rows {
+        let split = r.split.as_str();
+        let step = i64::from(r.epoch);
+        let mut add = |tag: String, v: Option<f64>| {
+            if let Some(v) = v {
+                want.entry(tag).or_default().push((step, v));
+            }
+        };
+        add(format!("{split}/recon"), Some(r.recon));
+        add(format!("{split}/kl"), r.kl);
+        add(format!("{split}/kl_term"), r.beta_kl);
+        add(format!("{split}/loss"), Some(r.loss));
+        if split == "train" {
+            add("schedule/lr".into(), r.lr);
+            add("schedule/kl_weight".into(), r.kl_weight);
+            add("schedule/capacity".into(), r.capacity);
+        }
+    }
+    for points in want.values_mut() {
+        points.sort_by_key(|p| p.0);
+    }
+    want
+}

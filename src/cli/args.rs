@@ -129,13 +129,13 @@ pub enum Command {
     /// Cancel a sweep's Slurm jobs (scancel); finished runs stay, a running task stops at its
     /// next batch boundary and can be resumed by submitting the sweep again.
     Cancel(CancelArgs),
-    /// Export runs to a tracker: TensorBoard event files (scalars per epoch, the evaluation, the
-    /// HParams plugin's sessions), one directory per run under DIR.
+    /// Export runs to a tracker: TensorBoard event files under DIR (scalars per epoch, the
+    /// evaluation, the HParams plugin's sessions; one directory per run), or an MLflow server
+    /// at URI (an experiment per sweep, a run per run: params, tags, per-epoch metrics, status).
     ///
     /// Idempotent: exporting again (after more epochs, a resume or an evaluation) adds only what
-    /// the logs lack; epochs that went back are dropped with TensorBoard's restart marker.
-    /// Open with `tensorboard --logdir DIR`; `wandb sync --sync-tensorboard DIR` and
-    /// `aim convert tensorboard --logdir DIR` read the same files.
+    /// the tracker lacks. Open with `tensorboard --logdir DIR` (`wandb sync --sync-tensorboard
+    /// DIR` and `aim convert tensorboard --logdir DIR` read the same files) or MLflow's UI.
     Export(ExportArgs),
 }
 
@@ -145,18 +145,24 @@ pub struct ExportArgs {
     /// The tracker.
     #[arg(value_enum)]
     pub tracker: TrackerArg,
-    /// Where the logs go (one directory per run).
-    pub dir: PathBuf,
+    /// Where to: a directory (tensorboard) or a tracking URI, http://HOST:PORT (mlflow).
+    #[arg(value_name = "DIR|URI")]
+    pub destination: String,
     /// Sweep names, run ids or unique prefixes of run ids.
     #[arg(required = true)]
     pub targets: Vec<String>,
+    /// The MLflow experiment [default: each sweep's name; `vaelab` for runs named alone].
+    #[arg(long)]
+    pub experiment: Option<String>,
 }
 
 /// `vaelab export` trackers.
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum TrackerArg {
     /// TensorBoard event files.
     Tensorboard,
+    /// An MLflow tracking server.
+    Mlflow,
 }
 
 /// The arguments of `vaelab sweep`.
@@ -197,6 +203,11 @@ pub struct SweepArgs {
     /// DIR (as `vaelab export tensorboard DIR` does; a failure to write is a warning).
     #[arg(long, value_name = "DIR")]
     pub tensorboard: Option<PathBuf>,
+    /// Send the runs to the MLflow server at URI live (experiment: the sweep's name), from a
+    /// background thread; an unreachable server is a warning and `vaelab export mlflow URI
+    /// NAME` sends the rest.
+    #[arg(long, value_name = "URI")]
+    pub mlflow: Option<String>,
 }
 
 /// The arguments of `vaelab repro`.

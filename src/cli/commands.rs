@@ -106,7 +106,11 @@ pub fn sweep(ctx: &Context, args: &SweepArgs) -> Result<u8> {
         return submit_plan(ctx, &plan, &settings, args.stack, &eval);
     }
     let opts = ctx.sweep_options(args.jobs, args.stack, &eval);
-    Ok(run_plan(&plan, &opts, &args.file, args.tensorboard.as_deref())?.1)
+    let trackers = Trackers {
+        tensorboard: args.tensorboard.clone(),
+        mlflow: args.mlflow.clone(),
+    };
+    Ok(run_plan(&plan, &opts, &args.file, &trackers)?.1)
 }
 
 /// The last export of a live TensorBoard log (the live hook skips epochs that come within
@@ -118,28 +122,49 @@ fn export_at_end(store: &Store, ids: &[String], dir: &Path) {
 }
 
 /// `vaelab export`: the runs of every target, those with a directory (a sweep's queued runs
-/// have none yet).
+/// have none yet); to MLflow, each sweep into its own experiment unless `--experiment` names one.
 pub fn export(ctx: &Context, args: &ExportArgs) -> Result<u8> {
     let store = &ctx.store;
-    let mut ids: Vec<String> = Vec::new();
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     for target in &args.targets {
-        match store.resolve(target)? {
+        let (experiment, ids) = match store.resolve(target)? {
             Target::Sweep(name) => {
                 let manifest = Manifest::read(&store.manifest_path(&name))?;
-                ids.extend(manifest.runs.into_iter().map(|r| r.id));
+                (name, manifest.runs.into_iter().map(|r| r.id).collect())
             }
-            Target::Run(id) => ids.push(id),
+            Target::Run(id) => ("vaelab".to_string(), vec![id]),
+        };
+        let experiment = args.experiment.clone().unwrap_or(experiment);
+        let ids: Vec<String> = ids
+            .into_iter()
+            .filter(|id| store.run(id).config_path().is_file())
+            .collect();
+        match groups.iter_mut().find(|g| g.0 == experiment) {
+            Some(group) => group.1.extend(ids),
+            None => groups.push((experiment, ids)),
         }
     }
-    ids.retain(|id| store.run(id).config_path().is_file());
-    ids.dedup();
-    let TrackerArg::Tensorboard = args.tracker;
-    let events = track::tensorboard::export(store, &ids, &args.dir)?;
-    println!(
-        "tensorboard: {} runs in {}, {events} events written",
-        ids.len(),
-        args.dir.display()
-    );
+    for (experiment, ids) in &groups {
+        match args.tracker {
+            TrackerArg::Tensorboard => {
+                let dir = Path::new(&args.destination);
+                let events = track::tensorboard::export(store, ids, dir)?;
+                println!(
+                    "tensorboard: {} runs in {}, {events} events written",
+                    ids.len(),
+                    dir.display()
+                );
+            }
+            TrackerArg::Mlflow => {
+                let sent = track::mlflow::export(store, ids, &args.destination, experiment)?;
+                println!(
+                    "mlflow: {} runs in experiment {experiment} at {}, {sent} metric points sent",
+                    ids.len(),
+                    args.destination
+                );
+            }
+        }
+    }
     Ok(exit::OK)
 }
 
@@ -169,7 +194,7 @@ pub fn repro(ctx: &Context, args: &ReproArgs) -> Result<u8> {
         eval = EvalPolicy::of_ks(ks).map_err(|e| anyhow!("{}: {e}", args.file.display()))?;
     }
     let opts = ctx.sweep_options(args.jobs, args.stack, &eval);
-    let (manifest, code) = run_plan(&plan, &opts, &args.file, None)?;
+    let (manifest, code) = run_plan(&plan, &opts, &args.file, &Trackers::default())?;
     if code != exit::OK {
         return Ok(code);
     }
@@ -457,11 +482,18 @@ fn submit_plan(
 /// Freezes and trains `plan` (from matrix `file`), writes its tables, pictures and page, prints
 /// its summary; the manifest and the exit code a script can act on (130 interrupted, 1 when a
 /// run failed).
+/// Where a sweep's runs are tracked live, besides its own page.
+#[derive(Default)]
+struct Trackers {
+    tensorboard: Option<PathBuf>,
+    mlflow: Option<String>,
+}
+
 fn run_plan(
     plan: &matrix::SweepPlan,
     opts: &SweepOptions,
     file: &Path,
-    tensorboard: Option<&Path>,
+    trackers: &Trackers,
 ) -> Result<(Manifest, u8)> {
     let store = &opts.train.store;
     // What this machine cannot hold or has no device for fails now, before anything is written.
@@ -474,17 +506,20 @@ fn run_plan(
     let mut opts = opts.clone();
     let page = report::page::live(store.clone(), manifest.clone());
     let ids: Vec<String> = manifest.runs.iter().map(|r| r.id.clone()).collect();
-    let hook: train::EpochHook = match tensorboard {
-        None => page,
-        Some(dir) => {
-            let logs = track::live(store.clone(), ids.clone(), dir.to_path_buf());
-            std::sync::Arc::new(move || {
-                page();
-                logs();
-            })
-        }
-    };
-    opts.on_progress = Some(hook);
+    let mut hooks = vec![page];
+    if let Some(dir) = &trackers.tensorboard {
+        hooks.push(track::live(store.clone(), ids.clone(), dir.clone()));
+    }
+    if let Some(uri) = &trackers.mlflow {
+        let name = manifest.name.clone();
+        hooks.push(track::live_mlflow(
+            store.clone(),
+            ids.clone(),
+            uri.clone(),
+            name,
+        ));
+    }
+    opts.on_progress = Some(std::sync::Arc::new(move || hooks.iter().for_each(|h| h())));
     let outcome = sweep::run_sweep(&manifest, &opts).and_then(|outcome| {
         sweep::write_tables(store, &manifest, &outcome)?;
         Ok(outcome)
@@ -510,12 +545,20 @@ fn run_plan(
         Ok(page) => println!("report: {}", page.display()),
         Err(e) => eprintln!("warning: cannot write the report: {e:#}"),
     }
-    if let Some(dir) = tensorboard {
-        let started: Vec<String> = ids
-            .into_iter()
-            .filter(|id| store.run(id).config_path().is_file())
-            .collect();
+    let started: Vec<String> = ids
+        .into_iter()
+        .filter(|id| store.run(id).config_path().is_file())
+        .collect();
+    if let Some(dir) = &trackers.tensorboard {
         export_at_end(store, &started, dir);
+    }
+    if let Some(uri) = &trackers.mlflow {
+        if let Err(e) = track::mlflow::export(store, &started, uri, &manifest.name) {
+            eprintln!(
+                "warning: the MLflow export is incomplete ({e:#}); `vaelab export mlflow {uri} {}` sends the rest",
+                manifest.name
+            );
+        }
     }
     if outcome.interrupted {
         let relaunch: Vec<String> = std::env::args().collect();

@@ -1,0 +1,341 @@
+//! MLflow over its REST API (`/api/2.0/mlflow/…`, MLflow 3.x): one MLflow experiment per sweep
+//! (or named), one MLflow run per vaelab run, found again by its `vaelab.run_id` tag:
+//!
+//! - tags: `mlflow.runName` (the run id), `mlflow.source.name`, `mlflow.source.git.commit` and
+//!   `.branch`, `vaelab.run_id`, `vaelab.code_fingerprint`;
+//! - params: every parameter of the run, from the one schema (write-once: sending the same
+//!   value again is accepted);
+//! - metrics, step = epoch: `train/…` and `test/…` recon, KL, KL term and loss,
+//!   `schedule/lr`, `schedule/kl_weight`, `schedule/capacity`, and the evaluation
+//!   (`eval/elbo`, `eval/iwae_k<k>`, `eval/active_units`) at the last epoch; NaN and ±∞ as the
+//!   JSON strings MLflow accepts;
+//! - status FINISHED / FAILED / KILLED / RUNNING and the start and end times.
+//!
+//! Idempotent: metrics are append-only in MLflow, so an export reads each key's history and
+//! sends only the steps it lacks; exporting again sends no metric. Batches stay within the
+//! server's limits (1000 metrics, 100 params, 100 tags per `runs/log-batch`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Value};
+
+use crate::config::params::{param_value, PARAMS};
+use crate::data::Split;
+use crate::store::{RunRecord, RunState, Store};
+
+/// A tracking server at a base URI (`http://127.0.0.1:5000`).
+pub struct Client {
+    base: String,
+    agent: ureq::Agent,
+}
+
+/// Most metrics per `runs/log-batch` (and most items in all).
+const BATCH_METRICS: usize = 1000;
+/// Most params per batch.
+const BATCH_PARAMS: usize = 100;
+
+impl Client {
+    /// A client of the server at `uri` (`http://host:port`); a malformed URI is an error here.
+    pub fn new(uri: &str) -> Result<Self> {
+        let base = uri.trim_end_matches('/').to_string();
+        if !(base.starts_with("http://") || base.starts_with("https://")) || base.len() < 9 {
+            bail!("{uri}: an MLflow tracking URI is http://HOST:PORT or https://…");
+        }
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(20))
+            .build();
+        Ok(Self { base, agent })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/api/2.0/mlflow/{path}", self.base)
+    }
+
+    /// The JSON of an answer, or the server's error as one line (`RESOURCE_ALREADY_EXISTS: …`).
+    fn answer(&self, path: &str, reply: Result<ureq::Response, ureq::Error>) -> Result<Value> {
+        match reply {
+            Ok(r) => r
+                .into_json::<Value>()
+                .with_context(|| format!("{}: not JSON", self.url(path))),
+            Err(ureq::Error::Status(code, r)) => {
+                let body: Value = r.into_json().unwrap_or(Value::Null);
+                let kind = body["error_code"].as_str().unwrap_or("");
+                let message = body["message"].as_str().unwrap_or("");
+                Err(anyhow!(ServerError {
+                    kind: kind.to_string(),
+                    message: format!("{}: {code} {kind}: {message}", self.url(path)),
+                }))
+            }
+            Err(e) => Err(anyhow!("{}: {e}", self.url(path))),
+        }
+    }
+
+    fn post(&self, path: &str, body: Value) -> Result<Value> {
+        let reply = self.agent.post(&self.url(path)).send_json(body);
+        self.answer(path, reply)
+    }
+
+    fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value> {
+        let mut request = self.agent.get(&self.url(path));
+        for (k, v) in query {
+            request = request.query(k, v);
+        }
+        self.answer(path, request.call())
+    }
+
+    /// The id of experiment `name`, created if there is none (a concurrent creation is fine).
+    pub fn experiment(&self, name: &str) -> Result<String> {
+        let found = |c: &Self| -> Result<Option<String>> {
+            match c.get("experiments/get-by-name", &[("experiment_name", name)]) {
+                Ok(v) => Ok(v["experiment"]["experiment_id"].as_str().map(String::from)),
+                Err(e) if server_kind(&e) == Some("RESOURCE_DOES_NOT_EXIST") => Ok(None),
+                Err(e) => Err(e),
+            }
+        };
+        if let Some(id) = found(self)? {
+            return Ok(id);
+        }
+        match self.post("experiments/create", json!({ "name": name })) {
+            Ok(v) => v["experiment_id"]
+                .as_str()
+                .map(String::from)
+                .ok_or_else(|| anyhow!("experiments/create: no experiment_id")),
+            Err(e) if server_kind(&e) == Some("RESOURCE_ALREADY_EXISTS") => {
+                found(self)?.ok_or_else(|| anyhow!("experiment {name} vanished"))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The MLflow run of vaelab run `id` in `experiment`, if there is one.
+    fn find_run(&self, experiment: &str, id: &str) -> Result<Option<String>> {
+        let v = self.post(
+            "runs/search",
+            json!({
+                "experiment_ids": [experiment],
+                "filter": format!("tags.`vaelab.run_id` = '{id}'"),
+                "max_results": 2,
+            }),
+        )?;
+        Ok(v["runs"][0]["info"]["run_id"].as_str().map(String::from))
+    }
+
+    /// The steps of `key` already logged to `run`.
+    fn steps(&self, run: &str, key: &str) -> Result<BTreeSet<i64>> {
+        let v = self.get(
+            "metrics/get-history",
+            &[
+                ("run_id", run),
+                ("metric_key", key),
+                ("max_results", "25000"),
+            ],
+        )?;
+        Ok(v["metrics"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|p| {
+                        let step = &p["step"];
+                        step.as_i64().or_else(|| step.as_str()?.parse().ok())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    fn log_batch(
+        &self,
+        run: &str,
+        metrics: &[Value],
+        params: &[Value],
+        tags: &[Value],
+    ) -> Result<()> {
+        for chunk in params.chunks(BATCH_PARAMS) {
+            self.post("runs/log-batch", json!({ "run_id": run, "params": chunk }))?;
+        }
+        for chunk in tags.chunks(BATCH_PARAMS) {
+            self.post("runs/log-batch", json!({ "run_id": run, "tags": chunk }))?;
+        }
+        for chunk in metrics.chunks(BATCH_METRICS) {
+            self.post("runs/log-batch", json!({ "run_id": run, "metrics": chunk }))?;
+        }
+        Ok(())
+    }
+}
+
+/// An error answer of the server: its MLflow error code and the whole line.
+#[derive(Debug)]
+struct ServerError {
+    kind: String,
+    message: String,
+}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+fn server_kind(e: &anyhow::Error) -> Option<&str> {
+    e.downcast_ref::<ServerError>().map(|s| s.kind.as_str())
+}
+
+/// A metric value as MLflow's JSON takes it: non-finite ones as its strings.
+fn metric_value(v: f64) -> Value {
+    if v.is_nan() {
+        json!("NaN")
+    } else if v == f64::INFINITY {
+        json!("Infinity")
+    } else if v == f64::NEG_INFINITY {
+        json!("-Infinity")
+    } else {
+        json!(v)
+    }
+}
+
+/// Every metric of `record` by key: (step, value).
+fn metrics(record: &RunRecord) -> BTreeMap<String, Vec<(i64, f64)>> {
+    let mut out: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
+    let mut add = |key: String, step: i64, v: Option<f64>| {
+        if let Some(v) = v {
+            out.entry(key).or_default().push((step, v));
+        }
+    };
+    for r in &record.rows {
+        let (split, step) = (r.split.as_str(), i64::from(r.epoch));
+        add(format!("{split}/recon"), step, Some(r.recon));
+        add(format!("{split}/kl"), step, r.kl);
+        add(format!("{split}/kl_term"), step, r.beta_kl);
+        add(format!("{split}/loss"), step, Some(r.loss));
+        if r.split == Split::Train {
+            add("schedule/lr".into(), step, r.lr);
+            add("schedule/kl_weight".into(), step, r.kl_weight);
+            add("schedule/capacity".into(), step, r.capacity);
+        }
+    }
+    let last = record.rows.iter().map(|r| i64::from(r.epoch)).max();
+    if let (Some(last), true) = (last, last == Some(record.spec.epochs as i64)) {
+        for r in record
+            .eval
+            .iter()
+            .filter(|r| r.dim.is_none() && r.class.is_none())
+        {
+            let key = match (r.metric.as_str(), r.k) {
+                ("elbo", None) => "eval/elbo".to_string(),
+                ("iwae", Some(k)) => format!("eval/iwae_k{k}"),
+                ("active_units", None) => "eval/active_units".to_string(),
+                _ => continue,
+            };
+            add(key, last, Some(r.value));
+        }
+    }
+    out
+}
+
+/// Milliseconds since the epoch of an RFC 3339 time.
+fn millis(rfc3339: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
+/// Brings the MLflow run of `record` in `experiment` up to what is on disk; returns the
+/// number of metric points sent.
+pub fn sync_run(client: &Client, experiment: &str, record: &RunRecord) -> Result<usize> {
+    let prov = record.provenance.as_ref();
+    let start = prov.and_then(|p| millis(&p.started)).unwrap_or(0);
+    let tag = |k: &str, v: &str| json!({ "key": k, "value": v });
+    let mut tags = vec![
+        tag("mlflow.runName", &record.id),
+        tag("mlflow.source.name", "vaelab"),
+        tag("vaelab.run_id", &record.id),
+    ];
+    if let Some(p) = prov {
+        tags.push(tag("mlflow.source.git.commit", &p.git_commit));
+        tags.push(tag("mlflow.source.git.branch", &p.git_branch));
+        tags.push(tag("vaelab.code_fingerprint", &p.code_fingerprint));
+    }
+    let run = match client.find_run(experiment, &record.id)? {
+        Some(run) => run,
+        None => {
+            let v = client.post(
+                "runs/create",
+                json!({
+                    "experiment_id": experiment,
+                    "run_name": record.id,
+                    "start_time": start,
+                    "tags": tags,
+                }),
+            )?;
+            v["run"]["info"]["run_id"]
+                .as_str()
+                .map(String::from)
+                .ok_or_else(|| anyhow!("runs/create: no run_id"))?
+        }
+    };
+    let params: Vec<Value> = PARAMS
+        .iter()
+        .map(|p| json!({ "key": p.key, "value": param_value(&record.spec, p.key) }))
+        .collect();
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut points = Vec::new();
+    for (key, series) in metrics(record) {
+        let have = client.steps(&run, &key)?;
+        for (step, v) in series.into_iter().filter(|(s, _)| !have.contains(s)) {
+            points.push(
+                json!({ "key": key, "value": metric_value(v), "timestamp": now, "step": step }),
+            );
+        }
+    }
+    client.log_batch(&run, &points, &params, &tags)?;
+    let status = match record.state {
+        RunState::Done => "FINISHED",
+        RunState::Failed => "FAILED",
+        RunState::Interrupted => "KILLED",
+        RunState::Running | RunState::Queued => "RUNNING",
+    };
+    let mut update = json!({ "run_id": run, "status": status });
+    if let Some(end) = prov.and_then(|p| millis(&p.finished)) {
+        if status != "RUNNING" {
+            update["end_time"] = json!(end);
+        }
+    }
+    client.post("runs/update", update)?;
+    Ok(points.len())
+}
+
+/// Exports the runs `ids` of `store` to experiment `experiment` of the server at `uri`;
+/// returns the metric points sent.
+pub fn export(store: &Store, ids: &[String], uri: &str, experiment: &str) -> Result<usize> {
+    let client = Client::new(uri)?;
+    let experiment = client.experiment(experiment)?;
+    let mut sent = 0;
+    for id in ids {
+        let record = store.record(id)?;
+        sent += sync_run(&client, &experiment, &record).with_context(|| format!("run {id}"))?;
+    }
+    Ok(sent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_finite_metrics_are_mlflows_strings() {
+        assert_eq!(metric_value(f64::NAN), json!("NaN"));
+        assert_eq!(metric_value(f64::INFINITY), json!("Infinity"));
+        assert_eq!(metric_value(f64::NEG_INFINITY), json!("-Infinity"));
+        assert_eq!(metric_value(1.5), json!(1.5));
+    }
+
+    #[test]
+    fn a_malformed_uri_is_refused_before_any_request() {
+        assert!(Client::new("localhost:5000").is_err());
+        assert!(Client::new("http://127.0.0.1:5000/").is_ok());
+    }
+}
