@@ -301,8 +301,12 @@ fn healthy(port: u16) -> bool {
     reply.starts_with("HTTP/1.") && reply.contains(" 200 ") && reply.ends_with("OK")
 }
 
-/// Per vaelab run: params, tags, status, metric histories (values parsed from Python's repr).
-fn read_mlflow(uri: &str, experiment: &str) -> BTreeMap<String, serde_json::Value> {
+/// Per vaelab run: params, tags, status, metric histories (values parsed from Python's repr),
+/// artifacts' sha256; and per sweep its parent run.
+fn read_mlflow(
+    uri: &str,
+    experiment: &str,
+) -> (BTreeMap<String, serde_json::Value>, serde_json::Value) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/reference/read_mlflow.py");
     let out = Command::new(python())
         .arg(script)
@@ -312,7 +316,20 @@ fn read_mlflow(uri: &str, experiment: &str) -> BTreeMap<String, serde_json::Valu
         .unwrap();
     assert!(out.status.success(), "{}", common::text(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    json.as_object().unwrap().clone().into_iter().collect()
+    let runs = json["runs"]
+        .as_object()
+        .unwrap()
+        .clone()
+        .into_iter()
+        .collect();
+    (runs, json["sweeps"].clone())
+}
+
+/// sha256 of a file, as hex.
+fn sha256(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(std::fs::read(path).unwrap());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// MLflow's `metrics` of a read-back run as key → [(step, value)].
@@ -362,8 +379,9 @@ fn mlflow_holds_every_number_once_live_or_exported_later() {
     assert!(out.status.success(), "{}", common::text(&out));
     let store = Store::new(&results);
     let ids = store.run_ids().unwrap();
-    let back = read_mlflow(&server.uri, "ml");
+    let (back, sweeps) = read_mlflow(&server.uri, "ml");
     assert_eq!(back.keys().cloned().collect::<Vec<_>>(), ids);
+    assert_eq!(sweeps["ml"]["status"], "FINISHED");
     for id in &ids {
         let record = store.record(id).unwrap();
         let run = &back[id];
@@ -390,6 +408,23 @@ fn mlflow_holds_every_number_once_live_or_exported_later() {
         assert_eq!(metrics, want, "{id}");
         let stored = vaelab::store::eval_value(&record.eval, "elbo", None, None);
         assert_eq!(elbo, stored.map(|v| vec![(3, v)]), "{id}");
+        assert_eq!(run["tags"]["mlflow.parentRunId"], sweeps["ml"]["run_id"]);
+        // The artifacts are the run's files, byte for byte.
+        let dir = store.run(id);
+        let artifacts = run["artifacts"].as_object().unwrap();
+        for name in [
+            "config.toml",
+            "metrics.parquet",
+            "model.bpk",
+            "report/index.html",
+            "plots/curves.png",
+        ] {
+            assert_eq!(
+                artifacts[name],
+                sha256(&dir.file(name)).as_str(),
+                "{id}: {name}"
+            );
+        }
     }
     let export = |what: &str, uri: &str| common::vaelab(&results, &["export", "mlflow", uri, what]);
     let again = export("ml", &server.uri);
@@ -399,7 +434,7 @@ fn mlflow_holds_every_number_once_live_or_exported_later() {
         "{}",
         common::text(&again)
     );
-    assert_eq!(read_mlflow(&server.uri, "ml"), back);
+    assert_eq!(read_mlflow(&server.uri, "ml").0, back);
 
     // The server down for a whole sweep: it trains to the end with a warning; then the
     // export brings every run in, once.
@@ -436,7 +471,7 @@ fn mlflow_holds_every_number_once_live_or_exported_later() {
     let out = common::vaelab(&results_down, &["export", "mlflow", &server.uri, "down"]);
     assert!(out.status.success(), "{}", common::text(&out));
     let store = Store::new(&results_down);
-    let back = read_mlflow(&server.uri, "down");
+    let (back, _) = read_mlflow(&server.uri, "down");
     assert_eq!(back.len(), 4);
     for (id, run) in &back {
         let rows = read_metrics(&store.run(id).metrics_path()).unwrap();

@@ -511,6 +511,11 @@ pub struct TrainArgs {
     /// `vaelab export tensorboard DIR` does; a failure to write is a warning).
     #[arg(long, value_name = "DIR")]
     pub tensorboard: Option<PathBuf>,
+    /// Send the run to the MLflow server at URI live (experiment `vaelab`), from a background
+    /// thread; an unreachable server is a warning and `vaelab export mlflow URI ID` sends the
+    /// rest.
+    #[arg(long, value_name = "URI")]
+    pub mlflow: Option<String>,
 }
 
 /// `--objective` values.

@@ -74,15 +74,36 @@ pub fn train(ctx: &Context, args: &TrainArgs) -> Result<u8> {
     spec.validate().map_err(|e| anyhow!(flag(&e)))?;
     preflight([&spec], flag)?;
     let mut opts = ctx.train_options(&args.eval);
-    let tensorboard = args.tensorboard.as_ref().map(|dir| {
-        let ids = vec![spec.run_id(build_info::CODE_FINGERPRINT)];
-        opts.on_epoch = Some(track::live(ctx.store.clone(), ids.clone(), dir.clone()));
-        (ids, dir)
-    });
+    let ids = vec![spec.run_id(build_info::CODE_FINGERPRINT)];
+    let mut hooks: Vec<train::EpochHook> = Vec::new();
+    if let Some(dir) = &args.tensorboard {
+        hooks.push(track::live(ctx.store.clone(), ids.clone(), dir.clone()));
+    }
+    if let Some(uri) = &args.mlflow {
+        let (store, experiment) = (ctx.store.clone(), "vaelab".to_string());
+        hooks.push(track::live_mlflow(
+            store,
+            ids.clone(),
+            uri.clone(),
+            experiment,
+            None,
+        ));
+    }
+    if !hooks.is_empty() {
+        opts.on_epoch = Some(std::sync::Arc::new(move || hooks.iter().for_each(|h| h())));
+    }
     let run = train::train_run(&spec, &opts)?;
     eval::evaluate_finished(std::slice::from_ref(&run), &opts);
-    if let Some((ids, dir)) = tensorboard {
+    if let Some(dir) = &args.tensorboard {
         export_at_end(&ctx.store, &ids, dir);
+    }
+    if let Some(uri) = &args.mlflow {
+        if let Err(e) = track::mlflow::export(&ctx.store, &ids, uri, "vaelab", None) {
+            eprintln!(
+                "warning: the MLflow export is incomplete ({e:#}); `vaelab export mlflow {uri} {}` sends the rest",
+                ids[0]
+            );
+        }
     }
     let code = outcome_code(&run);
     if let Ok(record) = ctx.store.record(&run.id) {
@@ -102,6 +123,13 @@ pub fn sweep(ctx: &Context, args: &SweepArgs) -> Result<u8> {
     }
     let eval = args.eval.clone().or(plan.eval.clone()).unwrap_or_default();
     if args.executor == ExecutorArg::Slurm {
+        if args.mlflow.is_some() || args.tensorboard.is_some() {
+            bail!(
+                "--mlflow and --tensorboard track a sweep trained here; on Slurm, export once the \
+                 array has run: `vaelab export mlflow|tensorboard URI|DIR {}`",
+                plan.name
+            );
+        }
         let settings = plan.slurm.overridden_by(&args.slurm.settings());
         return submit_plan(ctx, &plan, &settings, args.stack, &eval);
     }
@@ -125,26 +153,31 @@ fn export_at_end(store: &Store, ids: &[String], dir: &Path) {
 /// have none yet); to MLflow, each sweep into its own experiment unless `--experiment` names one.
 pub fn export(ctx: &Context, args: &ExportArgs) -> Result<u8> {
     let store = &ctx.store;
-    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    // (experiment, sweep, runs) per target.
+    let mut groups: Vec<(String, Option<String>, Vec<String>)> = Vec::new();
     for target in &args.targets {
-        let (experiment, ids) = match store.resolve(target)? {
+        let (sweep, ids) = match store.resolve(target)? {
             Target::Sweep(name) => {
                 let manifest = Manifest::read(&store.manifest_path(&name))?;
-                (name, manifest.runs.into_iter().map(|r| r.id).collect())
+                (
+                    Some(name),
+                    manifest.runs.into_iter().map(|r| r.id).collect(),
+                )
             }
-            Target::Run(id) => ("vaelab".to_string(), vec![id]),
+            Target::Run(id) => (None, vec![id]),
         };
-        let experiment = args.experiment.clone().unwrap_or(experiment);
+        let experiment = args
+            .experiment
+            .clone()
+            .or(sweep.clone())
+            .unwrap_or_else(|| "vaelab".to_string());
         let ids: Vec<String> = ids
             .into_iter()
             .filter(|id| store.run(id).config_path().is_file())
             .collect();
-        match groups.iter_mut().find(|g| g.0 == experiment) {
-            Some(group) => group.1.extend(ids),
-            None => groups.push((experiment, ids)),
-        }
+        groups.push((experiment, sweep, ids));
     }
-    for (experiment, ids) in &groups {
+    for (experiment, sweep, ids) in &groups {
         match args.tracker {
             TrackerArg::Tensorboard => {
                 let dir = Path::new(&args.destination);
@@ -156,7 +189,8 @@ pub fn export(ctx: &Context, args: &ExportArgs) -> Result<u8> {
                 );
             }
             TrackerArg::Mlflow => {
-                let sent = track::mlflow::export(store, ids, &args.destination, experiment)?;
+                let uri = &args.destination;
+                let sent = track::mlflow::export(store, ids, uri, experiment, sweep.as_deref())?;
                 println!(
                     "mlflow: {} runs in experiment {experiment} at {}, {sent} metric points sent",
                     ids.len(),
@@ -516,7 +550,8 @@ fn run_plan(
             store.clone(),
             ids.clone(),
             uri.clone(),
-            name,
+            name.clone(),
+            Some(name),
         ));
     }
     opts.on_progress = Some(std::sync::Arc::new(move || hooks.iter().for_each(|h| h())));
@@ -553,7 +588,8 @@ fn run_plan(
         export_at_end(store, &started, dir);
     }
     if let Some(uri) = &trackers.mlflow {
-        if let Err(e) = track::mlflow::export(store, &started, uri, &manifest.name) {
+        let name = Some(manifest.name.as_str());
+        if let Err(e) = track::mlflow::export(store, &started, uri, &manifest.name, name) {
             eprintln!(
                 "warning: the MLflow export is incomplete ({e:#}); `vaelab export mlflow {uri} {}` sends the rest",
                 manifest.name

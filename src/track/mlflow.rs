@@ -109,17 +109,62 @@ impl Client {
         }
     }
 
-    /// The MLflow run of vaelab run `id` in `experiment`, if there is one.
-    fn find_run(&self, experiment: &str, id: &str) -> Result<Option<String>> {
+    /// The MLflow run tagged `key = value` in `experiment`, if there is one: its id, artifact
+    /// URI and tags.
+    fn find_run(&self, experiment: &str, key: &str, value: &str) -> Result<Option<FoundRun>> {
         let v = self.post(
             "runs/search",
             json!({
                 "experiment_ids": [experiment],
-                "filter": format!("tags.`vaelab.run_id` = '{id}'"),
+                "filter": format!("tags.`{key}` = '{value}'"),
                 "max_results": 2,
             }),
         )?;
-        Ok(v["runs"][0]["info"]["run_id"].as_str().map(String::from))
+        Ok(FoundRun::of(&v["runs"][0]))
+    }
+
+    /// The run tagged `key = value` in `experiment`, created with `name`, `start` and `tags`
+    /// (which include that tag) when there is none.
+    fn run(
+        &self,
+        experiment: &str,
+        (key, value): (&str, &str),
+        name: &str,
+        start: i64,
+        tags: &[Value],
+    ) -> Result<FoundRun> {
+        if let Some(run) = self.find_run(experiment, key, value)? {
+            return Ok(run);
+        }
+        let v = self.post(
+            "runs/create",
+            json!({ "experiment_id": experiment, "run_name": name, "start_time": start, "tags": tags }),
+        )?;
+        FoundRun::of(&v["run"]).ok_or_else(|| anyhow!("runs/create: no run_id"))
+    }
+
+    /// Uploads `bytes` as artifact `path` of `run` (the server's proxied artifact store).
+    fn put_artifact(&self, run: &FoundRun, path: &str, bytes: &[u8]) -> Result<()> {
+        let root = run
+            .artifact_uri
+            .strip_prefix("mlflow-artifacts:/")
+            .ok_or_else(|| {
+                anyhow!(
+                    "artifact URI {}: not served by the server",
+                    run.artifact_uri
+                )
+            })?;
+        let url = format!(
+            "{}/api/2.0/mlflow-artifacts/artifacts/{root}/{path}",
+            self.base
+        );
+        match self.agent.put(&url).send_bytes(bytes) {
+            // The server answers an upload with an empty body.
+            Ok(_) => Ok(()),
+            Err(e) => self
+                .answer(&format!("../mlflow-artifacts/{path}"), Err(e))
+                .map(|_| ()),
+        }
     }
 
     /// The steps of `key` already logged to `run`.
@@ -162,6 +207,34 @@ impl Client {
             self.post("runs/log-batch", json!({ "run_id": run, "metrics": chunk }))?;
         }
         Ok(())
+    }
+}
+
+/// An MLflow run found or created: its id, artifact root and tags.
+struct FoundRun {
+    id: String,
+    artifact_uri: String,
+    tags: BTreeMap<String, String>,
+}
+
+impl FoundRun {
+    fn of(run: &Value) -> Option<Self> {
+        let tags = run["data"]["tags"]
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .filter_map(|t| Some((t["key"].as_str()?.into(), t["value"].as_str()?.into())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(Self {
+            id: run["info"]["run_id"].as_str()?.to_string(),
+            artifact_uri: run["info"]["artifact_uri"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+            tags,
+        })
     }
 }
 
@@ -243,9 +316,70 @@ fn millis(rfc3339: &str) -> Option<i64> {
         .map(|t| t.timestamp_millis())
 }
 
-/// Brings the MLflow run of `record` in `experiment` up to what is on disk; returns the
-/// number of metric points sent.
-pub fn sync_run(client: &Client, experiment: &str, record: &RunRecord) -> Result<usize> {
+/// The files of a finished run that become its MLflow artifacts (those it has), relative to
+/// its directory: its tables, config, provenance, model, report page and pictures.
+fn artifacts(store: &Store, record: &RunRecord) -> Vec<(String, std::path::PathBuf)> {
+    let dir = store.run(&record.id);
+    let mut files: Vec<String> = [
+        "config.toml",
+        "provenance.toml",
+        "metrics.parquet",
+        "kl_dims.parquet",
+        "eval.parquet",
+        "model.bpk",
+        "report/index.html",
+    ]
+    .map(String::from)
+    .to_vec();
+    if let Ok(plots) = std::fs::read_dir(dir.file("plots")) {
+        let mut names: Vec<String> = plots
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| !n.starts_with('.'))
+            .map(|n| format!("plots/{n}"))
+            .collect();
+        names.sort();
+        files.extend(names);
+    }
+    files
+        .into_iter()
+        .map(|f| {
+            let path = dir.file(&f);
+            (f, path)
+        })
+        .filter(|(_, p)| p.is_file())
+        .collect()
+}
+
+/// What the artifacts are now (names, sizes, modification times): uploaded again only when
+/// this changes (tag `vaelab.artifacts`).
+fn artifacts_stamp(files: &[(String, std::path::PathBuf)]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (name, path) in files {
+        let meta = std::fs::metadata(path).ok();
+        let size = meta.as_ref().map_or(0, |m| m.len());
+        let mtime = meta
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        h.update(format!("{name}\0{size}\0{mtime}\0").as_bytes());
+    }
+    h.finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Brings the MLflow run of `record` in `experiment` (a child of `parent`, when given) up to
+/// what is on disk; returns the number of metric points sent.
+pub fn sync_run(
+    client: &Client,
+    store: &Store,
+    experiment: &str,
+    parent: Option<&str>,
+    record: &RunRecord,
+) -> Result<usize> {
     let prov = record.provenance.as_ref();
     let start = prov.and_then(|p| millis(&p.started)).unwrap_or(0);
     let tag = |k: &str, v: &str| json!({ "key": k, "value": v });
@@ -259,24 +393,16 @@ pub fn sync_run(client: &Client, experiment: &str, record: &RunRecord) -> Result
         tags.push(tag("mlflow.source.git.branch", &p.git_branch));
         tags.push(tag("vaelab.code_fingerprint", &p.code_fingerprint));
     }
-    let run = match client.find_run(experiment, &record.id)? {
-        Some(run) => run,
-        None => {
-            let v = client.post(
-                "runs/create",
-                json!({
-                    "experiment_id": experiment,
-                    "run_name": record.id,
-                    "start_time": start,
-                    "tags": tags,
-                }),
-            )?;
-            v["run"]["info"]["run_id"]
-                .as_str()
-                .map(String::from)
-                .ok_or_else(|| anyhow!("runs/create: no run_id"))?
-        }
-    };
+    if let Some(parent) = parent {
+        tags.push(tag("mlflow.parentRunId", parent));
+    }
+    let run = client.run(
+        experiment,
+        ("vaelab.run_id", &record.id),
+        &record.id,
+        start,
+        &tags,
+    )?;
     let params: Vec<Value> = PARAMS
         .iter()
         .map(|p| json!({ "key": p.key, "value": param_value(&record.spec, p.key) }))
@@ -284,21 +410,33 @@ pub fn sync_run(client: &Client, experiment: &str, record: &RunRecord) -> Result
     let now = chrono::Utc::now().timestamp_millis();
     let mut points = Vec::new();
     for (key, series) in metrics(record) {
-        let have = client.steps(&run, &key)?;
+        let have = client.steps(&run.id, &key)?;
         for (step, v) in series.into_iter().filter(|(s, _)| !have.contains(s)) {
             points.push(
                 json!({ "key": key, "value": metric_value(v), "timestamp": now, "step": step }),
             );
         }
     }
-    client.log_batch(&run, &points, &params, &tags)?;
+    if record.state == RunState::Done {
+        let files = artifacts(store, record);
+        let stamp = artifacts_stamp(&files);
+        if run.tags.get("vaelab.artifacts") != Some(&stamp) {
+            for (name, path) in &files {
+                let bytes = std::fs::read(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                client.put_artifact(&run, name, &bytes)?;
+            }
+            tags.push(tag("vaelab.artifacts", &stamp));
+        }
+    }
+    client.log_batch(&run.id, &points, &params, &tags)?;
     let status = match record.state {
         RunState::Done => "FINISHED",
         RunState::Failed => "FAILED",
         RunState::Interrupted => "KILLED",
         RunState::Running | RunState::Queued => "RUNNING",
     };
-    let mut update = json!({ "run_id": run, "status": status });
+    let mut update = json!({ "run_id": run.id, "status": status });
     if let Some(end) = prov.and_then(|p| millis(&p.finished)) {
         if status != "RUNNING" {
             update["end_time"] = json!(end);
@@ -308,15 +446,55 @@ pub fn sync_run(client: &Client, experiment: &str, record: &RunRecord) -> Result
     Ok(points.len())
 }
 
-/// Exports the runs `ids` of `store` to experiment `experiment` of the server at `uri`;
-/// returns the metric points sent.
-pub fn export(store: &Store, ids: &[String], uri: &str, experiment: &str) -> Result<usize> {
+/// Exports the runs `ids` of `store` to experiment `experiment` of the server at `uri`, as
+/// children of the sweep's parent run when `sweep` names one; returns the metric points sent.
+pub fn export(
+    store: &Store,
+    ids: &[String],
+    uri: &str,
+    experiment: &str,
+    sweep: Option<&str>,
+) -> Result<usize> {
     let client = Client::new(uri)?;
     let experiment = client.experiment(experiment)?;
+    let records = ids
+        .iter()
+        .map(|id| store.record(id).map_err(anyhow::Error::from))
+        .collect::<Result<Vec<RunRecord>>>()?;
+    let parent = match sweep {
+        Some(name) => {
+            let tags = [
+                json!({ "key": "mlflow.runName", "value": name }),
+                json!({ "key": "vaelab.sweep", "value": name }),
+            ];
+            // The sweep started when its first run did.
+            let start = records
+                .iter()
+                .filter_map(|r| millis(&r.provenance.as_ref()?.started))
+                .min()
+                .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
+            let parent = client.run(&experiment, ("vaelab.sweep", name), name, start, &tags)?;
+            Some(parent.id)
+        }
+        None => None,
+    };
     let mut sent = 0;
-    for id in ids {
-        let record = store.record(id)?;
-        sent += sync_run(&client, &experiment, &record).with_context(|| format!("run {id}"))?;
+    let mut states = Vec::new();
+    for record in &records {
+        sent += sync_run(&client, store, &experiment, parent.as_deref(), record)
+            .with_context(|| format!("run {}", record.id))?;
+        states.push(record.state);
+    }
+    if let Some(parent) = parent {
+        // The sweep's run is as done as its runs.
+        let status = if states.contains(&RunState::Failed) {
+            "FAILED"
+        } else if states.iter().all(|s| *s == RunState::Done) {
+            "FINISHED"
+        } else {
+            "RUNNING"
+        };
+        client.post("runs/update", json!({ "run_id": parent, "status": status }))?;
     }
     Ok(sent)
 }

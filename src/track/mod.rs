@@ -40,7 +40,8 @@ pub fn live(store: Store, ids: Vec<String>, dir: PathBuf) -> crate::train::Epoch
     })
 }
 
-/// The same for the MLflow server at `uri`, experiment `experiment`, in a background thread
+/// The same for the MLflow server at `uri`, experiment `experiment` (the runs children of
+/// `sweep`'s parent run when given), in a background thread
 /// (one at a time, at most every two seconds), so that a slow or unreachable server never
 /// slows training: what it could not send is sent by the next export.
 pub fn live_mlflow(
@@ -48,6 +49,7 @@ pub fn live_mlflow(
     ids: Vec<String>,
     uri: String,
     experiment: String,
+    sweep: Option<String>,
 ) -> crate::train::EpochHook {
     let busy = Arc::new(AtomicBool::new(false));
     let last = Arc::new(Mutex::new((None::<Instant>, None::<String>)));
@@ -62,11 +64,11 @@ pub fn live_mlflow(
             }
             last.0 = Some(Instant::now());
         }
-        let (store, ids, uri, experiment) =
-            (store.clone(), ids.clone(), uri.clone(), experiment.clone());
+        let (store, ids, uri) = (store.clone(), ids.clone(), uri.clone());
+        let (experiment, sweep) = (experiment.clone(), sweep.clone());
         let (busy, last) = (busy.clone(), last.clone());
         std::thread::spawn(move || {
-            if let Err(e) = mlflow::export(&store, &ids, &uri, &experiment) {
+            if let Err(e) = mlflow::export(&store, &ids, &uri, &experiment, sweep.as_deref()) {
                 let message = format!("{e:#}");
                 let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
                 if last.1.as_deref() != Some(message.as_str()) {
