@@ -237,6 +237,13 @@ fn at_other_shapes_members_equal_their_runs_alone_to_rounding() {
         };
         let (alone, stacked) = (train("off"), train("4"));
         assert_eq!(alone.len(), 4);
+        // The four really trained as one stack (else this compares alone with alone).
+        let results = scratch.path().join(format!("{name}-4"));
+        let store = Store::new(&results);
+        for (id, _) in &stacked {
+            let stacks = Provenance::read(&store.run(id)).unwrap().stacks;
+            assert!(stacks.iter().any(|s| s.contains("stack of 4")), "{name}: {id}: {stacks:?}");
+        }
         for ((id, a), (_, s)) in alone.iter().zip(&stacked) {
             assert_eq!(a.len(), s.len());
             for (a, s) in a.iter().zip(s) {

@@ -2,7 +2,10 @@
 //! raw event loader, and tbparse for the HParams; `./scripts/setup-trackers` installs them and
 //! `./scripts/test` runs it): every scalar equals the Parquet on disk, a live sweep and a later
 //! export agree, exporting again adds nothing, and a run whose epochs went back is purged by
-//! TensorBoard's restart marker rather than shown twice.
+//! TensorBoard's restart marker rather than shown twice. And a real MLflow server read back
+//! with MLflow's own client.
+// Without the feature the failpoint test is compiled out.
+#![cfg_attr(not(feature = "failpoints"), allow(unused_imports))]
 mod common;
 
 use std::collections::BTreeMap;
@@ -204,6 +207,19 @@ fn a_live_sweep_reads_back_exactly_and_exports_are_idempotent_and_purge_rewritte
     assert_eq!(again[id].scalars, back[id].scalars);
     assert_eq!(again[id].hparams, back[id].hparams);
     assert_eq!(again[id].events, back[id].events + 5);
+    // Epoch 3 retrained to other numbers (as in another stack, to float rounding): the log
+    // restarts at epoch 3 and shows the new numbers once.
+    let mut other = rows.clone();
+    for r in other.iter_mut().filter(|r| r.epoch == 3) {
+        r.recon += 0.5;
+    }
+    write_metrics(&path, &other).unwrap();
+    export(&live, id);
+    let shifted = read_back(&live);
+    let mut scalars = shifted[id].scalars.clone();
+    scalars.retain(|t, _| !t.starts_with("eval/"));
+    assert_eq!(scalars, expected(&other));
+    write_metrics(&path, &rows).unwrap();
 }
 
 #[test]
@@ -234,7 +250,10 @@ impl MlflowServer {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let mlflow = python().with_file_name("mlflow");
+        use std::os::unix::process::CommandExt;
+        // Its own process group: the server's workers (uvicorn, job runners) stop with it.
         let child = Command::new(mlflow)
+            .process_group(0)
             .args([
                 "server",
                 "--host",
@@ -276,8 +295,15 @@ impl MlflowServer {
 
 impl Drop for MlflowServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let group = -(self.child.id() as i32);
+        unsafe {
+            libc::kill(group, libc::SIGTERM);
+        }
         let _ = self.child.wait();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        unsafe {
+            libc::kill(group, libc::SIGKILL);
+        }
     }
 }
 
@@ -504,4 +530,58 @@ fn expected_f64(rows: &[EpochRow]) -> BTreeMap<String, Vec<(i64, f64)>> {
         points.sort_by_key(|p| p.0);
     }
     want
+}
+
+/// The logs are written while the sweep trains, not only at its end: killed at its first
+/// epoch-3 checkpoint (before any final export), the log already holds a finished epoch of a
+/// run, equal to its metrics; relaunched to the end, every run's log is its metrics once.
+#[cfg(feature = "failpoints")]
+#[test]
+fn tensorboard_logs_are_live_and_a_killed_and_resumed_sweep_shows_each_epoch_once() {
+    use std::os::unix::process::ExitStatusExt;
+    let scratch = tempfile::tempdir().unwrap();
+    let matrix = scratch.path().join("tb.toml");
+    std::fs::write(&matrix, MATRIX).unwrap();
+    let results = scratch.path().join("results");
+    let logs = scratch.path().join("logs");
+    let args = [
+        "--quiet",
+        "sweep",
+        matrix.to_str().unwrap(),
+        "--tensorboard",
+        logs.to_str().unwrap(),
+        "--eval",
+        "off",
+    ];
+    let kill = [("FAILPOINTS", "durable::before_rename::model-3.bpk=return")];
+    let out = common::vaelab_env(&results, &kill, &args);
+    assert_eq!(out.status.signal(), Some(9), "{}", common::text(&out));
+    let store = Store::new(&results);
+    let back = read_back(&logs);
+    let live: Vec<&String> = back
+        .iter()
+        .filter(|(_, run)| run.scalars.get("test/loss").is_some_and(|p| !p.is_empty()))
+        .map(|(id, _)| id)
+        .collect();
+    assert!(
+        !live.is_empty(),
+        "no epoch was logged before the kill: {back:?}"
+    );
+    for id in live {
+        let rows = read_metrics(&store.run(id).metrics_path()).unwrap();
+        let logged = &back[id].scalars["test/loss"];
+        assert_eq!(
+            logged[..],
+            expected(&rows)["test/loss"][..logged.len()],
+            "{id}"
+        );
+    }
+    let out = common::vaelab(&results, &args);
+    assert!(out.status.success(), "{}", common::text(&out));
+    let back = read_back(&logs);
+    assert_eq!(back.len(), 4);
+    for (id, run) in &back {
+        let rows = read_metrics(&store.run(id).metrics_path()).unwrap();
+        assert_eq!(run.scalars, expected(&rows), "{id}");
+    }
 }

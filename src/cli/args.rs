@@ -199,8 +199,9 @@ pub struct SweepArgs {
     /// later), or k=1,10,100 (default: the matrix's [eval] k, else on).
     #[arg(long, value_name = "on|off|k=LIST")]
     pub eval: Option<defaults::EvalPolicy>,
-    /// Write TensorBoard logs of the runs live, after every epoch, one directory per run under
-    /// DIR (as `vaelab export tensorboard DIR` does; a failure to write is a warning).
+    /// Write TensorBoard logs of the runs live, after every epoch (at most every 2 s, and at the
+    /// end), one directory per run under DIR (as `vaelab export tensorboard DIR` does; a
+    /// failure to write is a warning).
     #[arg(long, value_name = "DIR")]
     pub tensorboard: Option<PathBuf>,
     /// Send the runs to the MLflow server at URI live (experiment: the sweep's name), from a
@@ -507,8 +508,9 @@ pub struct TrainArgs {
     /// Epochs over which C rises to --capacity (0: C at its maximum from the start).
     #[arg(long, default_value_t = defaults::CAPACITY_EPOCHS, help_heading = "KL control")]
     pub capacity_epochs: usize,
-    /// Write the run's TensorBoard log live, after every epoch, into DIR/<run id>/ (as
-    /// `vaelab export tensorboard DIR` does; a failure to write is a warning).
+    /// Write the run's TensorBoard log live, after every epoch (at most every 2 s, and at the
+    /// end), into DIR/<run id>/ (as `vaelab export tensorboard DIR` does; a failure to write is
+    /// a warning).
     #[arg(long, value_name = "DIR")]
     pub tensorboard: Option<PathBuf>,
     /// Send the run to the MLflow server at URI live (experiment `vaelab`), from a background

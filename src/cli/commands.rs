@@ -79,15 +79,18 @@ pub fn train(ctx: &Context, args: &TrainArgs) -> Result<u8> {
     if let Some(dir) = &args.tensorboard {
         hooks.push(track::live(ctx.store.clone(), ids.clone(), dir.clone()));
     }
-    if let Some(uri) = &args.mlflow {
-        let (store, experiment) = (ctx.store.clone(), "vaelab".to_string());
-        hooks.push(track::live_mlflow(
-            store,
+    let mlflow = args.mlflow.as_ref().map(|uri| {
+        let experiment = "vaelab".to_string();
+        track::LiveMlflow::new(
+            ctx.store.clone(),
             ids.clone(),
             uri.clone(),
             experiment,
             None,
-        ));
+        )
+    });
+    if let Some(live) = &mlflow {
+        hooks.push(live.hook());
     }
     if !hooks.is_empty() {
         opts.on_epoch = Some(std::sync::Arc::new(move || hooks.iter().for_each(|h| h())));
@@ -97,13 +100,8 @@ pub fn train(ctx: &Context, args: &TrainArgs) -> Result<u8> {
     if let Some(dir) = &args.tensorboard {
         export_at_end(&ctx.store, &ids, dir);
     }
-    if let Some(uri) = &args.mlflow {
-        if let Err(e) = track::mlflow::export(&ctx.store, &ids, uri, "vaelab", None) {
-            eprintln!(
-                "warning: the MLflow export is incomplete ({e:#}); `vaelab export mlflow {uri} {}` sends the rest",
-                ids[0]
-            );
-        }
+    if let (Some(live), Some(uri)) = (&mlflow, &args.mlflow) {
+        last_mlflow_export(live, uri, &ids[0]);
     }
     let code = outcome_code(&run);
     if let Ok(record) = ctx.store.record(&run.id) {
@@ -149,6 +147,17 @@ fn export_at_end(store: &Store, ids: &[String], dir: &Path) {
     }
 }
 
+/// The last export of a live MLflow run or sweep `name`, once the background one has ended: a
+/// failure is a warning with the command that sends the rest.
+fn last_mlflow_export(live: &track::LiveMlflow, uri: &str, name: &str) {
+    live.finish();
+    if let Err(e) = live.export() {
+        eprintln!(
+            "warning: the MLflow export is incomplete ({e:#}); `vaelab export mlflow {uri} {name}` sends the rest"
+        );
+    }
+}
+
 /// `vaelab export`: the runs of every target, those with a directory (a sweep's queued runs
 /// have none yet); to MLflow, each sweep into its own experiment unless `--experiment` names one.
 pub fn export(ctx: &Context, args: &ExportArgs) -> Result<u8> {
@@ -171,10 +180,6 @@ pub fn export(ctx: &Context, args: &ExportArgs) -> Result<u8> {
             .clone()
             .or(sweep.clone())
             .unwrap_or_else(|| "vaelab".to_string());
-        let ids: Vec<String> = ids
-            .into_iter()
-            .filter(|id| store.run(id).config_path().is_file())
-            .collect();
         groups.push((experiment, sweep, ids));
     }
     for (experiment, sweep, ids) in &groups {
@@ -544,15 +549,18 @@ fn run_plan(
     if let Some(dir) = &trackers.tensorboard {
         hooks.push(track::live(store.clone(), ids.clone(), dir.clone()));
     }
-    if let Some(uri) = &trackers.mlflow {
+    let mlflow = trackers.mlflow.as_ref().map(|uri| {
         let name = manifest.name.clone();
-        hooks.push(track::live_mlflow(
+        track::LiveMlflow::new(
             store.clone(),
             ids.clone(),
             uri.clone(),
             name.clone(),
             Some(name),
-        ));
+        )
+    });
+    if let Some(live) = &mlflow {
+        hooks.push(live.hook());
     }
     opts.on_progress = Some(std::sync::Arc::new(move || hooks.iter().for_each(|h| h())));
     let outcome = sweep::run_sweep(&manifest, &opts).and_then(|outcome| {
@@ -580,21 +588,11 @@ fn run_plan(
         Ok(page) => println!("report: {}", page.display()),
         Err(e) => eprintln!("warning: cannot write the report: {e:#}"),
     }
-    let started: Vec<String> = ids
-        .into_iter()
-        .filter(|id| store.run(id).config_path().is_file())
-        .collect();
     if let Some(dir) = &trackers.tensorboard {
-        export_at_end(store, &started, dir);
+        export_at_end(store, &ids, dir);
     }
-    if let Some(uri) = &trackers.mlflow {
-        let name = Some(manifest.name.as_str());
-        if let Err(e) = track::mlflow::export(store, &started, uri, &manifest.name, name) {
-            eprintln!(
-                "warning: the MLflow export is incomplete ({e:#}); `vaelab export mlflow {uri} {}` sends the rest",
-                manifest.name
-            );
-        }
+    if let (Some(live), Some(uri)) = (&mlflow, &trackers.mlflow) {
+        last_mlflow_export(live, uri, &manifest.name);
     }
     if outcome.interrupted {
         let relaunch: Vec<String> = std::env::args().collect();

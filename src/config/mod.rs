@@ -419,6 +419,17 @@ impl RunSpec {
                 "objective = \"iwae\" has no separate KL term: needs objective = \"elbo\"";
             return bad(key, value, allowed);
         }
+        // A cycle needs at least one optimiser step (the run's steps: its images over the batch
+        // size, every epoch), or the weight would stay 0 throughout.
+        let images = self
+            .limit
+            .unwrap_or(crate::data::TRAIN_LEN)
+            .min(crate::data::TRAIN_LEN);
+        let steps = self.epochs * images.div_ceil(self.batch_size.max(1));
+        if self.kl_cycles > steps {
+            let allowed = format!("at most one cycle per optimiser step: this run has {steps}");
+            return bad("kl_cycles", self.kl_cycles.to_string(), &allowed);
+        }
         let has = |k: &str| set.iter().any(|s| s.0 == k);
         if has("kl_warmup") && has("kl_cycles") {
             let allowed = "one schedule of the KL weight: kl_warmup or kl_cycles, not both";
@@ -809,6 +820,14 @@ mod tests {
         assert_eq!(refused(|s| s.capacity = f64::NAN), "capacity");
         assert_eq!(refused(|s| s.kl_cycle_ramp = 0.0), "kl_cycle_ramp");
         assert_eq!(refused(|s| s.kl_cycle_ramp = 1.01), "kl_cycle_ramp");
+        // 10 images in batches of 32 for 10 epochs: 10 steps, so at most 10 cycles.
+        assert_eq!(
+            refused(|s| {
+                s.limit = Some(10);
+                s.kl_cycles = 11;
+            }),
+            "kl_cycles"
+        );
         assert_eq!(
             refused(|s| {
                 s.kl_warmup = 2;

@@ -120,6 +120,9 @@ impl Client {
                 "max_results": 2,
             }),
         )?;
+        if v["runs"].as_array().is_some_and(|r| r.len() > 1) {
+            eprintln!("warning: MLflow holds two runs tagged {key} = {value}; using the newest");
+        }
         Ok(FoundRun::of(&v["runs"][0]))
     }
 
@@ -417,18 +420,6 @@ pub fn sync_run(
             );
         }
     }
-    if record.state == RunState::Done {
-        let files = artifacts(store, record);
-        let stamp = artifacts_stamp(&files);
-        if run.tags.get("vaelab.artifacts") != Some(&stamp) {
-            for (name, path) in &files {
-                let bytes = std::fs::read(path)
-                    .with_context(|| format!("cannot read {}", path.display()))?;
-                client.put_artifact(&run, name, &bytes)?;
-            }
-            tags.push(tag("vaelab.artifacts", &stamp));
-        }
-    }
     client.log_batch(&run.id, &points, &params, &tags)?;
     let status = match record.state {
         RunState::Done => "FINISHED",
@@ -443,11 +434,41 @@ pub fn sync_run(
         }
     }
     client.post("runs/update", update)?;
+    // Last and best-effort: a server whose artifact store it does not serve still gets every
+    // number and status above.
+    if record.state == RunState::Done {
+        if let Err(e) = send_artifacts(client, store, record, &run) {
+            eprintln!("warning: {}: the artifacts were not sent: {e:#}", record.id);
+        }
+    }
     Ok(points.len())
+}
+
+/// Uploads a done run's files, unless the run's `vaelab.artifacts` tag says they are there.
+fn send_artifacts(
+    client: &Client,
+    store: &Store,
+    record: &RunRecord,
+    run: &FoundRun,
+) -> Result<()> {
+    let files = artifacts(store, record);
+    let stamp = artifacts_stamp(&files);
+    if run.tags.get("vaelab.artifacts") == Some(&stamp) {
+        return Ok(());
+    }
+    for (name, path) in &files {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        client.put_artifact(run, name, &bytes)?;
+    }
+    let tag = json!({ "key": "vaelab.artifacts", "value": stamp });
+    client.log_batch(&run.id, &[], &[], &[tag])
 }
 
 /// Exports the runs `ids` of `store` to experiment `experiment` of the server at `uri`, as
 /// children of the sweep's parent run when `sweep` names one; returns the metric points sent.
+/// Runs not started yet (no directory) are left for a later export; the sweep's run is
+/// RUNNING until every run is done.
 pub fn export(
     store: &Store,
     ids: &[String],
@@ -459,8 +480,10 @@ pub fn export(
     let experiment = client.experiment(experiment)?;
     let records = ids
         .iter()
+        .filter(|id| store.run(id).config_path().is_file())
         .map(|id| store.record(id).map_err(anyhow::Error::from))
         .collect::<Result<Vec<RunRecord>>>()?;
+    let unstarted = ids.len() - records.len();
     let parent = match sweep {
         Some(name) => {
             let tags = [
@@ -489,7 +512,7 @@ pub fn export(
         // The sweep's run is as done as its runs.
         let status = if states.contains(&RunState::Failed) {
             "FAILED"
-        } else if states.iter().all(|s| *s == RunState::Done) {
+        } else if unstarted == 0 && states.iter().all(|s| *s == RunState::Done) {
             "FINISHED"
         } else {
             "RUNNING"

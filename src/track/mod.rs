@@ -40,37 +40,72 @@ pub fn live(store: Store, ids: Vec<String>, dir: PathBuf) -> crate::train::Epoch
     })
 }
 
-/// The same for the MLflow server at `uri`, experiment `experiment` (the runs children of
-/// `sweep`'s parent run when given), in a background thread
-/// (one at a time, at most every two seconds), so that a slow or unreachable server never
-/// slows training: what it could not send is sent by the next export.
-pub fn live_mlflow(
+/// Live export to an MLflow server from a background thread ([`LiveMlflow::hook`]), so that a
+/// slow or unreachable server never slows training: what a thread could not send, the next
+/// export sends.
+pub struct LiveMlflow {
     store: Store,
     ids: Vec<String>,
     uri: String,
     experiment: String,
     sweep: Option<String>,
-) -> crate::train::EpochHook {
-    let busy = Arc::new(AtomicBool::new(false));
-    let last = Arc::new(Mutex::new((None::<Instant>, None::<String>)));
-    Arc::new(move || {
+    busy: Arc<AtomicBool>,
+    last: Arc<Mutex<(Option<Instant>, Option<String>)>>,
+}
+
+/// Clears the busy flag however the export thread ends (a panic included).
+struct NotBusy(Arc<AtomicBool>);
+
+impl Drop for NotBusy {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+impl LiveMlflow {
+    /// Exports `ids` of `store` to experiment `experiment` at `uri` (children of `sweep`'s
+    /// parent run when given).
+    pub fn new(
+        store: Store,
+        ids: Vec<String>,
+        uri: String,
+        experiment: String,
+        sweep: Option<String>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            ids,
+            uri,
+            experiment,
+            sweep,
+            busy: Arc::new(AtomicBool::new(false)),
+            last: Arc::new(Mutex::new((None, None))),
+        })
+    }
+
+    /// The epoch hook: one export thread at a time, at most every two seconds.
+    pub fn hook(self: &Arc<Self>) -> crate::train::EpochHook {
+        let me = self.clone();
+        Arc::new(move || me.spawn())
+    }
+
+    fn spawn(self: &Arc<Self>) {
         {
-            let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+            let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
             if last.0.is_some_and(|t| t.elapsed() < Duration::from_secs(2)) {
                 return;
             }
-            if busy.swap(true, Ordering::AcqRel) {
+            if self.busy.swap(true, Ordering::AcqRel) {
                 return;
             }
             last.0 = Some(Instant::now());
         }
-        let (store, ids, uri) = (store.clone(), ids.clone(), uri.clone());
-        let (experiment, sweep) = (experiment.clone(), sweep.clone());
-        let (busy, last) = (busy.clone(), last.clone());
+        let me = self.clone();
         std::thread::spawn(move || {
-            if let Err(e) = mlflow::export(&store, &ids, &uri, &experiment, sweep.as_deref()) {
+            let _done = NotBusy(me.busy.clone());
+            if let Err(e) = me.export() {
                 let message = format!("{e:#}");
-                let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+                let mut last = me.last.lock().unwrap_or_else(|e| e.into_inner());
                 if last.1.as_deref() != Some(message.as_str()) {
                     eprintln!(
                         "warning: cannot send to MLflow (the next export sends it): {message}"
@@ -78,7 +113,27 @@ pub fn live_mlflow(
                     last.1 = Some(message);
                 }
             }
-            busy.store(false, Ordering::Release);
         });
-    })
+    }
+
+    /// One export now, in this thread, after any running one has ended (the last export of a
+    /// run or sweep: two at once could both create the same run).
+    pub fn export(&self) -> anyhow::Result<usize> {
+        mlflow::export(
+            &self.store,
+            &self.ids,
+            &self.uri,
+            &self.experiment,
+            self.sweep.as_deref(),
+        )
+    }
+
+    /// Waits for a running export thread (at most a minute) and blocks new ones.
+    pub fn finish(&self) {
+        let started = Instant::now();
+        while self.busy.swap(true, Ordering::AcqRel) && started.elapsed() < Duration::from_secs(60)
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }

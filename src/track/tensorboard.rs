@@ -11,10 +11,11 @@
 //!   parallel-coordinates view show a sweep.
 //!
 //! The file is only appended to. An export first reads what the run's file holds, then writes
-//! what is missing; when the run has fewer epochs on disk than the file (its metrics were
-//! rewritten), it writes TensorBoard's restart marker (a `SessionLog` START at the first
-//! epoch to come again), after which the reader drops the orphaned points. A torn last record
-//! (a process killed mid-write) is cut off before appending.
+//! what is missing; when an epoch's logged scalars are no longer the run's (its metrics were
+//! rewritten, or retrained to other numbers) or the run no longer has it, it writes
+//! TensorBoard's restart marker (a `SessionLog` START at that epoch) and the epochs again: the
+//! event accumulator drops the orphaned points. A torn last record (a process killed
+//! mid-write) is cut off before appending.
 //!
 //! Records are TFRecord framed (`u64` length, masked CRC-32C of it, the data, masked CRC-32C
 //! of it); the messages are TensorBoard's protos, the few fields written declared here for
@@ -229,13 +230,13 @@ fn read_records(bytes: &[u8]) -> (Vec<Event>, usize) {
 /// What a run's event file already holds.
 #[derive(Debug, Default)]
 struct Written {
-    /// Epochs with a scalar event still live (after restart markers).
-    epochs: BTreeSet<i64>,
+    /// The scalars of each epoch still live (after restart markers), by tag.
+    epochs: BTreeMap<i64, BTreeMap<String, f32>>,
     /// Evaluation tags written.
     eval_tags: BTreeSet<String>,
-    /// Whether the session start was written, and the step of its end if that was.
+    /// Whether the session start was written; the step and status of its last end.
     started: bool,
-    ended: Option<i64>,
+    ended: Option<(i64, i32)>,
 }
 
 impl Written {
@@ -248,12 +249,14 @@ impl Written {
                     for v in &summary.value {
                         match v.tag.as_str() {
                             START_INFO_TAG => w.started = true,
-                            END_INFO_TAG => w.ended = Some(e.step),
+                            END_INFO_TAG => w.ended = Some((e.step, end_status(v))),
                             tag if tag.starts_with("eval/") => {
                                 w.eval_tags.insert(tag.to_string());
                             }
-                            _ => {
-                                w.epochs.insert(e.step);
+                            tag => {
+                                if let Some(Kind::SimpleValue(x)) = v.kind {
+                                    w.epochs.entry(e.step).or_default().insert(tag.into(), x);
+                                }
                             }
                         }
                     }
@@ -267,9 +270,23 @@ impl Written {
     /// What is left after a restart marker at `step`: TensorBoard drops every event from that
     /// step on (the evaluation, written at the last epoch's step, with them).
     fn restart(&mut self, step: i64) {
-        self.epochs.retain(|&s| s < step);
+        self.epochs.retain(|&s, _| s < step);
         self.eval_tags.clear();
-        self.ended = self.ended.filter(|&s| s < step);
+        self.ended = self.ended.filter(|&(s, _)| s < step);
+    }
+}
+
+/// The status of a session end value (0 when it cannot be read).
+fn end_status(v: &Value) -> i32 {
+    let content = v
+        .metadata
+        .as_ref()
+        .and_then(|m| m.plugin_data.as_ref())
+        .map(|p| p.content.as_slice())
+        .unwrap_or_default();
+    match HParamsPluginData::decode(content).map(|d| d.data) {
+        Ok(Some(HParamsData::SessionEndInfo(end))) => end.status,
+        _ => 0,
     }
 }
 
@@ -472,9 +489,27 @@ pub fn sync_run(dir: &Path, record: &RunRecord) -> Result<usize> {
         epochs.entry(i64::from(row.epoch)).or_default().push(row);
     }
     let last_on_disk = epochs.keys().next_back().copied().unwrap_or(0);
-    if file.written.epochs.iter().any(|&e| e > last_on_disk) {
-        // The reader drops what it has from this step on.
-        let step = last_on_disk + 1;
+    // The first epoch whose logged scalars are not the run's (its metrics were rewritten, or
+    // retrained to other numbers), or that the run no longer has: the log restarts there.
+    let now_scalars = |rows: &[&EpochRow]| -> BTreeMap<String, f32> {
+        epoch_scalars(rows)
+            .into_iter()
+            .filter_map(|v| match v.kind {
+                Some(Kind::SimpleValue(x)) => Some((v.tag, x)),
+                _ => None,
+            })
+            .collect()
+    };
+    let stale = file
+        .written
+        .epochs
+        .iter()
+        .find_map(|(step, logged)| match epochs.get(step) {
+            Some(rows) if now_scalars(rows) == *logged => None,
+            _ => Some(*step),
+        });
+    if let Some(step) = stale {
+        // TensorBoard's reader drops what it has from this step on.
         file.write(Event {
             wall_time: now(),
             step,
@@ -494,7 +529,7 @@ pub fn sync_run(dir: &Path, record: &RunRecord) -> Result<usize> {
         start + done
     };
     for (&epoch, rows) in &epochs {
-        if !file.written.epochs.contains(&epoch) {
+        if !file.written.epochs.contains_key(&epoch) {
             file.write(summary_event(wall_time(epoch), epoch, epoch_scalars(rows)))?;
         }
     }
@@ -512,7 +547,9 @@ pub fn sync_run(dir: &Path, record: &RunRecord) -> Result<usize> {
         RunState::Failed => Some(2),
         _ => None,
     };
-    if let (Some(status), None) = (status, file.written.ended) {
+    // A failed run retried to the end gets a new end with the new status.
+    let ended = file.written.ended.map(|e| e.1);
+    if let Some(status) = status.filter(|s| ended != Some(*s)) {
         let end = SessionEndInfo {
             status,
             end_time_secs: wall_time(last_on_disk),
@@ -537,9 +574,13 @@ fn summary_event(wall_time: f64, step: i64, value: Vec<Value>) -> Event {
 }
 
 /// Exports the runs `ids` of `store` to `dir` ([`sync_run`] each); returns the events written.
+/// Runs not started yet (no directory: a sweep's queued runs) are left for a later export.
 pub fn export(store: &Store, ids: &[String], dir: &Path) -> Result<usize> {
     let mut written = 0;
-    for id in ids {
+    for id in ids
+        .iter()
+        .filter(|id| store.run(id).config_path().is_file())
+    {
         let record = store.record(id)?;
         written += sync_run(dir, &record).with_context(|| format!("run {id}"))?;
     }
@@ -584,6 +625,6 @@ mod tests {
             })),
         };
         let w = Written::of(&[epoch(1), epoch(2), epoch(3), restart, epoch(2)]);
-        assert_eq!(w.epochs, BTreeSet::from([1, 2]));
+        assert_eq!(w.epochs.keys().copied().collect::<Vec<_>>(), [1, 2]);
     }
 }
