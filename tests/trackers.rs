@@ -242,15 +242,22 @@ fn exporting_an_unknown_run_is_a_one_line_error_and_writes_nothing() {
 struct MlflowServer {
     child: std::process::Child,
     uri: String,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl MlflowServer {
+    /// A server on a fresh store.
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let mlflow = python().with_file_name("mlflow");
+        let mut server = Self::on(dir.path(), free_port());
+        server._dir = Some(dir);
+        server
+    }
+
+    /// A server on the store in `dir` (its SQLite file and artifacts) at `port`.
+    fn on(dir: &Path, port: u16) -> Self {
         use std::os::unix::process::CommandExt;
+        let mlflow = python().with_file_name("mlflow");
         // Its own process group: the server's workers (uvicorn, job runners) stop with it.
         let child = Command::new(mlflow)
             .process_group(0)
@@ -264,12 +271,9 @@ impl MlflowServer {
                 "1",
             ])
             .arg("--backend-store-uri")
-            .arg(format!(
-                "sqlite:///{}",
-                dir.path().join("mlflow.db").display()
-            ))
+            .arg(format!("sqlite:///{}", dir.join("mlflow.db").display()))
             .arg("--artifacts-destination")
-            .arg(dir.path().join("artifacts"))
+            .arg(dir.join("artifacts"))
             .env("MLFLOW_DISABLE_TELEMETRY", "true")
             .env("DO_NOT_TRACK", "1")
             .stdout(std::process::Stdio::null())
@@ -279,7 +283,7 @@ impl MlflowServer {
         let server = Self {
             child,
             uri: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
+            _dir: None,
         };
         let started = std::time::Instant::now();
         while !healthy(port) {
@@ -584,4 +588,79 @@ fn tensorboard_logs_are_live_and_a_killed_and_resumed_sweep_shows_each_epoch_onc
         let rows = read_metrics(&store.run(id).metrics_path()).unwrap();
         assert_eq!(run.scalars, expected(&rows), "{id}");
     }
+}
+
+/// The MLflow server killed mid-sweep: the sweep trains to the end (a warning), MLflow holds
+/// part of it; the server back on the same store, one export completes every run, each
+/// epoch once.
+#[test]
+fn an_mlflow_server_killed_mid_sweep_is_completed_by_a_later_export() {
+    let store_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let server = MlflowServer::on(store_dir.path(), port);
+    let uri = server.uri.clone();
+    let scratch = tempfile::tempdir().unwrap();
+    let matrix = scratch.path().join("kill.toml");
+    let text = MATRIX
+        .replace("name = \"tb\"", "name = \"kill\"")
+        .replace("epochs = 3\nlimit = 600", "epochs = 6\nlimit = 3000");
+    std::fs::write(&matrix, text).unwrap();
+    let results = scratch.path().join("results");
+    let sweep = common::command(&results)
+        .args([
+            "--quiet",
+            "sweep",
+            matrix.to_str().unwrap(),
+            "--mlflow",
+            &uri,
+            "--eval",
+            "off",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Killed once MLflow has a run with a metric (sent live), the sweep still training.
+    let store = Store::new(&results);
+    let started = std::time::Instant::now();
+    while !read_mlflow(&uri, "kill")
+        .0
+        .values()
+        .any(|run| !mlflow_metrics(run).is_empty())
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "nothing sent live"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    drop(server);
+    let out = sweep.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", common::text(&out));
+    assert!(
+        common::text(&out).contains("the MLflow export is incomplete"),
+        "{}",
+        common::text(&out)
+    );
+    let server = MlflowServer::on(store_dir.path(), port);
+    let ids = store.run_ids().unwrap();
+    let complete = |back: &BTreeMap<String, serde_json::Value>| {
+        ids.iter().all(|id| {
+            back.get(id).is_some_and(|run| {
+                let rows = read_metrics(&store.run(id).metrics_path()).unwrap();
+                mlflow_metrics(run) == expected_f64(&rows)
+            })
+        })
+    };
+    let (partial, _) = read_mlflow(&server.uri, "kill");
+    assert!(
+        !complete(&partial),
+        "the server saw the whole sweep: it was not killed mid-sweep"
+    );
+    let out = common::vaelab(&results, &["export", "mlflow", &server.uri, "kill"]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    let (back, sweeps) = read_mlflow(&server.uri, "kill");
+    assert!(complete(&back), "{back:?}");
+    assert_eq!(back.len(), 4);
+    assert_eq!(sweeps["kill"]["status"], "FINISHED");
 }

@@ -21,7 +21,8 @@ def main(uri, experiment):
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(experiment)
     out = {"runs": {}, "sweeps": {}}
-    for run in client.search_runs([exp.experiment_id], max_results=1000):
+    runs = client.search_runs([exp.experiment_id], max_results=1000) if exp else []
+    for run in runs:
         if "vaelab.sweep" in run.data.tags:
             out["sweeps"][run.data.tags["vaelab.sweep"]] = {
                 "run_id": run.info.run_id,
