@@ -82,31 +82,17 @@ fn read_back(logdir: &Path) -> BTreeMap<String, ReadBack> {
         .collect()
 }
 
-/// What the scalars of a run must be: every row's numbers as float32, step = epoch.
+/// What the scalars of a run must be in TensorBoard: [`expected_f64`] as float32.
 fn expected(rows: &[EpochRow]) -> BTreeMap<String, Vec<(i64, f32)>> {
-    let mut want: BTreeMap<String, Vec<(i64, f32)>> = BTreeMap::new();
-    for r in rows {
-        let split = r.split.as_str();
-        let step = i64::from(r.epoch);
-        let mut add = |tag: String, v: Option<f64>| {
-            if let Some(v) = v {
-                want.entry(tag).or_default().push((step, v as f32));
-            }
-        };
-        add(format!("{split}/recon"), Some(r.recon));
-        add(format!("{split}/kl"), r.kl);
-        add(format!("{split}/kl_term"), r.beta_kl);
-        add(format!("{split}/loss"), Some(r.loss));
-        if split == "train" {
-            add("schedule/lr".into(), r.lr);
-            add("schedule/kl_weight".into(), r.kl_weight);
-            add("schedule/capacity".into(), r.capacity);
-        }
-    }
-    for points in want.values_mut() {
-        points.sort_by_key(|p| p.0);
-    }
-    want
+    expected_f64(rows)
+        .into_iter()
+        .map(|(tag, points)| {
+            (
+                tag,
+                points.into_iter().map(|(s, v)| (s, v as f32)).collect(),
+            )
+        })
+        .collect()
 }
 
 const MATRIX: &str = "[sweep]\nname = \"tb\"\n[base]\nepochs = 3\nlimit = 600\nhidden = [16]\n[grid]\nmodel = [\"ae\", \"vae\"]\n[[include]]\nmodel = \"vae\"\nkl_warmup = 2\n[[include]]\nmodel = \"vae\"\ncapacity = 4.0\ncapacity_epochs = 2\n";
@@ -509,7 +495,8 @@ fn mlflow_holds_every_number_once_live_or_exported_later() {
     }
 }
 
-/// [`expected`] in float64, as MLflow stores metrics.
+/// What the metrics of a run must be: every row's numbers by tag, step = epoch (float64, as
+/// MLflow stores them; the tags written out here, not taken from vaelab).
 fn expected_f64(rows: &[EpochRow]) -> BTreeMap<String, Vec<(i64, f64)>> {
     let mut want: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
     for r in rows {

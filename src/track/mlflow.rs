@@ -22,7 +22,6 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
 use crate::config::params::{param_value, PARAMS};
-use crate::data::Split;
 use crate::store::{RunRecord, RunState, Store};
 
 /// A tracking server at a base URI (`http://127.0.0.1:5000`).
@@ -276,37 +275,16 @@ fn metric_value(v: f64) -> Value {
 /// Every metric of `record` by key: (step, value).
 fn metrics(record: &RunRecord) -> BTreeMap<String, Vec<(i64, f64)>> {
     let mut out: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
-    let mut add = |key: String, step: i64, v: Option<f64>| {
-        if let Some(v) = v {
-            out.entry(key).or_default().push((step, v));
-        }
-    };
     for r in &record.rows {
-        let (split, step) = (r.split.as_str(), i64::from(r.epoch));
-        add(format!("{split}/recon"), step, Some(r.recon));
-        add(format!("{split}/kl"), step, r.kl);
-        add(format!("{split}/kl_term"), step, r.beta_kl);
-        add(format!("{split}/loss"), step, Some(r.loss));
-        if r.split == Split::Train {
-            add("schedule/lr".into(), step, r.lr);
-            add("schedule/kl_weight".into(), step, r.kl_weight);
-            add("schedule/capacity".into(), step, r.capacity);
+        for (key, v) in super::row_metrics(r) {
+            out.entry(key).or_default().push((i64::from(r.epoch), v));
         }
     }
+    // The evaluation belongs to a finished run's last epoch.
     let last = record.rows.iter().map(|r| i64::from(r.epoch)).max();
     if let (Some(last), true) = (last, last == Some(record.spec.epochs as i64)) {
-        for r in record
-            .eval
-            .iter()
-            .filter(|r| r.dim.is_none() && r.class.is_none())
-        {
-            let key = match (r.metric.as_str(), r.k) {
-                ("elbo", None) => "eval/elbo".to_string(),
-                ("iwae", Some(k)) => format!("eval/iwae_k{k}"),
-                ("active_units", None) => "eval/active_units".to_string(),
-                _ => continue,
-            };
-            add(key, last, Some(r.value));
+        for (key, v) in super::eval_metrics(record) {
+            out.entry(key).or_default().push((last, v));
         }
     }
     out

@@ -8,6 +8,41 @@
 pub mod mlflow;
 pub mod tensorboard;
 
+/// The metrics of one epoch's row as every tracker names them: `train/…` and `test/…` recon,
+/// KL, KL term and loss, and on the train row the schedule's `schedule/lr`, `kl_weight`,
+/// `capacity` (those the run has).
+pub fn row_metrics(row: &crate::store::EpochRow) -> Vec<(String, f64)> {
+    let split = row.split.as_str();
+    let mut out: Vec<(String, Option<f64>)> = vec![
+        (format!("{split}/recon"), Some(row.recon)),
+        (format!("{split}/kl"), row.kl),
+        (format!("{split}/kl_term"), row.beta_kl),
+        (format!("{split}/loss"), Some(row.loss)),
+    ];
+    if row.split == crate::data::Split::Train {
+        out.push(("schedule/lr".into(), row.lr));
+        out.push(("schedule/kl_weight".into(), row.kl_weight));
+        out.push(("schedule/capacity".into(), row.capacity));
+    }
+    out.into_iter().filter_map(|(k, v)| Some((k, v?))).collect()
+}
+
+/// The evaluation's numbers every tracker gets, at the last epoch: `eval/elbo`,
+/// `eval/iwae_k<k>`, `eval/active_units`.
+pub fn eval_metrics(record: &crate::store::RunRecord) -> Vec<(String, f64)> {
+    record
+        .eval
+        .iter()
+        .filter(|r| r.dim.is_none() && r.class.is_none())
+        .filter_map(|r| match (r.metric.as_str(), r.k) {
+            ("elbo", None) => Some(("eval/elbo".to_string(), r.value)),
+            ("iwae", Some(k)) => Some((format!("eval/iwae_k{k}"), r.value)),
+            ("active_units", None) => Some(("eval/active_units".to_string(), r.value)),
+            _ => None,
+        })
+        .collect()
+}
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -30,7 +30,6 @@ use anyhow::{Context, Result};
 use prost::Message;
 
 use crate::config::params::{spec_table, PARAMS};
-use crate::data::Split;
 use crate::store::{EpochRow, RunRecord, RunState, Store};
 
 /// `Event` (tensorboard/compat/proto/event.proto).
@@ -385,47 +384,19 @@ fn hparams_value(tag: &str, data: HParamsData) -> Value {
     }
 }
 
-/// The scalars of one epoch: its train and test rows, and the schedule's values.
+/// The scalars of one epoch: its train and test rows ([`super::row_metrics`]).
 fn epoch_scalars(rows: &[&EpochRow]) -> Vec<Value> {
-    let mut values = Vec::new();
-    for row in rows {
-        let split = row.split.as_str();
-        let mut add = |name: &str, v: Option<f64>| {
-            if let Some(v) = v {
-                values.push(scalar(format!("{split}/{name}"), v));
-            }
-        };
-        add("recon", Some(row.recon));
-        add("kl", row.kl);
-        add("kl_term", row.beta_kl);
-        add("loss", Some(row.loss));
-        if row.split == Split::Train {
-            for (name, v) in [
-                ("lr", row.lr),
-                ("kl_weight", row.kl_weight),
-                ("capacity", row.capacity),
-            ] {
-                if let Some(v) = v {
-                    values.push(scalar(format!("schedule/{name}"), v));
-                }
-            }
-        }
-    }
-    values
+    rows.iter()
+        .flat_map(|row| super::row_metrics(row))
+        .map(|(tag, v)| scalar(tag, v))
+        .collect()
 }
 
-/// The evaluation's scalars: ELBO, every IWAE bound, active units.
+/// The evaluation's scalars ([`super::eval_metrics`]).
 fn eval_scalars(record: &RunRecord) -> Vec<Value> {
-    record
-        .eval
-        .iter()
-        .filter(|r| r.dim.is_none() && r.class.is_none())
-        .filter_map(|r| match (r.metric.as_str(), r.k) {
-            ("elbo", None) => Some(scalar("eval/elbo".into(), r.value)),
-            ("iwae", Some(k)) => Some(scalar(format!("eval/iwae_k{k}"), r.value)),
-            ("active_units", None) => Some(scalar("eval/active_units".into(), r.value)),
-            _ => None,
-        })
+    super::eval_metrics(record)
+        .into_iter()
+        .map(|(tag, v)| scalar(tag, v))
         .collect()
 }
 
