@@ -421,11 +421,7 @@ impl RunSpec {
         }
         // A cycle needs at least one optimiser step (the run's steps: its images over the batch
         // size, every epoch), or the weight would stay 0 throughout.
-        let images = self
-            .limit
-            .unwrap_or(crate::data::TRAIN_LEN)
-            .min(crate::data::TRAIN_LEN);
-        let steps = self.epochs * images.div_ceil(self.batch_size.max(1));
+        let steps = self.epochs * self.steps_per_epoch();
         if self.kl_cycles > steps {
             let allowed = format!("at most one cycle per optimiser step: this run has {steps}");
             return bad("kl_cycles", self.kl_cycles.to_string(), &allowed);
@@ -467,6 +463,16 @@ impl RunSpec {
         } else {
             self.effective_beta() * share
         }
+    }
+
+    /// Optimiser steps per epoch: the training images (`limit` of the 60,000) over the batch
+    /// size, the last batch partial.
+    pub fn steps_per_epoch(&self) -> usize {
+        let images = self
+            .limit
+            .unwrap_or(crate::data::TRAIN_LEN)
+            .min(crate::data::TRAIN_LEN);
+        images.div_ceil(self.batch_size.max(1)).max(1)
     }
 
     /// The KL capacity C at 0-based `step` ([`schedule::warmup`] of `capacity` over

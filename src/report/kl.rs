@@ -15,7 +15,7 @@ use super::charts::RunData;
 use super::style::{color_bar, drawn, legend, Picture, CATEGORY, FONT};
 use crate::config::params::{describe, varying_keys};
 use crate::config::RunSpec;
-use crate::data::{Split, TRAIN_LEN};
+use crate::data::Split;
 use crate::store::{EpochRow, KlDimRow};
 
 /// One run's per-unit KL as a grid: latent units (rows) by epochs (columns).
@@ -299,8 +299,7 @@ const CURVE_POINTS: usize = 2000;
 /// of each optimiser step), from the functions training uses (`RunSpec::kl_weight_at`,
 /// `RunSpec::capacity_at`): a cyclical schedule's cycles show whatever the epoch count.
 fn schedule_curve(spec: &RunSpec, panel: SchedulePanel) -> Vec<(f64, f64)> {
-    let images = spec.limit.unwrap_or(TRAIN_LEN).min(TRAIN_LEN);
-    let batches = images.div_ceil(spec.batch_size.max(1)).max(1);
+    let batches = spec.steps_per_epoch();
     let steps = spec.epochs * batches;
     let stride = steps.div_ceil(CURVE_POINTS).max(1);
     let mut at: Vec<usize> = (0..steps).step_by(stride).collect();

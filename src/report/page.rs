@@ -141,13 +141,11 @@ fn note(record: &RunRecord, source: &str) -> String {
 /// live one, at most every two seconds (the hook runs after every epoch and every poll of the
 /// workers). A failure to write it is a warning and never stops training.
 pub fn live(store: Store, manifest: Manifest) -> crate::train::EpochHook {
-    let last = std::sync::Mutex::new(None::<std::time::Instant>);
+    let throttle = crate::train::Throttle::every(std::time::Duration::from_secs(2));
     std::sync::Arc::new(move || {
-        let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
-        if last.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(2)) {
+        if !throttle.due() {
             return;
         }
-        *last = Some(std::time::Instant::now());
         if let Err(e) = write_sweep(&store, &manifest, true) {
             eprintln!("warning: cannot write the report: {e:#}");
         }

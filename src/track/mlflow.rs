@@ -21,6 +21,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
+use super::millis;
 use crate::config::params::{param_value, PARAMS};
 use crate::store::{RunRecord, RunState, Store};
 
@@ -288,13 +289,6 @@ fn metrics(record: &RunRecord) -> BTreeMap<String, Vec<(i64, f64)>> {
         }
     }
     out
-}
-
-/// Milliseconds since the epoch of an RFC 3339 time.
-fn millis(rfc3339: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(rfc3339)
-        .ok()
-        .map(|t| t.timestamp_millis())
 }
 
 /// The files of a finished run that become its MLflow artifacts (those it has), relative to

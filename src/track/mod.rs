@@ -5,6 +5,14 @@
 //! a resume or an evaluation, it adds only what the tracker does not have yet. The live form
 //! during `train` and `sweep` is the same export after every epoch ([`live`]).
 
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::store::Store;
+use crate::train::{EpochHook, Throttle};
+
 pub mod mlflow;
 pub mod tensorboard;
 
@@ -43,34 +51,41 @@ pub fn eval_metrics(record: &crate::store::RunRecord) -> Vec<(String, f64)> {
         .collect()
 }
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+/// Milliseconds since the epoch of an RFC 3339 time (a provenance's `started`, `finished`).
+pub fn millis(rfc3339: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
 
-use crate::store::Store;
+/// A live export's failures as warnings, each distinct message once (an export after every
+/// epoch would repeat it every time).
+#[derive(Default)]
+struct Warnings(Mutex<Option<String>>);
+
+impl Warnings {
+    fn warn(&self, what: &str, e: &anyhow::Error) {
+        let message = format!("{e:#}");
+        let mut last = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if last.as_deref() != Some(message.as_str()) {
+            eprintln!("warning: {what}: {message}");
+            *last = Some(message);
+        }
+    }
+}
 
 /// A hook for [`crate::train::TrainOptions::on_epoch`] and the sweep's progress that exports
 /// the runs `ids` to the TensorBoard directory `dir` after an epoch, at most every two seconds
 /// (the caller exports once more when training ends). A failure is a warning (once per
 /// distinct message) and never stops training.
-pub fn live(store: Store, ids: Vec<String>, dir: PathBuf) -> crate::train::EpochHook {
-    let state = Mutex::new((None::<Instant>, None::<String>));
+pub fn live(store: Store, ids: Vec<String>, dir: PathBuf) -> EpochHook {
+    let (throttle, warnings) = (Throttle::every(Duration::from_secs(2)), Warnings::default());
     Arc::new(move || {
-        let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
-        if state
-            .0
-            .is_some_and(|t| t.elapsed() < Duration::from_secs(2))
-        {
+        if !throttle.due() {
             return;
         }
-        state.0 = Some(Instant::now());
         if let Err(e) = tensorboard::export(&store, &ids, &dir) {
-            let message = format!("{e:#}");
-            if state.1.as_deref() != Some(message.as_str()) {
-                eprintln!("warning: cannot write the TensorBoard logs: {message}");
-                state.1 = Some(message);
-            }
+            warnings.warn("cannot write the TensorBoard logs", &e);
         }
     })
 }
@@ -85,7 +100,8 @@ pub struct LiveMlflow {
     experiment: String,
     sweep: Option<String>,
     busy: Arc<AtomicBool>,
-    last: Arc<Mutex<(Option<Instant>, Option<String>)>>,
+    throttle: Throttle,
+    warnings: Warnings,
 }
 
 /// Clears the busy flag however the export thread ends (a panic included).
@@ -114,39 +130,32 @@ impl LiveMlflow {
             experiment,
             sweep,
             busy: Arc::new(AtomicBool::new(false)),
-            last: Arc::new(Mutex::new((None, None))),
+            throttle: Throttle::every(Duration::from_secs(2)),
+            warnings: Warnings::default(),
         })
     }
 
     /// The epoch hook: one export thread at a time, at most every two seconds.
-    pub fn hook(self: &Arc<Self>) -> crate::train::EpochHook {
+    pub fn hook(self: &Arc<Self>) -> EpochHook {
         let me = self.clone();
         Arc::new(move || me.spawn())
     }
 
     fn spawn(self: &Arc<Self>) {
-        {
-            let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-            if last.0.is_some_and(|t| t.elapsed() < Duration::from_secs(2)) {
-                return;
-            }
-            if self.busy.swap(true, Ordering::AcqRel) {
-                return;
-            }
-            last.0 = Some(Instant::now());
+        // Busy first, so that a skipped call does not use up the interval.
+        if self.busy.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if !self.throttle.due() {
+            self.busy.store(false, Ordering::Release);
+            return;
         }
         let me = self.clone();
         std::thread::spawn(move || {
             let _done = NotBusy(me.busy.clone());
             if let Err(e) = me.export() {
-                let message = format!("{e:#}");
-                let mut last = me.last.lock().unwrap_or_else(|e| e.into_inner());
-                if last.1.as_deref() != Some(message.as_str()) {
-                    eprintln!(
-                        "warning: cannot send to MLflow (the next export sends it): {message}"
-                    );
-                    last.1 = Some(message);
-                }
+                me.warnings
+                    .warn("cannot send to MLflow (the next export sends it)", &e);
             }
         });
     }

@@ -429,8 +429,8 @@ fn start_time(record: &RunRecord) -> f64 {
     record
         .provenance
         .as_ref()
-        .and_then(|p| chrono::DateTime::parse_from_rfc3339(&p.started).ok())
-        .map(|t| t.timestamp_millis() as f64 / 1000.0)
+        .and_then(|p| super::millis(&p.started))
+        .map(|ms| ms as f64 / 1000.0)
         .unwrap_or_else(now)
 }
 

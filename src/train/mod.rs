@@ -25,7 +25,7 @@ pub mod training;
 pub use checkpoint::AtomicCheckpointer;
 pub use metrics::{StackLoss, StepOutput};
 pub use optim::adam_step;
-pub use options::{EpochHook, TrainOptions};
+pub use options::{EpochHook, Throttle, TrainOptions};
 pub use outcome::{epoch_line, Outcome, RunReport};
 pub use progress::{stderr_is_terminal, BarRenderer, Progress};
 pub use recorder::EpochRecorder;

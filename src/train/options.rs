@@ -29,3 +29,30 @@ pub struct TrainOptions {
 
 /// A callback after each epoch (see [`TrainOptions::on_epoch`]).
 pub type EpochHook = std::sync::Arc<dyn Fn() + Send + Sync>;
+
+/// Lets an epoch hook's work through at most once per interval: hooks run after every epoch
+/// and every poll of a sweep's workers, which can be many a second.
+pub struct Throttle {
+    interval: std::time::Duration,
+    last: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl Throttle {
+    /// At most once every `interval` (the first call is always due).
+    pub fn every(interval: std::time::Duration) -> Self {
+        Self {
+            interval,
+            last: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Whether the work is due now; if so, the next interval starts.
+    pub fn due(&self) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|t| t.elapsed() < self.interval) {
+            return false;
+        }
+        *last = Some(std::time::Instant::now());
+        true
+    }
+}
