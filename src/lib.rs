@@ -26,6 +26,6 @@ pub mod tool;
 pub mod track;
 pub mod train;
 
-/// The run parameters' defaults at the crate root, where the command-line grammar
-/// (`cli::args`, also compiled into the launcher) finds them.
-pub use config::defaults;
+/// The run parameters' defaults and the tracking settings at the crate root, where the
+/// command-line grammar (`cli::args`, also compiled into the launcher) finds them.
+pub use config::{defaults, tracking};

@@ -3,7 +3,7 @@
 //! It answers `--help`, `--version` and usage errors itself, then loads `libvaelab.so`, where
 //! every command runs (see `src/cli/library.rs` for why). It must therefore not link the
 //! vaelab library or anything that links libtorch: it uses only the grammar file, included
-//! by path, `clap`, `libloading` and `anyhow`.
+//! by path, `clap`, `serde`, `libloading` and `anyhow`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,6 +18,10 @@ mod args;
 /// The run parameters' defaults, which the grammar shows (the library's `config::defaults`).
 #[path = "config/defaults.rs"]
 mod defaults;
+/// The tracking settings, whose URI check the grammar uses (the library's `config::tracking`).
+#[allow(dead_code)]
+#[path = "config/tracking.rs"]
+mod tracking;
 
 fn main() -> ExitCode {
     // Rust ignores SIGPIPE, which turns `vaelab --help | head` into a panic; die quietly instead.

@@ -1,7 +1,8 @@
 //! `vaelab sweep --executor slurm` against a real single-node Slurm cluster (slurmctld, slurmd
 //! and munged started by `scripts/setup-slurm`, which `./scripts/test` runs and stops): results
 //! equal the local sweep; a cancelled task requeued by hand, and a task warned of its time limit
-//! (SIGUSR1), resume from their checkpoints; `status` and `cancel`; bad input writes nothing.
+//! (SIGUSR1), resume from their checkpoints; the tasks send their runs to MLflow and
+//! TensorBoard live; `status` and `cancel`; bad input writes nothing.
 //!
 //! A missing cluster is a failure, not a pass: without `SLURM_CONF` in the environment every
 //! cluster test panics, saying so. `VAELAB_SKIP_SLURM=1` skips them on purpose, loudly (each
@@ -15,6 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use common::trackers::{
+    expected, expected_f64, mlflow_metrics, read_back, read_mlflow, MlflowServer,
+};
 use vaelab::store::{EpochRow, RunState, Store};
 
 /// Whether this test runs against the cluster `SLURM_CONF` names. `false` only when
@@ -124,10 +128,22 @@ fn a_sweep_submitted_to_slurm_gives_the_local_numbers() {
         "[base]\nepochs = 2\nlimit = 2000\nhidden = [32]\n[grid]\nmodel = [\"ae\", \"vae\"]\nbeta = [0.0, 1.0, 3.0]\n[slurm]\ncpus_per_task = 1\nmax_parallel = 2\n",
     );
     let results = dir.path().join("results");
+    // Each task sends its runs to the trackers itself.
+    let server = MlflowServer::start();
+    let logs = dir.path().join("tb");
     let started = Instant::now();
     let out = vaelab(
         &results,
-        &["sweep", m.to_str().unwrap(), "--executor", "slurm"],
+        &[
+            "sweep",
+            m.to_str().unwrap(),
+            "--executor",
+            "slurm",
+            "--mlflow",
+            &server.uri,
+            "--tensorboard",
+            logs.to_str().unwrap(),
+        ],
         &[],
     );
     assert!(out.status.success(), "{}", common::text(&out));
@@ -145,6 +161,26 @@ fn a_sweep_submitted_to_slurm_gives_the_local_numbers() {
     );
     assert!(all_done(&results));
     assert_eq!(numbers(&results), local(&m));
+    // The trackers have every run, every epoch once; the sweep's MLflow run is FINISHED.
+    let (back, sweeps) = read_mlflow(&server.uri, "array");
+    let tensorboard = read_back(&logs);
+    let ids = Store::new(&results).run_ids().unwrap();
+    assert_eq!(back.keys().cloned().collect::<Vec<_>>(), ids);
+    assert_eq!(tensorboard.keys().cloned().collect::<Vec<_>>(), ids);
+    assert_eq!(sweeps["array"]["status"], "FINISHED");
+    for (id, rows) in numbers(&results) {
+        let mut metrics = mlflow_metrics(&back[&id]);
+        metrics.retain(|k, _| !k.starts_with("eval/"));
+        assert_eq!(metrics, expected_f64(&rows), "{id}");
+        assert_eq!(back[&id]["status"], "FINISHED", "{id}");
+        assert_eq!(
+            back[&id]["tags"]["mlflow.parentRunId"],
+            sweeps["array"]["run_id"]
+        );
+        let mut scalars = tensorboard[&id].scalars.clone();
+        scalars.retain(|k, _| !k.starts_with("eval/"));
+        assert_eq!(scalars, expected(&rows), "{id}");
+    }
 
     let status = vaelab(&results, &["status", "array"], &[]);
     let text = String::from_utf8_lossy(&status.stdout);

@@ -9,91 +9,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
+
+use common::trackers::*;
 
 use vaelab::store::{read_metrics, write_metrics, EpochRow, Store};
-
-/// The trackers' Python, installed by `./scripts/setup-trackers` (no reader, no pass).
-fn python() -> PathBuf {
-    let py = vaelab::data::cache_dir().join("trackers/bin/python");
-    assert!(
-        py.is_file(),
-        "TensorBoard's reader is missing at {}: run ./scripts/setup-trackers",
-        py.display()
-    );
-    py
-}
-
-/// Per run: tag → [(step, value)], the raw event count, the HParams. Values are the float32
-/// that TensorBoard stores (read back through JSON as float64, then narrowed: serde_json's
-/// default float parsing may miss the last bit of a float64, never of the float32 in it).
-#[derive(Debug, PartialEq)]
-struct ReadBack {
-    scalars: BTreeMap<String, Vec<(i64, f32)>>,
-    events: u64,
-    hparams: BTreeMap<String, serde_json::Value>,
-}
-
-fn read_back(logdir: &Path) -> BTreeMap<String, ReadBack> {
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/reference/read_tensorboard.py");
-    let out = Command::new(python())
-        .arg(script)
-        .arg(logdir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", common::text(&out));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    json.as_object()
-        .unwrap()
-        .iter()
-        .map(|(run, v)| {
-            let scalars = v["scalars"]
-                .as_object()
-                .unwrap()
-                .iter()
-                .map(|(tag, points)| {
-                    let points = points
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|p| (p[0].as_i64().unwrap(), p[1].as_f64().unwrap() as f32))
-                        .collect();
-                    (tag.clone(), points)
-                })
-                .collect();
-            let hparams = v["hparams"]
-                .as_object()
-                .unwrap()
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            let events = v["events"].as_u64().unwrap();
-            (
-                run.clone(),
-                ReadBack {
-                    scalars,
-                    events,
-                    hparams,
-                },
-            )
-        })
-        .collect()
-}
-
-/// What the scalars of a run must be in TensorBoard: [`expected_f64`] as float32.
-fn expected(rows: &[EpochRow]) -> BTreeMap<String, Vec<(i64, f32)>> {
-    expected_f64(rows)
-        .into_iter()
-        .map(|(tag, points)| {
-            (
-                tag,
-                points.into_iter().map(|(s, v)| (s, v as f32)).collect(),
-            )
-        })
-        .collect()
-}
 
 const MATRIX: &str = "[sweep]\nname = \"tb\"\n[base]\nepochs = 3\nlimit = 600\nhidden = [16]\n[grid]\nmodel = [\"ae\", \"vae\"]\n[[include]]\nmodel = \"vae\"\nkl_warmup = 2\n[[include]]\nmodel = \"vae\"\ncapacity = 4.0\ncapacity_epochs = 2\n";
 
@@ -223,154 +143,6 @@ fn exporting_an_unknown_run_is_a_one_line_error_and_writes_nothing() {
     assert!(!dir.exists());
 }
 
-/// A real `mlflow server` (SQLite backend, served artifacts) on a free port of 127.0.0.1,
-/// stopped when dropped.
-struct MlflowServer {
-    child: std::process::Child,
-    uri: String,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl MlflowServer {
-    /// A server on a fresh store.
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut server = Self::on(dir.path(), free_port());
-        server._dir = Some(dir);
-        server
-    }
-
-    /// A server on the store in `dir` (its SQLite file and artifacts) at `port`.
-    fn on(dir: &Path, port: u16) -> Self {
-        use std::os::unix::process::CommandExt;
-        let mlflow = python().with_file_name("mlflow");
-        // Its own process group: the server's workers (uvicorn, job runners) stop with it.
-        let child = Command::new(mlflow)
-            .process_group(0)
-            .args([
-                "server",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--workers",
-                "1",
-            ])
-            .arg("--backend-store-uri")
-            .arg(format!("sqlite:///{}", dir.join("mlflow.db").display()))
-            .arg("--artifacts-destination")
-            .arg(dir.join("artifacts"))
-            .env("MLFLOW_DISABLE_TELEMETRY", "true")
-            .env("DO_NOT_TRACK", "1")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let server = Self {
-            child,
-            uri: format!("http://127.0.0.1:{port}"),
-            _dir: None,
-        };
-        let started = std::time::Instant::now();
-        while !healthy(port) {
-            assert!(
-                started.elapsed() < std::time::Duration::from_secs(120),
-                "mlflow server on port {port} did not answer /health"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(250));
-        }
-        server
-    }
-}
-
-impl Drop for MlflowServer {
-    fn drop(&mut self) {
-        let group = -(self.child.id() as i32);
-        unsafe {
-            libc::kill(group, libc::SIGTERM);
-        }
-        let _ = self.child.wait();
-        std::thread::sleep(std::time::Duration::from_millis(500));
-        unsafe {
-            libc::kill(group, libc::SIGKILL);
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `GET /health` answers `OK`.
-fn healthy(port: u16) -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = s.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-    let mut reply = String::new();
-    let _ = s.read_to_string(&mut reply);
-    reply.starts_with("HTTP/1.") && reply.contains(" 200 ") && reply.ends_with("OK")
-}
-
-/// Per vaelab run: params, tags, status, metric histories (values parsed from Python's repr),
-/// artifacts' sha256; and per sweep its parent run.
-fn read_mlflow(
-    uri: &str,
-    experiment: &str,
-) -> (BTreeMap<String, serde_json::Value>, serde_json::Value) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/reference/read_mlflow.py");
-    let out = Command::new(python())
-        .arg(script)
-        .args([uri, experiment])
-        .env("MLFLOW_DISABLE_TELEMETRY", "true")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", common::text(&out));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let runs = json["runs"]
-        .as_object()
-        .unwrap()
-        .clone()
-        .into_iter()
-        .collect();
-    (runs, json["sweeps"].clone())
-}
-
-/// sha256 of a file, as hex.
-fn sha256(path: &Path) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(std::fs::read(path).unwrap());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// MLflow's `metrics` of a read-back run as key → [(step, value)].
-fn mlflow_metrics(run: &serde_json::Value) -> BTreeMap<String, Vec<(i64, f64)>> {
-    run["metrics"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, points)| {
-            let points = points
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| {
-                    (
-                        p[0].as_i64().unwrap(),
-                        p[1].as_str().unwrap().parse().unwrap(),
-                    )
-                })
-                .collect();
-            (k.clone(), points)
-        })
-        .collect()
-}
-
 /// A sweep sent live to a real MLflow server, read back with MLflow's own client: params,
 /// tags, status and every epoch's metrics equal what is on disk, exactly; exporting again sends
 /// nothing and duplicates nothing. A sweep whose server is down finishes (a warning), and a
@@ -470,7 +242,8 @@ fn mlflow_holds_every_number_once_live_or_exported_later() {
             "off",
         ],
     );
-    assert!(out.status.success(), "{}", common::text(&out));
+    // Trained, but MLflow has not got it: exit code 3.
+    assert_eq!(out.status.code(), Some(3), "{}", common::text(&out));
     assert!(
         common::text(&out).contains("the MLflow export is incomplete"),
         "{}",
@@ -493,34 +266,6 @@ fn mlflow_holds_every_number_once_live_or_exported_later() {
         let rows = read_metrics(&store.run(id).metrics_path()).unwrap();
         assert_eq!(mlflow_metrics(run), expected_f64(&rows), "{id}");
     }
-}
-
-/// What the metrics of a run must be: every row's numbers by tag, step = epoch (float64, as
-/// MLflow stores them; the tags written out here, not taken from vaelab).
-fn expected_f64(rows: &[EpochRow]) -> BTreeMap<String, Vec<(i64, f64)>> {
-    let mut want: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
-    for r in rows {
-        let split = r.split.as_str();
-        let step = i64::from(r.epoch);
-        let mut add = |tag: String, v: Option<f64>| {
-            if let Some(v) = v {
-                want.entry(tag).or_default().push((step, v));
-            }
-        };
-        add(format!("{split}/recon"), Some(r.recon));
-        add(format!("{split}/kl"), r.kl);
-        add(format!("{split}/kl_term"), r.beta_kl);
-        add(format!("{split}/loss"), Some(r.loss));
-        if split == "train" {
-            add("schedule/lr".into(), r.lr);
-            add("schedule/kl_weight".into(), r.kl_weight);
-            add("schedule/capacity".into(), r.capacity);
-        }
-    }
-    for points in want.values_mut() {
-        points.sort_by_key(|p| p.0);
-    }
-    want
 }
 
 /// The logs are written while the sweep trains, not only at its end: killed at its first
@@ -623,7 +368,7 @@ fn an_mlflow_server_killed_mid_sweep_is_completed_by_a_later_export() {
     }
     drop(server);
     let out = sweep.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", common::text(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", common::text(&out));
     assert!(
         common::text(&out).contains("the MLflow export is incomplete"),
         "{}",
@@ -650,4 +395,225 @@ fn an_mlflow_server_killed_mid_sweep_is_completed_by_a_later_export() {
     assert!(complete(&back), "{back:?}");
     assert_eq!(back.len(), 4);
     assert_eq!(sweeps["kill"]["status"], "FINISHED");
+}
+
+/// A stand-in server that answers every request with 503 and an MLflow-style JSON error (a
+/// server under maintenance, behind a proxy), on a free port of 127.0.0.1; stopped when dropped.
+struct Erring {
+    child: std::process::Child,
+    uri: String,
+}
+
+impl Erring {
+    fn start() -> Self {
+        const SERVER: &str = r#"
+import http.server, json, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def reply(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = json.dumps({"error_code": "TEMPORARILY_UNAVAILABLE", "message": "down for\nmaintenance"}).encode()
+        self.send_response(503)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    do_GET = do_POST = do_PUT = reply
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"#;
+        let port = free_port();
+        let child = std::process::Command::new("python3")
+            .args(["-c", SERVER, &port.to_string()])
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < std::time::Duration::from_secs(20));
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Self {
+            child,
+            uri: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Erring {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The one line of `text` that contains `needle`.
+fn line(text: &str, needle: &str) -> String {
+    let found: Vec<&str> = text.lines().filter(|l| l.contains(needle)).collect();
+    assert_eq!(found.len(), 1, "{needle}:\n{text}");
+    found[0].to_string()
+}
+
+/// Trackers that answer errors: a server answering 503, a real MLflow server answering 404
+/// (a URI with a path it does not serve), a TensorBoard directory that is a file. Each is one
+/// warning line naming the command that sends the rest, training goes on to the end, and the
+/// exit code is 3 (trained, tracking incomplete); that command then completes the run. A
+/// malformed URI is refused before anything is written.
+#[test]
+fn trackers_that_answer_errors_are_one_line_training_goes_on_and_the_exit_code_says_so() {
+    let erring = Erring::start();
+    let scratch = tempfile::tempdir().unwrap();
+    let results = scratch.path().join("results");
+    let file = scratch.path().join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "--quiet", "train", "--model", "vae", "--epochs", "2", "--limit", "600", "--hidden",
+            "16", "--eval", "off",
+        ];
+        args.extend_from_slice(extra);
+        common::vaelab(&results, &args)
+    };
+    let out = train(&[
+        "--mlflow",
+        &erring.uri,
+        "--tensorboard",
+        file.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(3), "{}", common::text(&out));
+    let store = Store::new(&results);
+    let ids = store.run_ids().unwrap();
+    assert_eq!(ids.len(), 1);
+    let id = &ids[0];
+    let rows = read_metrics(&store.run(id).metrics_path()).unwrap();
+    assert_eq!(rows.len(), 4, "training went on to its last epoch");
+    let mlflow = line(&err, "the MLflow export is incomplete");
+    assert!(
+        mlflow.contains("503 TEMPORARILY_UNAVAILABLE: down for maintenance")
+            && mlflow.ends_with(&format!(
+                "`vaelab export mlflow {} {id}` sends the rest",
+                erring.uri
+            )),
+        "{mlflow}"
+    );
+    let tensorboard = line(&err, "the TensorBoard logs are incomplete");
+    assert!(
+        tensorboard.ends_with(&format!(
+            "`vaelab export tensorboard {} {id}` writes the rest",
+            file.display()
+        )),
+        "{tensorboard}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+
+    // `vaelab export` to the erring server: one line, exit code 1.
+    let out = common::vaelab(&results, &["export", "mlflow", &erring.uri, id]);
+    assert_eq!(out.status.code(), Some(1), "{}", common::text(&out));
+    let export_err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(export_err.lines().count(), 1, "{export_err}");
+    assert!(export_err.contains("503"), "{export_err}");
+
+    // A real server at a path it does not serve answers 404 (HTML): the run, already
+    // trained, is reported with the warning and exit code 3; the right URI completes it.
+    let server = MlflowServer::start();
+    let out = train(&["--mlflow", &format!("{}/nowhere", server.uri)]);
+    assert_eq!(out.status.code(), Some(3), "{}", common::text(&out));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        line(&err, "the MLflow export is incomplete").contains(": 404: "),
+        "{err}"
+    );
+    let out = train(&["--mlflow", &server.uri]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::text(&out));
+    let (back, _) = read_mlflow(&server.uri, "vaelab");
+    assert_eq!(back.keys().collect::<Vec<_>>(), [id]);
+    assert_eq!(back[id]["status"], "FINISHED");
+    assert_eq!(mlflow_metrics(&back[id]), expected_f64(&rows));
+
+    // Malformed: a usage error, one line naming the flag and what is allowed; nothing written.
+    let fresh = scratch.path().join("fresh");
+    let out = common::vaelab(&fresh, &["train", "--mlflow", "localhost:5000"]);
+    assert_eq!(out.status.code(), Some(2), "{}", common::text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("--mlflow") && err.contains("http://HOST:PORT"),
+        "{err}"
+    );
+    assert!(!fresh.exists());
+}
+
+/// A run that diverges has NaN or ±∞ in its numbers: MLflow gets them (as its JSON strings)
+/// and gives them back (its SQL store keeps ±∞ as ±f64::MAX), the run FAILED and so the sweep;
+/// the matrix's `[tracking]` table names the server and the experiment.
+#[test]
+fn non_finite_numbers_reach_mlflow_and_a_matrix_names_its_tracker() {
+    let server = MlflowServer::start();
+    let scratch = tempfile::tempdir().unwrap();
+    let matrix = scratch.path().join("diverge.toml");
+    // lr = 10 blows Adam up within the first epoch (as in tests/sweep_cli.rs).
+    std::fs::write(
+        &matrix,
+        format!(
+            "[sweep]\nname = \"diverge\"\n[base]\nmodel = \"vae\"\nepochs = 2\nlimit = 2000\n[grid]\nlr = [10.0, 0.001]\n[tracking]\nmlflow = \"{}\"\nexperiment = \"diverging\"\n",
+            server.uri
+        ),
+    )
+    .unwrap();
+    let results = scratch.path().join("results");
+    let out = common::vaelab(
+        &results,
+        &[
+            "--quiet",
+            "sweep",
+            matrix.to_str().unwrap(),
+            "--eval",
+            "off",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", common::text(&out));
+    let store = Store::new(&results);
+    let (back, sweeps) = read_mlflow(&server.uri, "diverging");
+    assert_eq!(back.len(), 2);
+    assert_eq!(sweeps["diverge"]["status"], "FAILED");
+    let mut non_finite = 0;
+    for (id, run) in &back {
+        let record = store.record(id).unwrap();
+        let want = expected_f64(&record.rows);
+        non_finite += want
+            .values()
+            .flatten()
+            .filter(|(_, v)| !v.is_finite())
+            .count();
+        let as_stored =
+            |m: BTreeMap<String, Vec<(i64, f64)>>| -> BTreeMap<String, Vec<(i64, String)>> {
+                m.into_iter()
+                    .map(|(k, p)| {
+                        let p = p
+                            .into_iter()
+                            .map(|(s, v)| {
+                                let v = if v.is_infinite() {
+                                    f64::MAX.copysign(v)
+                                } else {
+                                    v
+                                };
+                                (s, format!("{v:?}"))
+                            })
+                            .collect();
+                        (k, p)
+                    })
+                    .collect()
+            };
+        assert_eq!(as_stored(mlflow_metrics(run)), as_stored(want), "{id}");
+        let status = if record.state == vaelab::store::RunState::Failed {
+            "FAILED"
+        } else {
+            "FINISHED"
+        };
+        assert_eq!(run["status"], status, "{id}");
+    }
+    assert!(non_finite > 0, "the diverging run has no non-finite number");
 }

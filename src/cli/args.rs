@@ -2,7 +2,8 @@
 //!
 //! This file is compiled twice: into the library (as `cli::args`) and into the `vaelab`
 //! executable, which includes it by path to answer `--help`, `--version` and usage errors
-//! without loading libtorch (see `src/main.rs`). So it may use `std` and `clap` only.
+//! without loading libtorch (see `src/main.rs`). So it may use `std`, `clap` and the two
+//! modules the launcher includes too (`crate::defaults`, `crate::tracking`) only.
 
 use std::path::PathBuf;
 
@@ -14,7 +15,14 @@ use clap::{Args, Parser, Subcommand};
 
 /// vaelab: autoencoder experiments on MNIST with Burn, Parquet metrics and plots.
 #[derive(Parser, Debug)]
-#[command(name = "vaelab", version, about, long_about = None)]
+#[command(
+    name = "vaelab",
+    version,
+    about,
+    long_about = None,
+    after_help = "Exit codes: 0 done, 1 an error or a failed run, 2 bad usage, 3 trained but a \
+                  tracker (--mlflow, --tensorboard) is incomplete, 75 busy, 130 interrupted."
+)]
 pub struct Cli {
     /// Results directory (run folders go under <RESULTS>/runs/).
     #[arg(long, global = true, env = "VAELAB_RESULTS", default_value = "results")]
@@ -199,16 +207,48 @@ pub struct SweepArgs {
     /// later), or k=1,10,100 (default: the matrix's [eval] k, else on).
     #[arg(long, value_name = "on|off|k=LIST")]
     pub eval: Option<defaults::EvalPolicy>,
-    /// Write TensorBoard logs of the runs live, after every epoch (at most every 2 s, and at the
-    /// end), one directory per run under DIR (as `vaelab export tensorboard DIR` does; a
-    /// failure to write is a warning).
-    #[arg(long, value_name = "DIR")]
+    /// Trackers (defaults: the matrix's [tracking] table).
+    #[command(flatten)]
+    pub tracking: TrackingArgs,
+}
+
+/// Live tracking flags of `train`, `sweep` and `entry`. A tracker that could not be given
+/// everything by the end is a warning (one line) and exit code 3 once training is otherwise
+/// done; `vaelab export` sends the rest.
+#[derive(Args, Debug, Default, Clone)]
+pub struct TrackingArgs {
+    /// Write TensorBoard logs live, after every epoch (at most every 2 s, and at the end), one
+    /// directory per run under DIR (as `vaelab export tensorboard DIR` does).
+    #[arg(long, value_name = "DIR", help_heading = "Tracking")]
     pub tensorboard: Option<PathBuf>,
-    /// Send the runs to the MLflow server at URI live (experiment: the sweep's name), from a
-    /// background thread; an unreachable server is a warning and `vaelab export mlflow URI
-    /// NAME` sends the rest.
-    #[arg(long, value_name = "URI")]
+    /// Send the runs live to the MLflow server at URI (http://HOST:PORT), from a background
+    /// thread, so a slow or down server never slows training (a warning; the next export sends
+    /// what it missed).
+    #[arg(long, value_name = "URI", value_parser = mlflow_uri, help_heading = "Tracking")]
     pub mlflow: Option<String>,
+    /// The MLflow experiment [default: the sweep's name; `vaelab` for `train`].
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "mlflow",
+        help_heading = "Tracking"
+    )]
+    pub experiment: Option<String>,
+}
+
+impl TrackingArgs {
+    /// The flags as tracking settings (to override a matrix's `[tracking]`).
+    pub fn settings(&self) -> crate::tracking::Tracking {
+        crate::tracking::Tracking {
+            tensorboard: self.tensorboard.clone(),
+            mlflow: self.mlflow.clone(),
+            experiment: self.experiment.clone(),
+        }
+    }
+}
+
+fn mlflow_uri(s: &str) -> Result<String, String> {
+    crate::tracking::mlflow_uri(s).map_err(|allowed| format!("allowed: {allowed}"))
 }
 
 /// The arguments of `vaelab repro`.
@@ -247,6 +287,9 @@ pub struct EntryArgs {
     /// Evaluate each run when it finishes (as `vaelab sweep --eval`).
     #[arg(long, value_name = "on|off|k=LIST", default_value = defaults::EVAL)]
     pub eval: defaults::EvalPolicy,
+    /// Trackers (as `vaelab sweep`'s, which a Slurm sweep passes on to its tasks).
+    #[command(flatten)]
+    pub tracking: TrackingArgs,
 }
 
 /// The arguments of `vaelab plot`.
@@ -508,16 +551,9 @@ pub struct TrainArgs {
     /// Epochs over which C rises to --capacity (0: C at its maximum from the start).
     #[arg(long, default_value_t = defaults::CAPACITY_EPOCHS, help_heading = "KL control")]
     pub capacity_epochs: usize,
-    /// Write the run's TensorBoard log live, after every epoch (at most every 2 s, and at the
-    /// end), into DIR/<run id>/ (as `vaelab export tensorboard DIR` does; a failure to write is
-    /// a warning).
-    #[arg(long, value_name = "DIR")]
-    pub tensorboard: Option<PathBuf>,
-    /// Send the run to the MLflow server at URI live (experiment `vaelab`), from a background
-    /// thread; an unreachable server is a warning and `vaelab export mlflow URI ID` sends the
-    /// rest.
-    #[arg(long, value_name = "URI")]
-    pub mlflow: Option<String>,
+    /// Trackers.
+    #[command(flatten)]
+    pub tracking: TrackingArgs,
 }
 
 /// `--objective` values.
@@ -641,6 +677,9 @@ pub mod exit {
     pub const FAILED: u8 = 1;
     /// A usage error.
     pub const USAGE: u8 = 2;
+    /// Trained, but a tracker (`--mlflow`, `--tensorboard`) did not get everything: a warning
+    /// said why; `vaelab export` sends the rest.
+    pub const TRACKING: u8 = 3;
     /// Another process is training the run (EX_TEMPFAIL).
     pub const BUSY: u8 = 75;
     /// Stopped by Ctrl-C; relaunch to resume.

@@ -9,6 +9,7 @@ use super::args::*;
 use super::signals::{install_ctrl_c, warned_of_time_limit};
 use crate::compare;
 use crate::config::defaults::EvalPolicy;
+use crate::config::tracking::Tracking;
 use crate::config::{matrix, preflight, InvalidParam};
 use crate::data::Dataset;
 use crate::eval;
@@ -75,41 +76,31 @@ pub fn train(ctx: &Context, args: &TrainArgs) -> Result<u8> {
     preflight([&spec], flag)?;
     let mut opts = ctx.train_options(&args.eval);
     let ids = vec![spec.run_id(build_info::CODE_FINGERPRINT)];
-    let mut hooks: Vec<train::EpochHook> = Vec::new();
-    if let Some(dir) = &args.tensorboard {
-        hooks.push(track::live(ctx.store.clone(), ids.clone(), dir.clone()));
-    }
-    let mlflow = args.mlflow.as_ref().map(|uri| {
-        let experiment = "vaelab".to_string();
-        track::LiveMlflow::new(
-            ctx.store.clone(),
-            ids.clone(),
-            uri.clone(),
-            experiment,
-            None,
-        )
-    });
-    if let Some(live) = &mlflow {
-        hooks.push(live.hook());
-    }
+    let live = track::Live::start(&ctx.store, &ids, &args.tracking.settings(), None);
+    let hooks = live.hooks();
     if !hooks.is_empty() {
         opts.on_epoch = Some(std::sync::Arc::new(move || hooks.iter().for_each(|h| h())));
     }
     let run = train::train_run(&spec, &opts)?;
     eval::evaluate_finished(std::slice::from_ref(&run), &opts);
-    if let Some(dir) = &args.tensorboard {
-        export_at_end(&ctx.store, &ids, dir);
-    }
-    if let (Some(live), Some(uri)) = (&mlflow, &args.mlflow) {
-        last_mlflow_export(live, uri, &ids[0]);
-    }
+    let tracked = live.finish();
     let code = outcome_code(&run);
     if let Ok(record) = ctx.store.record(&run.id) {
         if !record.eval.is_empty() {
             print!("{}", report::eval_table(std::slice::from_ref(&record)));
         }
     }
-    Ok(code)
+    Ok(with_tracking(code, tracked))
+}
+
+/// A run's or sweep's exit code, made [`exit::TRACKING`] when training is otherwise done but a
+/// tracker did not get everything.
+fn with_tracking(code: u8, tracked: bool) -> u8 {
+    if code == exit::OK && !tracked {
+        exit::TRACKING
+    } else {
+        code
+    }
 }
 
 /// `vaelab sweep`.
@@ -120,42 +111,13 @@ pub fn sweep(ctx: &Context, args: &SweepArgs) -> Result<u8> {
         return Ok(exit::OK);
     }
     let eval = args.eval.clone().or(plan.eval.clone()).unwrap_or_default();
+    let tracking = plan.tracking.overridden_by(&args.tracking.settings());
     if args.executor == ExecutorArg::Slurm {
-        if args.mlflow.is_some() || args.tensorboard.is_some() {
-            bail!(
-                "--mlflow and --tensorboard track a sweep trained here; on Slurm, export once the \
-                 array has run: `vaelab export mlflow|tensorboard URI|DIR {}`",
-                plan.name
-            );
-        }
         let settings = plan.slurm.overridden_by(&args.slurm.settings());
-        return submit_plan(ctx, &plan, &settings, args.stack, &eval);
+        return submit_plan(ctx, &plan, &settings, args.stack, &eval, &tracking);
     }
     let opts = ctx.sweep_options(args.jobs, args.stack, &eval);
-    let trackers = Trackers {
-        tensorboard: args.tensorboard.clone(),
-        mlflow: args.mlflow.clone(),
-    };
-    Ok(run_plan(&plan, &opts, &args.file, &trackers)?.1)
-}
-
-/// The last export of a live TensorBoard log (the live hook skips epochs that come within
-/// two seconds of the previous export): a failure is a warning.
-fn export_at_end(store: &Store, ids: &[String], dir: &Path) {
-    if let Err(e) = track::tensorboard::export(store, ids, dir) {
-        eprintln!("warning: cannot write the TensorBoard logs: {e:#}");
-    }
-}
-
-/// The last export of a live MLflow run or sweep `name`, once the background one has ended: a
-/// failure is a warning with the command that sends the rest.
-fn last_mlflow_export(live: &track::LiveMlflow, uri: &str, name: &str) {
-    live.finish();
-    if let Err(e) = live.export() {
-        eprintln!(
-            "warning: the MLflow export is incomplete ({e:#}); `vaelab export mlflow {uri} {name}` sends the rest"
-        );
-    }
+    Ok(run_plan(&plan, &opts, &args.file, &tracking)?.1)
 }
 
 /// `vaelab export`: the runs of every target, those with a directory (a sweep's queued runs
@@ -233,7 +195,7 @@ pub fn repro(ctx: &Context, args: &ReproArgs) -> Result<u8> {
         eval = EvalPolicy::of_ks(ks).map_err(|e| anyhow!("{}: {e}", args.file.display()))?;
     }
     let opts = ctx.sweep_options(args.jobs, args.stack, &eval);
-    let (manifest, code) = run_plan(&plan, &opts, &args.file, &Trackers::default())?;
+    let (manifest, code) = run_plan(&plan, &opts, &args.file, &plan.tracking)?;
     if code != exit::OK {
         return Ok(code);
     }
@@ -283,7 +245,24 @@ pub fn entry(ctx: &Context, args: &EntryArgs) -> Result<u8> {
         let specs = entry.iter().map(|&i| &manifest.runs[i].spec);
         preflight(specs, |e| format!("{}: {e}", args.manifest.display()))?;
     }
-    let runs = sweep::run_entry(&manifest, args.index, &ctx.train_options(&args.eval))?;
+    let ids: Vec<String> = manifest
+        .entries()
+        .get(args.index)
+        .map(|entry| entry.iter().map(|&i| manifest.runs[i].id.clone()).collect())
+        .unwrap_or_default();
+    let live = track::Live::start(
+        &ctx.store,
+        &ids,
+        &args.tracking.settings(),
+        Some(&manifest.name),
+    );
+    let mut opts = ctx.train_options(&args.eval);
+    let hooks = live.hooks();
+    if !hooks.is_empty() {
+        opts.on_epoch = Some(std::sync::Arc::new(move || hooks.iter().for_each(|h| h())));
+    }
+    let runs = sweep::run_entry(&manifest, args.index, &opts)?;
+    let tracked = live.finish();
     for run in &runs {
         outcome_code(run);
     }
@@ -294,7 +273,8 @@ pub fn entry(ctx: &Context, args: &EntryArgs) -> Result<u8> {
             requeued.join(", ")
         );
     }
-    Ok(Outcome::most_telling(runs.iter().map(|r| &r.outcome)).map_or(exit::OK, exit_code))
+    let code = Outcome::most_telling(runs.iter().map(|r| &r.outcome)).map_or(exit::OK, exit_code);
+    Ok(with_tracking(code, tracked))
 }
 
 /// `vaelab cancel`.
@@ -495,19 +475,37 @@ pub fn page(ctx: &Context, args: &ReportArgs) -> Result<u8> {
     Ok(exit::OK)
 }
 
-/// Freezes `plan` and submits its runs not done as one Slurm job array; returns at once.
+/// Freezes `plan` and submits its runs not done as one Slurm job array; returns at once. Its
+/// tasks send their runs to the trackers themselves; the MLflow experiment and the sweep's
+/// parent run are made here first, so that tasks starting at once do not each make one.
 fn submit_plan(
     ctx: &Context,
     plan: &matrix::SweepPlan,
     settings: &matrix::SlurmSettings,
     stack: sweep::stacking::StackPolicy,
     eval: &EvalPolicy,
+    tracking: &Tracking,
 ) -> Result<u8> {
     let store = &ctx.store;
     sweep::slurm::preflight()?;
     let manifest = Manifest::from_plan(plan, stack);
     let path = manifest.freeze(store)?;
-    match sweep::slurm::submit(store, &manifest, &path, &ctx.data_dir, settings, eval)? {
+    if let Some(uri) = &tracking.mlflow {
+        let experiment = tracking.experiment.as_deref().unwrap_or(&manifest.name);
+        if let Err(e) = track::mlflow::export(store, &[], uri, experiment, Some(&manifest.name)) {
+            eprintln!("warning: cannot reach MLflow before submitting ({e:#}); the tasks will try");
+        }
+    }
+    let job = sweep::slurm::submit(
+        store,
+        &manifest,
+        &path,
+        &ctx.data_dir,
+        settings,
+        eval,
+        tracking,
+    )?;
+    match job {
         None => println!(
             "sweep {}: all {} runs are done; nothing to submit",
             manifest.name,
@@ -518,21 +516,14 @@ fn submit_plan(
     Ok(exit::OK)
 }
 
-/// Freezes and trains `plan` (from matrix `file`), writes its tables, pictures and page, prints
-/// its summary; the manifest and the exit code a script can act on (130 interrupted, 1 when a
-/// run failed).
-/// Where a sweep's runs are tracked live, besides its own page.
-#[derive(Default)]
-struct Trackers {
-    tensorboard: Option<PathBuf>,
-    mlflow: Option<String>,
-}
-
+/// Freezes and trains `plan` (from matrix `file`), writes its tables, pictures and page, sends
+/// it to the trackers `tracking` names, prints its summary; the manifest and the exit code a
+/// script can act on (130 interrupted, 1 when a run failed, 3 when a tracker missed something).
 fn run_plan(
     plan: &matrix::SweepPlan,
     opts: &SweepOptions,
     file: &Path,
-    trackers: &Trackers,
+    tracking: &Tracking,
 ) -> Result<(Manifest, u8)> {
     let store = &opts.train.store;
     // What this machine cannot hold or has no device for fails now, before anything is written.
@@ -545,23 +536,9 @@ fn run_plan(
     let mut opts = opts.clone();
     let page = report::page::live(store.clone(), manifest.clone());
     let ids: Vec<String> = manifest.runs.iter().map(|r| r.id.clone()).collect();
+    let live = track::Live::start(store, &ids, tracking, Some(&manifest.name));
     let mut hooks = vec![page];
-    if let Some(dir) = &trackers.tensorboard {
-        hooks.push(track::live(store.clone(), ids.clone(), dir.clone()));
-    }
-    let mlflow = trackers.mlflow.as_ref().map(|uri| {
-        let name = manifest.name.clone();
-        track::LiveMlflow::new(
-            store.clone(),
-            ids.clone(),
-            uri.clone(),
-            name.clone(),
-            Some(name),
-        )
-    });
-    if let Some(live) = &mlflow {
-        hooks.push(live.hook());
-    }
+    hooks.extend(live.hooks());
     opts.on_progress = Some(std::sync::Arc::new(move || hooks.iter().for_each(|h| h())));
     let outcome = sweep::run_sweep(&manifest, &opts).and_then(|outcome| {
         sweep::write_tables(store, &manifest, &outcome)?;
@@ -588,12 +565,7 @@ fn run_plan(
         Ok(page) => println!("report: {}", page.display()),
         Err(e) => eprintln!("warning: cannot write the report: {e:#}"),
     }
-    if let Some(dir) = &trackers.tensorboard {
-        export_at_end(store, &ids, dir);
-    }
-    if let (Some(live), Some(uri)) = (&mlflow, &trackers.mlflow) {
-        last_mlflow_export(live, uri, &manifest.name);
-    }
+    let tracked = live.finish();
     if outcome.interrupted {
         let relaunch: Vec<String> = std::env::args().collect();
         eprintln!("interrupted: rerun `{}` to resume", relaunch.join(" "));
@@ -604,7 +576,7 @@ fn run_plan(
         eprintln!("{failed} run(s) failed; see the table above");
         return Ok((manifest, exit::FAILED));
     }
-    Ok((manifest, exit::OK))
+    Ok((manifest, with_tracking(exit::OK, tracked)))
 }
 
 /// The exit code of an outcome a script can act on.

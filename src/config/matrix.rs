@@ -21,6 +21,10 @@
 //! [[include]]            # extra points: base + these keys
 //! model = "vae"
 //! beta = 10.0
+//!
+//! [tracking]             # optional: trackers to send the sweep to live (flags override)
+//! mlflow = "http://127.0.0.1:5000"
+//! tensorboard = "tb"
 //! ```
 //!
 //! Every value is checked by the same rules as [`RunSpec::validate`]; an error names the file,
@@ -33,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::params::{self, param_named, same_param, spec_table, varying_keys, PARAM_KEYS};
+use super::tracking::Tracking;
 use super::{defaults, RunSpec};
 use crate::model::ModelKind;
 
@@ -87,6 +92,20 @@ struct RawMatrix {
     slurm: Option<SlurmSettings>,
     #[serde(default)]
     eval: Option<RawEval>,
+    #[serde(default)]
+    tracking: Option<RawTracking>,
+}
+
+/// `[tracking]`: the trackers a local sweep is sent to live (its flags override it).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTracking {
+    #[serde(default)]
+    tensorboard: Option<PathBuf>,
+    #[serde(default)]
+    mlflow: Option<Spanned<String>>,
+    #[serde(default)]
+    experiment: Option<Spanned<String>>,
 }
 
 /// `[eval]`: the IWAE sample counts each run is evaluated at after training (`k = []`: none;
@@ -319,6 +338,8 @@ pub struct SweepPlan {
     pub slurm: SlurmSettings,
     /// `[eval]`: evaluation after training, when the matrix says (else `--eval`'s default).
     pub eval: Option<defaults::EvalPolicy>,
+    /// `[tracking]`: trackers to send the sweep to live, when the matrix has them.
+    pub tracking: Tracking,
 }
 
 struct Ctx<'a> {
@@ -465,6 +486,10 @@ pub fn parse(file: &Path, text: &str) -> Result<SweepPlan, MatrixError> {
         }
         None => None,
     };
+    let tracking = match raw.tracking {
+        Some(t) => tracking(&ctx, t)?,
+        None => Tracking::default(),
+    };
     Ok(SweepPlan {
         name: name.clone(),
         description: raw.sweep.description,
@@ -475,7 +500,29 @@ pub fn parse(file: &Path, text: &str) -> Result<SweepPlan, MatrixError> {
         repro: raw.repro,
         slurm: raw.slurm.unwrap_or_default(),
         eval,
+        tracking,
     })
+}
+
+/// `[tracking]` checked key by key, an error at the value that is not allowed.
+fn tracking(ctx: &Ctx, raw: RawTracking) -> Result<Tracking, MatrixError> {
+    let spans = [
+        raw.mlflow.as_ref().map(|v| ("mlflow", v.span())),
+        raw.experiment.as_ref().map(|v| ("experiment", v.span())),
+    ];
+    let tracking = Tracking {
+        tensorboard: raw.tensorboard,
+        mlflow: raw.mlflow.map(Spanned::into_inner),
+        experiment: raw.experiment.map(Spanned::into_inner),
+    };
+    if let Some((key, value, allowed)) = tracking.invalid() {
+        let span = spans.into_iter().flatten().find(|(k, _)| *k == key);
+        return Err(ctx.err(
+            span.map(|(_, s)| s),
+            format!("[tracking] {key} = {value:?}: allowed: {allowed}"),
+        ));
+    }
+    Ok(tracking)
 }
 
 fn key_name(key: &str) -> &'static str {

@@ -6,6 +6,7 @@ mod device;
 pub mod matrix;
 pub mod params;
 pub mod schedule;
+pub mod tracking;
 
 pub use device::device_for;
 pub use schedule::LrSchedule;

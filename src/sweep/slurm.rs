@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::Manifest;
 use crate::config::defaults::EvalPolicy;
 use crate::config::matrix::SlurmSettings;
+use crate::config::tracking::Tracking;
 use crate::store::{now_rfc3339, write_atomic, RunState, Store};
 use crate::tool;
 use crate::train::{Outcome, RunReport};
@@ -148,13 +149,15 @@ fn script(
     data_dir: &Path,
     settings: &SlurmSettings,
     eval: &EvalPolicy,
+    tracking: &Tracking,
 ) -> Result<String> {
     let exe = std::env::current_exe()
         .and_then(|p| p.canonicalize())
         .context("cannot locate the vaelab executable")?;
     let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     let logs = slurm_dir(store, name).join("logs");
-    let quote = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', "'\\''"));
+    let quote_str = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+    let quote = |p: &Path| quote_str(&p.display().to_string());
     let mut lines = vec![
         "#!/bin/bash".to_string(),
         format!("# vaelab sweep {name}: array task I trains entry I of the manifest."),
@@ -192,8 +195,21 @@ fn script(
     } else {
         format!(" --eval {eval}")
     };
+    // So do the trackers: each task sends its own runs (to a directory every node sees, or a
+    // server every node reaches).
+    let mut track = String::new();
+    if let Some(dir) = &tracking.tensorboard {
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+        track.push_str(&format!(" --tensorboard {}", quote(&dir)));
+    }
+    if let Some(uri) = &tracking.mlflow {
+        track.push_str(&format!(" --mlflow {}", quote_str(uri)));
+        if let Some(e) = &tracking.experiment {
+            track.push_str(&format!(" --experiment {}", quote_str(e)));
+        }
+    }
     lines.push(format!(
-        "exec {} --results {} --data {} --quiet entry {} \"$SLURM_ARRAY_TASK_ID\"{eval}",
+        "exec {} --results {} --data {} --quiet entry {} \"$SLURM_ARRAY_TASK_ID\"{eval}{track}",
         quote(&exe),
         quote(&abs(store.root())),
         quote(&abs(data_dir)),
@@ -212,6 +228,7 @@ pub fn submit(
     data_dir: &Path,
     settings: &SlurmSettings,
     eval: &EvalPolicy,
+    tracking: &Tracking,
 ) -> Result<Option<Submission>> {
     let mut sbatch = client("sbatch")?;
     let name = &manifest.name;
@@ -256,7 +273,16 @@ pub fn submit(
     let script_path = dir.join(format!("sweep-{stamp}.sbatch"));
     write_atomic(
         &script_path,
-        script(manifest_path, store, name, data_dir, settings, eval)?.as_bytes(),
+        script(
+            manifest_path,
+            store,
+            name,
+            data_dir,
+            settings,
+            eval,
+            tracking,
+        )?
+        .as_bytes(),
     )?;
     let out = tool::output(
         sbatch
@@ -391,6 +417,7 @@ mod tests {
             &data,
             &every_setting(),
             &EvalPolicy::default(),
+            &Tracking::default(),
         )
         .unwrap();
         assert!(text.starts_with("#!/bin/bash\n"), "{text}");
@@ -446,6 +473,7 @@ mod tests {
             &data,
             &SlurmSettings::default(),
             &EvalPolicy::default(),
+            &Tracking::default(),
         )
         .unwrap();
         let sbatch: Vec<&str> = sbatch_lines(&text)
@@ -478,6 +506,11 @@ mod tests {
             &data,
             &every_setting(),
             &EvalPolicy::default(),
+            &Tracking {
+                tensorboard: Some(dir.path().join("tb of it's")),
+                mlflow: Some("http://127.0.0.1:5000".into()),
+                experiment: Some("lab's".into()),
+            },
         )
         .unwrap();
         let last = text.lines().last().unwrap();
@@ -508,6 +541,12 @@ mod tests {
                 "entry".into(),
                 canonical(manifest.as_path()),
                 "7".into(),
+                "--tensorboard".into(),
+                dir.path().join("tb of it's").display().to_string(),
+                "--mlflow".into(),
+                "http://127.0.0.1:5000".into(),
+                "--experiment".into(),
+                "lab's".into(),
             ],
             "{last}"
         );

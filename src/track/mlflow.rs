@@ -18,12 +18,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use serde_json::{json, Value};
 
 use super::millis;
 use crate::config::params::{param_value, PARAMS};
 use crate::store::{RunRecord, RunState, Store};
+use crate::sweep::Manifest;
 
 /// A tracking server at a base URI (`http://127.0.0.1:5000`).
 pub struct Client {
@@ -39,10 +40,8 @@ const BATCH_PARAMS: usize = 100;
 impl Client {
     /// A client of the server at `uri` (`http://host:port`); a malformed URI is an error here.
     pub fn new(uri: &str) -> Result<Self> {
-        let base = uri.trim_end_matches('/').to_string();
-        if !(base.starts_with("http://") || base.starts_with("https://")) || base.len() < 9 {
-            bail!("{uri}: an MLflow tracking URI is http://HOST:PORT or https://…");
-        }
+        let base = crate::config::tracking::mlflow_uri(uri)
+            .map_err(|allowed| anyhow!("{uri}: allowed: {allowed}"))?;
         let agent = ureq::AgentBuilder::new()
             .timeout(Duration::from_secs(20))
             .build();
@@ -60,12 +59,23 @@ impl Client {
                 .into_json::<Value>()
                 .with_context(|| format!("{}: not JSON", self.url(path))),
             Err(ureq::Error::Status(code, r)) => {
-                let body: Value = r.into_json().unwrap_or(Value::Null);
-                let kind = body["error_code"].as_str().unwrap_or("");
-                let message = body["message"].as_str().unwrap_or("");
+                // MLflow's errors are JSON; a proxy's or another server's are any text.
+                let text = r.into_string().unwrap_or_default();
+                let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                let kind = body["error_code"].as_str().unwrap_or("").to_string();
+                let message = body["message"].as_str().unwrap_or(&text);
+                let mut message = message.split_whitespace().collect::<Vec<_>>().join(" ");
+                if message.chars().count() > 160 {
+                    message = message.chars().take(160).collect::<String>() + "…";
+                }
+                let status = if kind.is_empty() {
+                    code.to_string()
+                } else {
+                    format!("{code} {kind}")
+                };
                 Err(anyhow!(ServerError {
-                    kind: kind.to_string(),
-                    message: format!("{}: {code} {kind}: {message}", self.url(path)),
+                    message: format!("{}: {status}: {message}", self.url(path)),
+                    kind,
                 }))
             }
             Err(e) => Err(anyhow!("{}: {e}", self.url(path))),
@@ -474,22 +484,37 @@ pub fn export(
         None => None,
     };
     let mut sent = 0;
-    let mut states = Vec::new();
     for record in &records {
         sent += sync_run(&client, store, &experiment, parent.as_deref(), record)
             .with_context(|| format!("run {}", record.id))?;
-        states.push(record.state);
     }
-    if let Some(parent) = parent {
-        // The sweep's run is as done as its runs.
+    if let (Some(parent), Some(name)) = (parent, sweep) {
+        // The sweep's run is as done as all its runs (a Slurm task sends only its own), from
+        // its manifest where there is one.
+        let states: Vec<RunState> = match Manifest::read(&store.manifest_path(name)) {
+            Ok(m) => m
+                .runs
+                .iter()
+                .map(|r| store.run(&r.id).current_state())
+                .collect(),
+            Err(_) => records
+                .iter()
+                .map(|r| r.state)
+                .chain(std::iter::repeat_n(RunState::Queued, unstarted))
+                .collect(),
+        };
         let status = if states.contains(&RunState::Failed) {
             "FAILED"
-        } else if unstarted == 0 && states.iter().all(|s| *s == RunState::Done) {
+        } else if states.iter().all(|s| *s == RunState::Done) {
             "FINISHED"
         } else {
             "RUNNING"
         };
-        client.post("runs/update", json!({ "run_id": parent, "status": status }))?;
+        // RUNNING is what MLflow made it; never sent, so that a Slurm task whose mates are
+        // still training cannot undo the FINISHED of the one that ended last.
+        if status != "RUNNING" {
+            client.post("runs/update", json!({ "run_id": parent, "status": status }))?;
+        }
     }
     Ok(sent)
 }

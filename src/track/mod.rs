@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::config::tracking::Tracking;
 use crate::store::Store;
 use crate::train::{EpochHook, Throttle};
 
@@ -179,5 +180,90 @@ impl LiveMlflow {
         {
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+/// The live trackers of one `train`, `sweep` or Slurm task: hooks to call after every epoch,
+/// and a last export at the end that says whether every tracker got everything.
+pub struct Live {
+    store: Store,
+    ids: Vec<String>,
+    tensorboard: Option<PathBuf>,
+    /// The live export and the command that sends what it could not.
+    mlflow: Option<(Arc<LiveMlflow>, String)>,
+    /// What `vaelab export` sends the rest with: the sweep's name, else the run id.
+    target: String,
+}
+
+impl Live {
+    /// Tracks runs `ids` of `store` as `tracking` says; `sweep` names the sweep they belong to
+    /// (its MLflow parent run and default experiment), else the one run is tracked alone.
+    pub fn start(store: &Store, ids: &[String], tracking: &Tracking, sweep: Option<&str>) -> Self {
+        let target = sweep.map_or_else(|| ids.first().cloned().unwrap_or_default(), String::from);
+        let mlflow = tracking.mlflow.as_ref().map(|uri| {
+            let experiment = tracking
+                .experiment
+                .clone()
+                .or(sweep.map(String::from))
+                .unwrap_or_else(|| "vaelab".to_string());
+            let live = LiveMlflow::new(
+                store.clone(),
+                ids.to_vec(),
+                uri.clone(),
+                experiment,
+                sweep.map(String::from),
+            );
+            let flag = tracking
+                .experiment
+                .as_ref()
+                .map_or_else(String::new, |e| format!(" --experiment {e}"));
+            (live, format!("vaelab export mlflow {uri} {target}{flag}"))
+        });
+        Self {
+            store: store.clone(),
+            ids: ids.to_vec(),
+            tensorboard: tracking.tensorboard.clone(),
+            mlflow,
+            target,
+        }
+    }
+
+    /// The hooks to call after every epoch (none when no tracker is set).
+    pub fn hooks(&self) -> Vec<EpochHook> {
+        let mut hooks = Vec::new();
+        if let Some(dir) = &self.tensorboard {
+            hooks.push(live(self.store.clone(), self.ids.clone(), dir.clone()));
+        }
+        if let Some((live, _)) = &self.mlflow {
+            hooks.push(live.hook());
+        }
+        hooks
+    }
+
+    /// The last export of every tracker, once training has ended (and the background MLflow
+    /// export with it); each failure is a one-line warning with the command that sends the
+    /// rest. Whether every tracker got everything.
+    pub fn finish(&self) -> bool {
+        let mut complete = true;
+        if let Some(dir) = &self.tensorboard {
+            if let Err(e) = tensorboard::export(&self.store, &self.ids, dir) {
+                eprintln!(
+                    "warning: the TensorBoard logs are incomplete ({e:#}); `vaelab export tensorboard {} {}` writes the rest",
+                    dir.display(),
+                    self.target
+                );
+                complete = false;
+            }
+        }
+        if let Some((live, rest)) = &self.mlflow {
+            live.finish();
+            if let Err(e) = live.export() {
+                eprintln!(
+                    "warning: the MLflow export is incomplete ({e:#}); `{rest}` sends the rest"
+                );
+                complete = false;
+            }
+        }
+        complete
     }
 }

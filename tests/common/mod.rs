@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: the real binary, real MNIST, temp result dirs.
 #![allow(dead_code)]
 
+pub mod trackers;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
