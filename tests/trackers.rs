@@ -546,9 +546,31 @@ fn trackers_that_answer_errors_are_one_line_training_goes_on_and_the_exit_code_s
     assert!(!fresh.exists());
 }
 
-/// A run that diverges has NaN or ±∞ in its numbers: MLflow gets them (as its JSON strings)
-/// and gives them back (its SQL store keeps ±∞ as ±f64::MAX), the run FAILED and so the sweep;
-/// the matrix's `[tracking]` table names the server and the experiment.
+/// Metrics as MLflow's SQL store gives them back, comparable with NaN: ±∞ as ±f64::MAX, each
+/// value as its debug text.
+fn as_stored(m: BTreeMap<String, Vec<(i64, f64)>>) -> BTreeMap<String, Vec<(i64, String)>> {
+    m.into_iter()
+        .map(|(k, points)| {
+            let points = points
+                .into_iter()
+                .map(|(s, v)| {
+                    let v = if v.is_infinite() {
+                        f64::MAX.copysign(v)
+                    } else {
+                        v
+                    };
+                    (s, format!("{v:?}"))
+                })
+                .collect();
+            (k, points)
+        })
+        .collect()
+}
+
+/// A run that diverges has NaN in its numbers (and ±∞ written into its table): MLflow gets
+/// them (as its JSON strings) and gives them back (its SQL store keeps ±∞ as ±f64::MAX), the
+/// run FAILED and so the sweep; the matrix's `[tracking]` table names the server and the
+/// experiment.
 #[test]
 fn non_finite_numbers_reach_mlflow_and_a_matrix_names_its_tracker() {
     let server = MlflowServer::start();
@@ -588,25 +610,6 @@ fn non_finite_numbers_reach_mlflow_and_a_matrix_names_its_tracker() {
             .flatten()
             .filter(|(_, v)| !v.is_finite())
             .count();
-        let as_stored =
-            |m: BTreeMap<String, Vec<(i64, f64)>>| -> BTreeMap<String, Vec<(i64, String)>> {
-                m.into_iter()
-                    .map(|(k, p)| {
-                        let p = p
-                            .into_iter()
-                            .map(|(s, v)| {
-                                let v = if v.is_infinite() {
-                                    f64::MAX.copysign(v)
-                                } else {
-                                    v
-                                };
-                                (s, format!("{v:?}"))
-                            })
-                            .collect();
-                        (k, p)
-                    })
-                    .collect()
-            };
         assert_eq!(as_stored(mlflow_metrics(run)), as_stored(want), "{id}");
         let status = if record.state == vaelab::store::RunState::Failed {
             "FAILED"
@@ -616,4 +619,34 @@ fn non_finite_numbers_reach_mlflow_and_a_matrix_names_its_tracker() {
         assert_eq!(run["status"], status, "{id}");
     }
     assert!(non_finite > 0, "the diverging run has no non-finite number");
+
+    // Adam's divergence gives NaN; ±∞ written into the failed run's table, then exported into
+    // an experiment of its own (MLflow's metrics are append-only, so not over the NaN).
+    let failed = back
+        .keys()
+        .find(|id| store.record(id).unwrap().state == vaelab::store::RunState::Failed)
+        .unwrap();
+    let path = store.run(failed).metrics_path();
+    let mut rows = read_metrics(&path).unwrap();
+    rows[0].recon = f64::INFINITY;
+    rows[1].kl = Some(f64::NEG_INFINITY);
+    write_metrics(&path, &rows).unwrap();
+    let out = common::vaelab(
+        &results,
+        &[
+            "export",
+            "mlflow",
+            &server.uri,
+            failed,
+            "--experiment",
+            "infinities",
+        ],
+    );
+    assert!(out.status.success(), "{}", common::text(&out));
+    let (back, _) = read_mlflow(&server.uri, "infinities");
+    let metrics = mlflow_metrics(&back[failed]);
+    let (train, test) = (rows[0].split.as_str(), rows[1].split.as_str());
+    assert_eq!(metrics[&format!("{train}/recon")], [(1, f64::MAX)]);
+    assert_eq!(metrics[&format!("{test}/kl")], [(1, -f64::MAX)]);
+    assert_eq!(as_stored(metrics), as_stored(expected_f64(&rows)));
 }
