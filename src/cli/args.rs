@@ -697,9 +697,21 @@ pub fn parse() -> Result<Cli, u8> {
             let _ = e.print();
             return exit::OK;
         }
+        // clap's message without its usage and tips, on one line: a missing argument's name is
+        // on the lines after the first.
         let text = e.render().to_string();
-        let first = text.lines().next().unwrap_or("error: invalid arguments");
-        eprintln!("{first} (see vaelab --help)");
+        let message: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+            .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+            .collect();
+        let line = if message.is_empty() {
+            "error: invalid arguments".to_string()
+        } else {
+            message.join(" ")
+        };
+        eprintln!("{line} (see vaelab --help)");
         exit::USAGE
     })
 }
