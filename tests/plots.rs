@@ -709,3 +709,70 @@ fn the_curves_chart_plots_every_runs_metrics() {
         assert_eq!(solids, drawn, "{caption}: test lines");
     }
 }
+
+/// Every file's modification time under `dirs` (pictures and pages), by path.
+fn mtimes(dirs: &[PathBuf]) -> HashMap<PathBuf, std::time::SystemTime> {
+    dirs.iter()
+        .flat_map(|d| std::fs::read_dir(d).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let t = std::fs::metadata(&p).unwrap().modified().unwrap();
+            (p, t)
+        })
+        .collect()
+}
+
+/// A relaunch of a finished sweep draws nothing again; a picture deleted, or a run whose table
+/// changed, is drawn again with only what depends on it (that run's pictures and page, and for
+/// a changed table the sweep's pictures), the rest left as it was.
+#[test]
+fn a_relaunch_draws_again_only_what_changed() {
+    let scratch = tempfile::tempdir().unwrap();
+    let matrix = scratch.path().join("fresh.toml");
+    std::fs::write(
+        &matrix,
+        "[sweep]\nname = \"fresh\"\n[base]\nmodel = \"vae\"\nepochs = 1\nlimit = 600\nhidden = [16]\n[grid]\nbeta = [1.0, 3.0]\n[eval]\nk = []\n",
+    )
+    .unwrap();
+    let results = scratch.path().join("results");
+    let relaunch = || {
+        let out = common::vaelab(&results, &["--quiet", "sweep", matrix.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", common::text(&out));
+    };
+    relaunch();
+    let store = Store::new(&results);
+    let ids = store.run_ids().unwrap();
+    let (a, b) = (&ids[0], &ids[1]);
+    let dirs = |id: &str| [store.run(id).path.join("plots"), store.run(id).path.join("report")];
+    let sweep_plots = store.sweep_dir("fresh").join("plots");
+    let all: Vec<PathBuf> = [dirs(a), dirs(b)]
+        .concat()
+        .into_iter()
+        .chain([sweep_plots.clone()])
+        .collect();
+    let before = mtimes(&all);
+    assert!(before.len() > 10, "{before:?}");
+    relaunch();
+    assert_eq!(mtimes(&all), before, "a no-op relaunch drew something again");
+
+    // A deleted picture of run a: run a's pictures and page again, nothing else.
+    std::fs::remove_file(store.run(a).path.join("plots/curves.png")).unwrap();
+    relaunch();
+    let after = mtimes(&all);
+    for (path, t) in &after {
+        let of_a = path.starts_with(&store.run(a).path);
+        assert_eq!(before.get(path) != Some(t), of_a, "{}", path.display());
+    }
+
+    // Run b's table rewritten (the same rows, a new file): b's pictures and page, and the
+    // sweep's pictures, again; a's as they were.
+    let path = store.run(b).metrics_path();
+    let rows = read_metrics(&path).unwrap();
+    vaelab::store::write_metrics(&path, &rows).unwrap();
+    relaunch();
+    for (path, t) in &mtimes(&all) {
+        let redrawn = path.starts_with(&store.run(b).path) || path.starts_with(&sweep_plots);
+        assert_eq!(after.get(path) != Some(t), redrawn, "{}", path.display());
+    }
+}

@@ -6,6 +6,7 @@
 pub mod charts;
 pub mod diff;
 pub mod figures;
+mod fresh;
 pub mod kl;
 pub mod page;
 mod plot;

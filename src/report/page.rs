@@ -303,10 +303,17 @@ pub fn write_sweep(store: &Store, manifest: &Manifest, live: bool) -> Result<Pat
     })?;
     let page = sweep_page(store, name);
     write_page(&page, &html)?;
+    // Only the pages of runs that changed since they were written.
     for (r, unreadable) in records.iter().zip(&unreadable) {
-        let stale = !live || r.state == RunState::Running || !run_page(store, &r.id).exists();
-        if stale && r.state != RunState::Queued && unreadable.is_none() {
-            write_run(store, r)?;
+        if r.state == RunState::Queued || unreadable.is_some() {
+            continue;
+        }
+        let dir = run_page(store, &r.id);
+        let dir = dir.parent().unwrap_or(Path::new("."));
+        let stamp = super::fresh::page_stamp(store, &r.id, r.state);
+        if super::fresh::drawn(dir, &stamp).is_none() {
+            let page = write_run(store, r)?;
+            super::fresh::remember(dir, &stamp, &[page])?;
         }
     }
     Ok(page)

@@ -16,7 +16,8 @@ use crate::compare::select::Selection;
 use crate::config::params::{describe, param_value, varying_keys};
 use crate::data::{Dataset, Mnist, Split};
 use crate::model::ModelKind;
-use crate::store::{read_kl_dims, RunRecord, Store, Target};
+use super::fresh::{drawn, picture_inputs, remember};
+use crate::store::{build_info, files_stamp, read_kl_dims, RunRecord, Store, Target};
 use crate::sweep::Manifest;
 
 /// Renders every picture of `target`; returns the files written.
@@ -24,8 +25,7 @@ pub fn plot(store: &Store, data_dir: &Path, target: &Target) -> Result<Vec<PathB
     match target {
         Target::Sweep(name) => {
             let manifest = Manifest::read(&store.sweep_manifest(name)?)?;
-            let tests = test_sets(data_dir, manifest.runs.iter().map(|r| r.spec.dataset))?;
-            plot_sweep(store, &tests, &manifest)
+            plot_sweep(store, &mut TestSets::new(data_dir), &manifest)
         }
         Target::Run(id) => {
             let run = store.record(id)?;
@@ -41,18 +41,27 @@ pub fn plot(store: &Store, data_dir: &Path, target: &Target) -> Result<Vec<PathB
     }
 }
 
-/// The test split of each data set in `datasets`, loaded once.
-fn test_sets(
-    data_dir: &Path,
-    datasets: impl Iterator<Item = Dataset>,
-) -> Result<HashMap<Dataset, Mnist>> {
-    let mut sets = HashMap::new();
-    for dataset in datasets {
-        if let std::collections::hash_map::Entry::Vacant(slot) = sets.entry(dataset) {
-            slot.insert(Mnist::load(dataset, data_dir, Split::Test, None)?);
+/// The test split of each data set, loaded once and only when a picture needs it (a relaunch
+/// that draws nothing reads no image).
+struct TestSets<'a> {
+    data_dir: &'a Path,
+    sets: HashMap<Dataset, Mnist>,
+}
+
+impl<'a> TestSets<'a> {
+    fn new(data_dir: &'a Path) -> Self {
+        Self {
+            data_dir,
+            sets: HashMap::new(),
         }
     }
-    Ok(sets)
+
+    fn get(&mut self, dataset: Dataset) -> Result<&Mnist> {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.sets.entry(dataset) {
+            slot.insert(Mnist::load(dataset, self.data_dir, Split::Test, None)?);
+        }
+        Ok(&self.sets[&dataset])
+    }
 }
 
 /// Short label of a run in titles: its model and β (`AE`, `VAE β=3`); a sheet's rows add
@@ -137,7 +146,7 @@ fn representatives<'a>(store: &Store, runs: &'a [RunData]) -> Vec<&'a RunData> {
 
 fn plot_sweep(
     store: &Store,
-    tests: &HashMap<Dataset, Mnist>,
+    tests: &mut TestSets,
     manifest: &Manifest,
 ) -> Result<Vec<PathBuf>> {
     let out = store.sweep_dir(&manifest.name).join("plots");
@@ -165,7 +174,54 @@ fn plot_sweep(
             manifest.source
         );
     }
+    // Only what changed is drawn again: the sweep's pictures when any run's inputs did, a
+    // run's when its own did (a relaunch of a finished sweep draws nothing).
+    let mut written = Vec::new();
+    let inputs: Vec<PathBuf> = runs.iter().flat_map(|r| picture_inputs(store, &r.id)).collect();
+    let mut stamp_of = inputs.iter().map(PathBuf::as_path).collect::<Vec<_>>();
+    let manifest_path = store.manifest_path(&manifest.name);
+    stamp_of.push(&manifest_path);
+    let stamp = files_stamp(stamp_of, build_info::CODE_FINGERPRINT);
+    // Models loaded for the sheets are reused for the per-run figures.
+    let mut models: HashMap<String, Inspector> = HashMap::new();
+    match drawn(&out, &stamp) {
+        Some(files) => written.extend(files),
+        None => {
+            let files = sweep_pictures(store, tests, manifest, &runs, &mut models)?;
+            remember(&out, &stamp, &files)?;
+            written.extend(files);
+        }
+    }
+    for run in runs.iter().filter(|r| has_model(store, r)) {
+        let out = store.run(&run.id).path.join("plots");
+        let inputs = picture_inputs(store, &run.id);
+        let stamp = files_stamp(inputs.iter().map(PathBuf::as_path), build_info::CODE_FINGERPRINT);
+        if let Some(files) = drawn(&out, &stamp) {
+            written.extend(files);
+            continue;
+        }
+        let model = match models.remove(&run.id) {
+            Some(model) => model,
+            None => Inspector::load(&store.run(&run.id), &run.spec)?,
+        };
+        let files = plot_run(store, tests.get(run.spec.dataset)?, run, Some(&model))?;
+        remember(&out, &stamp, &files)?;
+        written.extend(files);
+    }
+    Ok(written)
+}
+
+/// The sweep's own pictures: the trade-off, curves, evaluation and KL schedule charts, and the
+/// digit sheets of its representative runs (their models kept in `models`).
+fn sweep_pictures(
+    store: &Store,
+    tests: &mut TestSets,
+    manifest: &Manifest,
+    runs: &[RunData],
+    models: &mut HashMap<String, Inspector>,
+) -> Result<Vec<PathBuf>> {
     let name = &manifest.name;
+    let out = store.sweep_dir(name).join("plots");
     let mut written = Vec::new();
     if runs
         .iter()
@@ -180,7 +236,7 @@ fn plot_sweep(
     }
     let curves = Curves {
         title: format!("sweep {name}: per-epoch metrics (test solid, train dashed)"),
-        runs: runs.clone(),
+        runs: runs.to_vec(),
     };
     written.extend(save(&curves, &out.join("curves"), true)?);
     let title = format!("sweep {name}: test-set evaluation across β");
@@ -193,11 +249,9 @@ fn plot_sweep(
         written.extend(save(&chart, &out.join("kl_schedules"), true)?);
     }
 
-    // Models loaded for the sheets are reused for the per-run figures.
-    let mut models: HashMap<String, Inspector> = HashMap::new();
     let shown = representatives(store, &runs);
     if !shown.is_empty() {
-        let test = &tests[&shown[0].spec.dataset];
+        let test = tests.get(shown[0].spec.dataset)?;
         let digits = showcase_indices(test, 1);
         // What the shown runs share that other runs of the sweep do not (`latent=2` of a
         // latent-size sweep: the sheets show one variant).
@@ -248,20 +302,9 @@ fn plot_sweep(
             written.extend(save(&samples, &out.join("samples"), false)?);
         }
     }
-    for run in runs.iter().filter(|r| has_model(store, r)) {
-        let model = match models.remove(&run.id) {
-            Some(model) => model,
-            None => Inspector::load(&store.run(&run.id), &run.spec)?,
-        };
-        written.extend(plot_run(
-            store,
-            &tests[&run.spec.dataset],
-            run,
-            Some(&model),
-        )?);
-    }
     Ok(written)
 }
+
 
 /// Per-run pictures: curves and the per-unit KL heat map (from the Parquet rows), and with the
 /// run's trained `model` reconstructions, and for a VAE prior samples and a latent traversal;

@@ -18,6 +18,7 @@ pub mod lock;
 pub mod lockfile;
 pub mod lookup;
 pub mod provenance;
+pub mod stamp;
 pub mod tables;
 
 use std::path::{Path, PathBuf};
@@ -30,6 +31,7 @@ pub use durable::write_atomic;
 pub use lock::{Lock, LockHolder};
 pub use lookup::Target;
 pub use provenance::{build_info, now_rfc3339, Provenance};
+pub use stamp::files_stamp;
 pub use tables::{
     eval_column, eval_row, eval_value, last_row, metrics_frame, param_columns, read_eval,
     read_kl_dims, read_metrics, read_parquet, result_value, write_eval, write_kl_dims,

@@ -335,27 +335,6 @@ fn artifacts(store: &Store, record: &RunRecord) -> Vec<(String, std::path::PathB
         .collect()
 }
 
-/// What the artifacts are now (names, sizes, modification times): uploaded again only when
-/// this changes (tag `vaelab.artifacts`).
-fn artifacts_stamp(files: &[(String, std::path::PathBuf)]) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    for (name, path) in files {
-        let meta = std::fs::metadata(path).ok();
-        let size = meta.as_ref().map_or(0, |m| m.len());
-        let mtime = meta
-            .and_then(|m| m.modified().ok())
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
-        h.update(format!("{name}\0{size}\0{mtime}\0").as_bytes());
-    }
-    h.finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// Brings the MLflow run of `record` in `experiment` (a child of `parent`, when given) up to
 /// what is on disk; returns the number of metric points sent.
 pub fn sync_run(
@@ -434,7 +413,8 @@ fn send_artifacts(
     run: &FoundRun,
 ) -> Result<()> {
     let files = artifacts(store, record);
-    let stamp = artifacts_stamp(&files);
+    // Uploaded again only when they change (tag `vaelab.artifacts`).
+    let stamp = crate::store::files_stamp(files.iter().map(|(_, p)| p.as_path()), "");
     if run.tags.get("vaelab.artifacts") == Some(&stamp) {
         return Ok(());
     }

@@ -1,0 +1,73 @@
+//! Which outputs are still current: a directory of pictures or a page remembers the stamp of
+//! the files it was drawn from (`plots.drawn`, `report.drawn` beside it), so that a relaunch of a finished sweep draws only
+//! what changed (nothing, when nothing did).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::store::{build_info, files_stamp, write_atomic, RunState, Store};
+
+/// What a run's pictures are drawn from: its tables, status and model.
+pub fn picture_inputs(store: &Store, id: &str) -> Vec<PathBuf> {
+    let dir = store.run(id);
+    [
+        "metrics.parquet",
+        "kl_dims.parquet",
+        "eval.parquet",
+        "status.toml",
+        "model.bpk",
+    ]
+    .map(|f| dir.file(f))
+    .to_vec()
+}
+
+/// Where the outputs in `dir` record what they were drawn from: `<dir>.drawn` beside it (the
+/// stamp, then the files, one per line, relative to `dir`), so that `dir` holds only outputs.
+fn record(dir: &Path) -> PathBuf {
+    let name = dir.file_name().unwrap_or_default().to_string_lossy();
+    dir.with_file_name(format!("{name}.drawn"))
+}
+
+/// The outputs in `dir` drawn from inputs stamped `stamp`, when every one is still there.
+pub fn drawn(dir: &Path, stamp: &str) -> Option<Vec<PathBuf>> {
+    let text = std::fs::read_to_string(record(dir)).ok()?;
+    let mut lines = text.lines();
+    if lines.next()? != stamp {
+        return None;
+    }
+    let files: Vec<PathBuf> = lines.map(|f| dir.join(f)).collect();
+    files.iter().all(|f| f.is_file()).then_some(files)
+}
+
+/// Records that `files` in `dir` were drawn from inputs stamped `stamp`.
+pub fn remember(dir: &Path, stamp: &str, files: &[PathBuf]) -> Result<()> {
+    let mut text = format!("{stamp}\n");
+    for f in files {
+        let name = f.strip_prefix(dir).unwrap_or(f);
+        text.push_str(&format!("{}\n", name.display()));
+    }
+    write_atomic(&record(dir), text.as_bytes())
+}
+
+/// The stamp of what a run's page shows: every file at the top of its directory but the page's
+/// own and its record (its tables, status, lock, provenance, model, and the pictures' directory, whose time
+/// moves when a picture is drawn again), its `state` (a run whose process died is interrupted
+/// with no file changed) and the code.
+pub fn page_stamp(store: &Store, id: &str, state: RunState) -> String {
+    let dir = store.run(id).path;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n != "report" && n != "report.drawn")
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    let salt = format!("{} {}", build_info::CODE_FINGERPRINT, state.as_str());
+    files_stamp(files.iter().map(PathBuf::as_path), &salt)
+}
