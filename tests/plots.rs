@@ -744,7 +744,12 @@ fn a_relaunch_draws_again_only_what_changed() {
     let store = Store::new(&results);
     let ids = store.run_ids().unwrap();
     let (a, b) = (&ids[0], &ids[1]);
-    let dirs = |id: &str| [store.run(id).path.join("plots"), store.run(id).path.join("report")];
+    let dirs = |id: &str| {
+        [
+            store.run(id).path.join("plots"),
+            store.run(id).path.join("report"),
+        ]
+    };
     let sweep_plots = store.sweep_dir("fresh").join("plots");
     let all: Vec<PathBuf> = [dirs(a), dirs(b)]
         .concat()
@@ -754,7 +759,11 @@ fn a_relaunch_draws_again_only_what_changed() {
     let before = mtimes(&all);
     assert!(before.len() > 10, "{before:?}");
     relaunch();
-    assert_eq!(mtimes(&all), before, "a no-op relaunch drew something again");
+    assert_eq!(
+        mtimes(&all),
+        before,
+        "a no-op relaunch drew something again"
+    );
 
     // A deleted picture of run a: run a's pictures and page again, nothing else.
     std::fs::remove_file(store.run(a).path.join("plots/curves.png")).unwrap();

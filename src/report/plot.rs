@@ -10,13 +10,13 @@ use super::charts::{Curves, EvalChart, RunData, Tradeoff};
 use super::figures::{
     sample_sheet, showcase_indices, Inspector, LatentScatter, Sheet, SAMPLE_SEED,
 };
+use super::fresh::{drawn, picture_inputs, remember};
 use super::kl::{kl_grid, KlHeatmap, KlSchedules};
 use super::style::save;
 use crate::compare::select::Selection;
 use crate::config::params::{describe, param_value, varying_keys};
 use crate::data::{Dataset, Mnist, Split};
 use crate::model::ModelKind;
-use super::fresh::{drawn, picture_inputs, remember};
 use crate::store::{build_info, files_stamp, read_kl_dims, RunRecord, Store, Target};
 use crate::sweep::Manifest;
 
@@ -144,11 +144,7 @@ fn representatives<'a>(store: &Store, runs: &'a [RunData]) -> Vec<&'a RunData> {
     picked
 }
 
-fn plot_sweep(
-    store: &Store,
-    tests: &mut TestSets,
-    manifest: &Manifest,
-) -> Result<Vec<PathBuf>> {
+fn plot_sweep(store: &Store, tests: &mut TestSets, manifest: &Manifest) -> Result<Vec<PathBuf>> {
     let out = store.sweep_dir(&manifest.name).join("plots");
     let runs: Vec<RunData> = manifest
         .runs
@@ -177,7 +173,10 @@ fn plot_sweep(
     // Only what changed is drawn again: the sweep's pictures when any run's inputs did, a
     // run's when its own did (a relaunch of a finished sweep draws nothing).
     let mut written = Vec::new();
-    let inputs: Vec<PathBuf> = runs.iter().flat_map(|r| picture_inputs(store, &r.id)).collect();
+    let inputs: Vec<PathBuf> = runs
+        .iter()
+        .flat_map(|r| picture_inputs(store, &r.id))
+        .collect();
     let mut stamp_of = inputs.iter().map(PathBuf::as_path).collect::<Vec<_>>();
     let manifest_path = store.manifest_path(&manifest.name);
     stamp_of.push(&manifest_path);
@@ -195,7 +194,10 @@ fn plot_sweep(
     for run in runs.iter().filter(|r| has_model(store, r)) {
         let out = store.run(&run.id).path.join("plots");
         let inputs = picture_inputs(store, &run.id);
-        let stamp = files_stamp(inputs.iter().map(PathBuf::as_path), build_info::CODE_FINGERPRINT);
+        let stamp = files_stamp(
+            inputs.iter().map(PathBuf::as_path),
+            build_info::CODE_FINGERPRINT,
+        );
         if let Some(files) = drawn(&out, &stamp) {
             written.extend(files);
             continue;
@@ -229,7 +231,7 @@ fn sweep_pictures(
     {
         let title = format!("sweep {name}: reconstruction vs KL across β (final test epoch)");
         written.extend(save(
-            &Tradeoff::new(&title, &runs)?,
+            &Tradeoff::new(&title, runs)?,
             &out.join("tradeoff"),
             true,
         )?);
@@ -240,16 +242,16 @@ fn sweep_pictures(
     };
     written.extend(save(&curves, &out.join("curves"), true)?);
     let title = format!("sweep {name}: test-set evaluation across β");
-    if let Ok(chart) = EvalChart::new(&title, &runs) {
+    if let Ok(chart) = EvalChart::new(&title, runs) {
         written.extend(save(&chart, &out.join("evaluation"), true)?);
     }
     // Only VAEs and CVAEs with a finished epoch have a KL schedule to show (else an error).
     let title = format!("sweep {name}: test KL per epoch and the KL schedule of each run");
-    if let Ok(chart) = KlSchedules::new(&title, &runs) {
+    if let Ok(chart) = KlSchedules::new(&title, runs) {
         written.extend(save(&chart, &out.join("kl_schedules"), true)?);
     }
 
-    let shown = representatives(store, &runs);
+    let shown = representatives(store, runs);
     if !shown.is_empty() {
         let test = tests.get(shown[0].spec.dataset)?;
         let digits = showcase_indices(test, 1);
@@ -304,7 +306,6 @@ fn sweep_pictures(
     }
     Ok(written)
 }
-
 
 /// Per-run pictures: curves and the per-unit KL heat map (from the Parquet rows), and with the
 /// run's trained `model` reconstructions, and for a VAE prior samples and a latent traversal;

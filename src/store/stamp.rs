@@ -45,6 +45,9 @@ mod tests {
         assert_eq!(stamp(), empty);
         std::fs::write(&a, "more").unwrap();
         assert_ne!(stamp(), empty);
-        assert_ne!(files_stamp([a.as_path()], "other code"), files_stamp([a.as_path()], "code"));
+        assert_ne!(
+            files_stamp([a.as_path()], "other code"),
+            files_stamp([a.as_path()], "code")
+        );
     }
 }
