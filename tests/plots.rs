@@ -723,8 +723,8 @@ fn mtimes(dirs: &[PathBuf]) -> HashMap<PathBuf, std::time::SystemTime> {
         .collect()
 }
 
-/// A relaunch of a finished sweep draws nothing again; a picture deleted, or a run whose table
-/// changed, is drawn again with only what depends on it (that run's pictures and page, and for
+/// A relaunch of a finished sweep writes nothing again (tables, pictures, pages); a picture
+/// deleted, or a run whose table changed, is drawn again with only what depends on it (that run's pictures and page, and for
 /// a changed table the sweep's pictures), the rest left as it was.
 #[test]
 fn a_relaunch_draws_again_only_what_changed() {
@@ -739,6 +739,7 @@ fn a_relaunch_draws_again_only_what_changed() {
     let relaunch = || {
         let out = common::vaelab(&results, &["--quiet", "sweep", matrix.to_str().unwrap()]);
         assert!(out.status.success(), "{}", common::text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
     };
     relaunch();
     let store = Store::new(&results);
@@ -758,16 +759,32 @@ fn a_relaunch_draws_again_only_what_changed() {
         .collect();
     let before = mtimes(&all);
     assert!(before.len() > 10, "{before:?}");
-    relaunch();
+    let tables = [
+        store.sweep_dir("fresh").join("summary.parquet"),
+        store.sweep_dir("fresh").join("report"),
+    ];
+    let tables_before = mtimes(&tables[1..]);
+    let summary_before = std::fs::metadata(&tables[0]).unwrap().modified().unwrap();
+    assert!(relaunch().contains("(nothing changed)"));
     assert_eq!(
         mtimes(&all),
         before,
         "a no-op relaunch drew something again"
     );
+    assert_eq!(
+        mtimes(&tables[1..]),
+        tables_before,
+        "the sweep page was written again"
+    );
+    assert_eq!(
+        std::fs::metadata(&tables[0]).unwrap().modified().unwrap(),
+        summary_before,
+        "the sweep's tables were written again"
+    );
 
     // A deleted picture of run a: run a's pictures and page again, nothing else.
     std::fs::remove_file(store.run(a).path.join("plots/curves.png")).unwrap();
-    relaunch();
+    assert!(!relaunch().contains("(nothing changed)"));
     let after = mtimes(&all);
     for (path, t) in &after {
         let of_a = path.starts_with(&store.run(a).path);

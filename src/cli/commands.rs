@@ -540,8 +540,13 @@ fn run_plan(
     let mut hooks = vec![page];
     hooks.extend(live.hooks());
     opts.on_progress = Some(std::sync::Arc::new(move || hooks.iter().for_each(|h| h())));
+    // A relaunch with nothing to do leaves the tables, pictures and pages as they are.
+    let mut current = false;
     let outcome = sweep::run_sweep(&manifest, &opts).and_then(|outcome| {
-        sweep::write_tables(store, &manifest, &outcome)?;
+        current = report::sweep_is_current(store, &manifest);
+        if !current {
+            sweep::write_tables(store, &manifest, &outcome)?;
+        }
         Ok(outcome)
     });
     let outcome = match outcome {
@@ -561,9 +566,14 @@ fn run_plan(
     );
     // The sheets need the trained models, so they are drawn once, at the end.
     let plots = !outcome.interrupted && outcome.runs.iter().any(|(_, s, _)| *s == RunState::Done);
-    match report::render_sweep(store, &opts.train.data_dir, &manifest, plots) {
-        Ok(page) => println!("report: {}", page.display()),
-        Err(e) => eprintln!("warning: cannot write the report: {e:#}"),
+    if current {
+        let page = report::page::sweep_page(store, &manifest.name);
+        println!("report: {} (nothing changed)", page.display());
+    } else {
+        match report::render_sweep(store, &opts.train.data_dir, &manifest, plots) {
+            Ok(page) => println!("report: {}", page.display()),
+            Err(e) => eprintln!("warning: cannot write the report: {e:#}"),
+        }
     }
     let tracked = live.finish();
     if outcome.interrupted {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use crate::store::{build_info, files_stamp, write_atomic, RunState, Store};
+use crate::sweep::Manifest;
 
 /// What a run's pictures are drawn from: its tables, status and model.
 pub fn picture_inputs(store: &Store, id: &str) -> Vec<PathBuf> {
@@ -70,4 +71,44 @@ pub fn page_stamp(store: &Store, id: &str, state: RunState) -> String {
     files.sort();
     let salt = format!("{} {}", build_info::CODE_FINGERPRINT, state.as_str());
     files_stamp(files.iter().map(PathBuf::as_path), &salt)
+}
+
+/// The stamp of everything a sweep's tables, pictures and pages are made from: every file at
+/// the top of each run's directory (pictures and pages included: they are outputs of this
+/// stamp, so it is taken once they are made), the manifest, the repro report and the code.
+fn sweep_stamp(store: &Store, manifest: &Manifest) -> String {
+    // The page shows `vaelab repro`'s report too.
+    let dir = store.sweep_dir(&manifest.name);
+    let mut files = vec![store.manifest_path(&manifest.name), dir.join("repro.md")];
+    for run in &manifest.runs {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(store.run(&run.id).path)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        entries.sort();
+        files.extend(entries);
+    }
+    files_stamp(
+        files.iter().map(PathBuf::as_path),
+        build_info::CODE_FINGERPRINT,
+    )
+}
+
+/// The sweep's outputs that [`sweep_is_current`] vouches for.
+fn sweep_outputs(store: &Store, manifest: &Manifest) -> (PathBuf, Vec<PathBuf>) {
+    let dir = store.sweep_dir(&manifest.name);
+    let files = ["summary.parquet", "epochs.parquet", "report/index.html"].map(|f| dir.join(f));
+    (dir.join("report"), files.to_vec())
+}
+
+/// Whether a sweep's tables, pictures and pages are as its runs are now: nothing of them
+/// changed since [`sweep_made`] recorded them, and they are all there.
+pub fn sweep_is_current(store: &Store, manifest: &Manifest) -> bool {
+    let (dir, files) = sweep_outputs(store, manifest);
+    drawn(&dir, &sweep_stamp(store, manifest)).is_some() && files.iter().all(|f| f.is_file())
+}
+
+/// Records that a sweep's tables, pictures and pages were just made from its runs as they are.
+pub fn sweep_made(store: &Store, manifest: &Manifest) -> Result<()> {
+    let (dir, files) = sweep_outputs(store, manifest);
+    remember(&dir, &sweep_stamp(store, manifest), &files[2..])
 }
