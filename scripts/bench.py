@@ -336,8 +336,8 @@ def relaunch_sweeps(reps: int) -> dict:
 
 def relaunch_markdown(r: dict) -> list:
     out = ["## Relaunching a finished sweep", "",
-           "The morning's cost: a finished sweep relaunched (nothing to train; its tables rewritten, "
-           "its pictures and pages drawn again only where their inputs changed, so here none) and "
+           "The morning's cost: a finished sweep relaunched (nothing to train; its tables, "
+           "pictures and pages written again only where their inputs changed, so here none) and "
            "`vaelab status`, against the sweep's size (1-epoch runs on 1000 images, 64 hidden units, "
            "no evaluation; `./scripts/bench --workloads relaunch`). Median of the repetitions, with "
            "the first launch (training and drawing everything) for scale.", "",
