@@ -5,13 +5,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// The stages in order; cross-cutting modules (`tool`, `panics`, `faults`, `defaults`) may be
-/// used by any stage and use none.
+/// The stages in order; cross-cutting modules (`tool`, `panics`, `faults`) may be used by any
+/// stage and use none.
 const STAGES: [&str; 11] = [
     "data", "model", "config", "store", "train", "eval", "sweep", "compare", "report", "track",
     "cli",
 ];
-const CROSS_CUTTING: [&str; 4] = ["tool", "panics", "faults", "defaults"];
+const CROSS_CUTTING: [&str; 3] = ["tool", "panics", "faults"];
+/// Modules of a stage re-exported at the crate root (for the command-line grammar, which the
+/// launcher compiles too), counted as their stage.
+const REEXPORTED: [(&str, &str); 2] = [("defaults", "config"), ("tracking", "config")];
 
 /// Every `.rs` file under `dir`, as (path relative to `src/`, text).
 fn sources(dir: &Path, out: &mut Vec<(String, String)>) {
@@ -67,6 +70,10 @@ fn every_stage_imports_only_earlier_stages() {
             continue;
         }
         for used in crate_refs(text) {
+            let used = REEXPORTED
+                .iter()
+                .find(|(m, _)| *m == used)
+                .map_or(used.clone(), |(_, stage)| stage.to_string());
             if used == stage {
                 continue;
             }
