@@ -791,6 +791,13 @@ fn a_relaunch_draws_again_only_what_changed() {
         assert_eq!(before.get(path) != Some(t), of_a, "{}", path.display());
     }
 
+    // A deleted picture of the sweep: drawn again, with the sweep's page.
+    let tradeoff = sweep_plots.join("tradeoff.png");
+    std::fs::remove_file(&tradeoff).unwrap();
+    assert!(!relaunch().contains("(nothing changed)"));
+    assert!(tradeoff.is_file());
+    let after = mtimes(&all);
+
     // Run b's table rewritten (the same rows, a new file): b's pictures and page, and the
     // sweep's pictures, again; a's as they were.
     let path = store.run(b).metrics_path();

@@ -75,11 +75,17 @@ pub fn page_stamp(store: &Store, id: &str, state: RunState) -> String {
 
 /// The stamp of everything a sweep's tables, pictures and pages are made from: every file at
 /// the top of each run's directory (pictures and pages included: they are outputs of this
-/// stamp, so it is taken once they are made), the manifest, the repro report and the code.
+/// stamp, so it is taken once they are made), the manifest, the repro report, the sweep's
+/// pictures' directory and the code.
 fn sweep_stamp(store: &Store, manifest: &Manifest) -> String {
-    // The page shows `vaelab repro`'s report too.
+    // The page shows `vaelab repro`'s report too; the pictures' directory changes when one of
+    // them is deleted.
     let dir = store.sweep_dir(&manifest.name);
-    let mut files = vec![store.manifest_path(&manifest.name), dir.join("repro.md")];
+    let mut files = vec![
+        store.manifest_path(&manifest.name),
+        dir.join("repro.md"),
+        dir.join("plots"),
+    ];
     for run in &manifest.runs {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(store.run(&run.id).path)
             .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
