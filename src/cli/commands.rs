@@ -77,10 +77,7 @@ pub fn train(ctx: &Context, args: &TrainArgs) -> Result<u8> {
     let mut opts = ctx.train_options(&args.eval);
     let ids = vec![spec.run_id(build_info::CODE_FINGERPRINT)];
     let live = track::Live::start(&ctx.store, &ids, &args.tracking.settings(), None);
-    let hooks = live.hooks();
-    if !hooks.is_empty() {
-        opts.on_epoch = Some(std::sync::Arc::new(move || hooks.iter().for_each(|h| h())));
-    }
+    opts.on_epoch = live.hook();
     let run = train::train_run(&spec, &opts)?;
     eval::evaluate_finished(std::slice::from_ref(&run), &opts);
     let tracked = live.finish();
@@ -257,10 +254,7 @@ pub fn entry(ctx: &Context, args: &EntryArgs) -> Result<u8> {
         Some(&manifest.name),
     );
     let mut opts = ctx.train_options(&args.eval);
-    let hooks = live.hooks();
-    if !hooks.is_empty() {
-        opts.on_epoch = Some(std::sync::Arc::new(move || hooks.iter().for_each(|h| h())));
-    }
+    opts.on_epoch = live.hook();
     let runs = sweep::run_entry(&manifest, args.index, &opts)?;
     let tracked = live.finish();
     for run in &runs {
@@ -538,7 +532,7 @@ fn run_plan(
     let ids: Vec<String> = manifest.runs.iter().map(|r| r.id.clone()).collect();
     let live = track::Live::start(store, &ids, tracking, Some(&manifest.name));
     let mut hooks = vec![page];
-    hooks.extend(live.hooks());
+    hooks.extend(live.hook());
     opts.on_progress = Some(std::sync::Arc::new(move || hooks.iter().for_each(|h| h())));
     // A relaunch with nothing to do leaves the tables, pictures and pages as they are.
     let mut current = false;

@@ -228,8 +228,8 @@ impl Live {
         }
     }
 
-    /// The hooks to call after every epoch (none when no tracker is set).
-    pub fn hooks(&self) -> Vec<EpochHook> {
+    /// The hook to call after every epoch (none when no tracker is set).
+    pub fn hook(&self) -> Option<EpochHook> {
         let mut hooks = Vec::new();
         if let Some(dir) = &self.tensorboard {
             hooks.push(live(self.store.clone(), self.ids.clone(), dir.clone()));
@@ -237,7 +237,10 @@ impl Live {
         if let Some((live, _)) = &self.mlflow {
             hooks.push(live.hook());
         }
-        hooks
+        if hooks.is_empty() {
+            return None;
+        }
+        Some(Arc::new(move || hooks.iter().for_each(|h| h())))
     }
 
     /// The last export of every tracker, once training has ended (and the background MLflow
