@@ -1,6 +1,6 @@
 //! Which outputs are still current: a directory of pictures or a page remembers the stamp of
-//! the files it was drawn from (`plots.drawn`, `report.drawn` beside it), so that a relaunch of a finished sweep draws only
-//! what changed (nothing, when nothing did).
+//! the files it was drawn from (`plots.drawn`, `report.drawn` beside it), so that a relaunch
+//! of a finished sweep draws only what changed (nothing, when nothing did).
 
 use std::path::{Path, PathBuf};
 
@@ -51,24 +51,26 @@ pub fn remember(dir: &Path, stamp: &str, files: &[PathBuf]) -> Result<()> {
     write_atomic(&record(dir), text.as_bytes())
 }
 
-/// The stamp of what a run's page shows: every file at the top of its directory but the page's
-/// own and its record (its tables, status, lock, provenance, model, and the pictures' directory, whose time
-/// moves when a picture is drawn again), its `state` (a run whose process died is interrupted
-/// with no file changed) and the code.
-pub fn page_stamp(store: &Store, id: &str, state: RunState) -> String {
-    let dir = store.run(id).path;
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.file_name()
-                        .is_some_and(|n| n != "report" && n != "report.drawn")
-                })
-                .collect()
-        })
+/// The entries at the top of `dir` but those named in `except`, in name order (none when it
+/// cannot be read).
+fn top_entries(dir: &Path, except: &[&str]) -> Vec<PathBuf> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
-    files.sort();
+    entries.retain(|p| {
+        p.file_name()
+            .is_some_and(|n| !except.iter().any(|x| n == *x))
+    });
+    entries.sort();
+    entries
+}
+
+/// The stamp of what a run's page shows: every file at the top of its directory but the page's
+/// own and its record (its tables, status, lock, provenance, model, and the pictures'
+/// directory, whose time moves when a picture is drawn again), its `state` (a run whose process
+/// died is interrupted with no file changed) and the code.
+pub fn page_stamp(store: &Store, id: &str, state: RunState) -> String {
+    let files = top_entries(&store.run(id).path, &["report", "report.drawn"]);
     let salt = format!("{} {}", build_info::CODE_FINGERPRINT, state.as_str());
     files_stamp(files.iter().map(PathBuf::as_path), &salt)
 }
@@ -87,11 +89,7 @@ fn sweep_stamp(store: &Store, manifest: &Manifest) -> String {
         dir.join("plots"),
     ];
     for run in &manifest.runs {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(store.run(&run.id).path)
-            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-            .unwrap_or_default();
-        entries.sort();
-        files.extend(entries);
+        files.extend(top_entries(&store.run(&run.id).path, &[]));
     }
     files_stamp(
         files.iter().map(PathBuf::as_path),
