@@ -90,9 +90,8 @@ pub fn log_weights(
     log_var: Tensor<2>,
 ) -> Tensor<3> {
     let pixels = x.dims()[2];
-    let image = burn::tensor::activation::sigmoid(logits.clone());
     let log_px = decoder
-        .recon_keepdim(logits, image, x)
+        .recon_keepdim(logits, x)
         .neg()
         .sub_scalar(decoder.constant(pixels));
     crate::model::objective::log_weights(log_px, z, eps, log_var.unsqueeze_dim::<3>(1))
@@ -141,9 +140,7 @@ pub fn evaluate(
         let (mu, log_var) = net.encode(x.clone(), labels.clone());
         // −log p(x|z) without the constant, for codes `z`.
         let nll = |z: Tensor<2>, labels: Option<Tensor<2>>| {
-            let logits = net.decode_logits(z, labels);
-            let image = burn::tensor::activation::sigmoid(logits.clone());
-            values(decoder.recon_keepdim(logits, image, x.clone()))
+            values(decoder.recon_keepdim(net.decode_logits(z, labels), x.clone()))
         };
         recon_nll.extend(
             nll(mu.clone(), labels.clone())

@@ -13,7 +13,7 @@
 //!   at `l = 0`, taken by a Taylor series near 0 so that neither value nor gradient is 0/0).
 
 use burn::prelude::*;
-use burn::tensor::activation::softplus;
+use burn::tensor::activation::{sigmoid, softplus};
 use serde::{Deserialize, Serialize};
 
 /// Which decoder likelihood a run trains and is evaluated with.
@@ -44,17 +44,12 @@ impl Likelihood {
     }
 
     /// `−log p(x|z)` per image without [`Self::constant`], summed over the last axis of any
-    /// rank and kept (size 1), from the decoder's `logits` and its `image` (`σ(logits)`: the
-    /// Gaussian's and the Bernoulli's mean, the continuous Bernoulli's λ; the caller has it
-    /// anyway) against `target`.
-    pub fn recon_keepdim<const D: usize>(
-        self,
-        logits: Tensor<D>,
-        image: Tensor<D>,
-        target: Tensor<D>,
-    ) -> Tensor<D> {
+    /// rank and kept (size 1), from the decoder's `logits` against `target`. Only the
+    /// Gaussian needs the mean image `σ(logits)`; the Bernoulli terms work on the logits
+    /// (stable, and no sigmoid of every pixel of every draw on their hot path).
+    pub fn recon_keepdim<const D: usize>(self, logits: Tensor<D>, target: Tensor<D>) -> Tensor<D> {
         match self {
-            Likelihood::Gaussian => (image - target).square().sum_dim(D - 1),
+            Likelihood::Gaussian => (sigmoid(logits) - target).square().sum_dim(D - 1),
             Likelihood::Bernoulli => bce(logits, target).sum_dim(D - 1),
             Likelihood::ContinuousBernoulli => {
                 let log_c = log_normaliser(logits.clone());
@@ -123,11 +118,7 @@ mod tests {
             -x * p.ln() - (1.0 - x) * (1.0 - p).ln()
         };
         for (l, x) in [(0.0, 1.0), (2.0, 0.0), (-3.0, 1.0), (0.7, 0.25)] {
-            let got = scalar(Likelihood::Bernoulli.recon_keepdim(
-                t(&[l as f32]),
-                t(&[0.0]),
-                t(&[x as f32]),
-            ));
+            let got = scalar(Likelihood::Bernoulli.recon_keepdim(t(&[l as f32]), t(&[x as f32])));
             assert!(
                 (got - by_hand(l, x)).abs() < 1e-5,
                 "l {l} x {x}: {got} vs {}",
@@ -135,7 +126,7 @@ mod tests {
             );
         }
         // σ(-120) underflows to 0 in f32; softplus keeps the exact 120 nats.
-        let far = scalar(Likelihood::Bernoulli.recon_keepdim(t(&[-120.0]), t(&[0.0]), t(&[1.0])));
+        let far = scalar(Likelihood::Bernoulli.recon_keepdim(t(&[-120.0]), t(&[1.0])));
         assert!((far - 120.0).abs() < 1e-3, "{far}");
     }
 
@@ -150,7 +141,6 @@ mod tests {
             let nll = Likelihood::ContinuousBernoulli.recon_keepdim(
                 Tensor::<1>::from_floats(logits.as_slice(), &crate::model::test_device())
                     .reshape([n, 1]),
-                Tensor::<1>::zeros([n], &crate::model::test_device()).reshape([n, 1]),
                 Tensor::<1>::from_floats(xs.as_slice(), &crate::model::test_device())
                     .reshape([n, 1]),
             );
@@ -168,13 +158,14 @@ mod tests {
         }
     }
 
-    /// The Gaussian term is today's summed squared error, bit for bit, and its constant the
-    /// normaliser of a variance-1/2 Gaussian.
+    /// The Gaussian term is the summed squared error of the mean image `σ(l)`, and its
+    /// constant the normaliser of a variance-1/2 Gaussian.
     #[test]
     fn gaussian_is_the_summed_squared_error() {
-        let (image, x) = (t(&[0.25, 0.5]), t(&[0.0, 1.0]));
-        let got = scalar(Likelihood::Gaussian.recon_keepdim(t(&[9.0, 9.0]), image, x));
-        assert_eq!(got, 0.0625 + 0.25);
+        // σ(0) = 0.5, σ(ln 3) = 0.75.
+        let (logits, x) = (t(&[0.0, 3f32.ln()]), t(&[0.0, 1.0]));
+        let got = scalar(Likelihood::Gaussian.recon_keepdim(logits, x));
+        assert!((got - (0.25 + 0.0625)).abs() < 1e-7, "{got}");
         let constant = Likelihood::Gaussian.constant(crate::data::PIXELS);
         assert!((constant - 392.0 * std::f64::consts::PI.ln()).abs() < 1e-9);
         assert_eq!(Likelihood::Bernoulli.constant(crate::data::PIXELS), 0.0);

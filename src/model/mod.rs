@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{CLASSES, PIXELS};
 
+pub mod fused;
 pub mod likelihood;
 pub mod objective;
 pub mod stack;
@@ -474,9 +475,9 @@ mod tests {
     #[test]
     fn loss_terms_match_a_hand_computed_example() {
         let d = device();
-        // Two images of 784 pixels: decoded 0.5 everywhere, targets 0 and 1 → each error is
-        // 784 × 0.25 = 196.
-        let decoded = Tensor::<3>::ones([1, 2, PIXELS], &d).mul_scalar(0.5);
+        // Two images of 784 pixels: logits 0 (decoded σ(0) = 0.5) everywhere, targets 0 and 1
+        // → each error is 784 × 0.25 = 196.
+        let logits = Tensor::<3>::zeros([1, 2, PIXELS], &d);
         let mut target = vec![0.0f32; PIXELS];
         target.extend(vec![1.0f32; PIXELS]);
         let target = member(target, 2, PIXELS, &d);
@@ -485,8 +486,7 @@ mod tests {
         let ln2 = std::f32::consts::LN_2;
         let lv = member(vec![0.0f32, ln2, 0.0, ln2], 2, 2, &d);
         let fwd = StackForward {
-            logits: decoded.zeros_like(),
-            decoded,
+            logits,
             z: mu.clone(),
             noise: Some(mu.zeros_like()),
             mu,
@@ -551,7 +551,7 @@ mod tests {
         let x = Tensor::<3>::random([1, 5, PIXELS], Distribution::Uniform(0.0, 1.0), &d);
         let noise = Tensor::<3>::random([1, 5, 3], Distribution::Normal(0.0, 1.0), &d);
         let fwd = stack.forward(x, Some(noise), None);
-        assert_eq!(fwd.decoded.dims(), [1, 5, PIXELS]);
+        assert_eq!(fwd.decoded().dims(), [1, 5, PIXELS]);
         assert_eq!(fwd.mu.dims(), [1, 5, 3]);
         assert_eq!(fwd.log_var.as_ref().unwrap().dims(), [1, 5, 3]);
         let lv = Tensor::<2>::zeros([5, 3], &d).require_grad();

@@ -12,10 +12,11 @@ use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::prelude::*;
 
+use super::fused::stacked_linear;
 use super::objective::{log_mean_exp, log_weights};
 use super::{
-    condition, kl_divergence_dims, reparameterize, Autoencoder, GaussianHeads, Joints, KlTerm,
-    Likelihood, Mlp, Objective,
+    condition, kl_divergence_dims, reparameterize, Activation, Autoencoder, GaussianHeads, Joints,
+    KlTerm, Likelihood, Mlp, Objective,
 };
 
 /// `M` linear layers of one shape: weight `[M, in, out]`, bias `[M, 1, out]`.
@@ -52,9 +53,10 @@ impl StackedLinear {
         }
     }
 
-    /// `[M, B, in]` → `[M, B, out]`.
-    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        x.matmul(self.weight.val()) + self.bias.val()
+    /// `[M, B, in]` → `[M, B, out]`, through `activation` if any ([`stacked_linear`]: one
+    /// fused op on libtorch).
+    fn forward(&self, x: Tensor<3>, activation: Option<Activation>) -> Tensor<3> {
+        stacked_linear(x, self.weight.val(), self.bias.val(), activation)
     }
 }
 
@@ -87,10 +89,8 @@ impl StackedMlp {
     fn forward(&self, mut x: Tensor<3>) -> Tensor<3> {
         let last = self.layers.len().saturating_sub(1);
         for (k, layer) in self.layers.iter().enumerate() {
-            x = layer.forward(x);
-            if k < last || self.joints.activate_last {
-                x = self.joints.activation.apply(x);
-            }
+            let activated = k < last || self.joints.activate_last;
+            x = layer.forward(x, activated.then_some(self.joints.activation));
         }
         x
     }
@@ -118,8 +118,6 @@ pub struct StackedAutoencoder {
 /// posterior draws per image, image-major, `B·K` rows).
 #[derive(Clone, Debug)]
 pub struct StackForward {
-    /// `[M, B·K, PIXELS]` reconstructions in (0, 1): the sigmoid of `logits`.
-    pub decoded: Tensor<3>,
     /// `[M, B·K, PIXELS]` the decoder's logits, which the likelihood scores.
     pub logits: Tensor<3>,
     /// `[M, B, latent]` code (AE) or posterior mean (VAE).
@@ -252,7 +250,10 @@ impl StackedAutoencoder {
             .forward(condition(x, labels.clone(), self.classes));
         let (mu, log_var) = match &self.heads {
             None => (h, None),
-            Some(heads) => (heads.mu.forward(h.clone()), Some(heads.log_var.forward(h))),
+            Some(heads) => (
+                heads.mu.forward(h.clone(), None),
+                Some(heads.log_var.forward(h, None)),
+            ),
         };
         let [m, b, l] = mu.dims();
         let (z, noise, samples, labels) = match (&log_var, noise) {
@@ -283,7 +284,6 @@ impl StackedAutoencoder {
             .decoder
             .forward(condition(z.clone(), labels, self.classes));
         StackForward {
-            decoded: burn::tensor::activation::sigmoid(logits.clone()),
             logits,
             mu,
             log_var,
@@ -291,6 +291,14 @@ impl StackedAutoencoder {
             noise,
             samples,
         }
+    }
+}
+
+impl StackForward {
+    /// `[M, B·K, PIXELS]` reconstructions in (0, 1): the sigmoid of `logits` (computed on
+    /// demand: training's losses read the logits).
+    pub fn decoded(&self) -> Tensor<3> {
+        burn::tensor::activation::sigmoid(self.logits.clone())
     }
 }
 
@@ -318,8 +326,7 @@ impl StackTerms {
         };
         let k = forward.samples;
         if k == 1 && objective == Objective::Elbo {
-            let recon =
-                likelihood.recon_keepdim(forward.logits.clone(), forward.decoded.clone(), target);
+            let recon = likelihood.recon_keepdim(forward.logits.clone(), target);
             let loss = match &term {
                 Some(term) => recon.clone() + term.clone(),
                 None => recon.clone(),
@@ -341,7 +348,6 @@ impl StackTerms {
         };
         let recon_k = likelihood.recon_keepdim(
             per_draw(&forward.logits),
-            per_draw(&forward.decoded),
             target.unsqueeze_dim::<4>(2).expand([m, b, k, p]),
         );
         let recon = recon_k.clone().mean_dim(2).reshape([m, b, 1]);
@@ -439,8 +445,8 @@ mod tests {
             let alone = StackedAutoencoder::from_members(std::slice::from_ref(net));
             let alone = alone
                 .forward(xi.clone(), Some(ei.clone()), Some(li.clone()))
-                .decoded;
-            let stacked = out.decoded.clone().slice(i..i + 1);
+                .decoded();
+            let stacked = out.decoded().slice(i..i + 1);
             for (a, b) in values(alone.clone()).iter().zip(values(stacked)) {
                 assert!(
                     (a - b).abs() <= 1e-6,
