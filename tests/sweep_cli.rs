@@ -306,7 +306,12 @@ fn a_diverging_run_is_marked_failed_and_the_sweep_goes_on() {
     )
     .unwrap();
     let results = scratch.path().join("results");
-    let out = common::vaelab(&results, &["--quiet", "sweep", path(&matrix)]);
+    // Single-threaded kernels, so that the survivor's numbers are its run's alone bit for bit.
+    let sweep = |results: &Path, extra: &[&str]| {
+        let args = [&["--quiet", "sweep", path(&matrix)], extra].concat();
+        common::vaelab_env(results, common::SINGLE_THREADED, &args)
+    };
+    let out = sweep(&results, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", common::text(&out));
     let text = common::text(&out);
     assert!(text.contains("1 run(s) failed"), "{text}");
@@ -336,10 +341,7 @@ fn a_diverging_run_is_marked_failed_and_the_sweep_goes_on() {
         "{stacks:?}"
     );
     let alone = scratch.path().join("alone");
-    let out = common::vaelab(
-        &alone,
-        &["--quiet", "sweep", path(&matrix), "--stack", "off"],
-    );
+    let out = sweep(&alone, &["--stack", "off"]);
     assert_eq!(out.status.code(), Some(1), "{}", common::text(&out));
     let survivor_rows = |results: &Path| {
         common::metrics_by_run(results)

@@ -396,7 +396,8 @@ mod tests {
     /// equals its decoding in a stack of its own and the solo model's to float rounding. Not
     /// bit for bit at these tiny shapes: libtorch picks another matmul kernel for 3 batched
     /// products of 5 rows than for 1, and 36 of 3,920 outputs differ by one ulp (at the
-    /// training shapes of `tests/stacking.rs` the sweeps agree bit for bit).
+    /// training shapes of `tests/stacking.rs`, kernels single-threaded, the sweeps agree bit for
+    /// bit).
     #[test]
     fn members_round_trip_and_compute_alone() {
         let device = crate::model::test_device();

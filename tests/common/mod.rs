@@ -84,6 +84,12 @@ pub fn command(results: &Path) -> Command {
     cmd
 }
 
+/// The environment under which a stacked member equals its run alone bit for bit on any CPU:
+/// libtorch's kernels single-threaded, as each `--jobs` worker's are when jobs = cores. With
+/// two threads a GEMM alone may split its work differently from the same GEMM inside a batched
+/// one (MKL on Sapphire Rapids does at 32×784·784×256), and the runs then agree to rounding.
+pub const SINGLE_THREADED: &[(&str, &str)] = &[("OMP_NUM_THREADS", "1")];
+
 /// [`vaelab`] with extra environment variables.
 pub fn vaelab_env(results: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     let mut cmd = command(results);
