@@ -43,6 +43,20 @@ WORKLOADS = {
 # (its options in "pytorch"), 2 epochs, the second timed. With a `limit` both train on the first
 # `limit` images and the figure is scaled to 60,000 (per-step costs are the same at any limit).
 STACKED_WORKLOADS = {
+    "article_stacked": {
+        "what": "the article's VAE: 784-256-4 ReLU, Gaussian (summed squared error), batch 32, Adam 1e-3",
+        "members": 11,
+        "limit": 12_000,
+        "vaelab": {"hidden": [256], "latent": 4, "batch_size": 32, "beta": 1.0},
+        "pytorch": ["--hidden", "256", "--latent", 4, "--batch-size", 32, "--beta", 1],
+    },
+    "large_stacked": {
+        "what": "784-512-256-16 ReLU, Gaussian, batch 128, Adam 1e-3",
+        "members": 4,
+        "limit": 30_000,
+        "vaelab": {"hidden": [512, 256], "latent": 16, "batch_size": 128, "beta": 1.0},
+        "pytorch": ["--hidden", "512,256", "--latent", 16, "--batch-size", 128, "--beta", 1],
+    },
     "pytorch_examples": {
         "what": "pytorch/examples' VAE: 784-400-20 ReLU, heads on the hidden layer, Bernoulli "
                 "(BCE from logits) on grey levels, batch 128, Adam 1e-3",
@@ -353,7 +367,7 @@ def relaunch_markdown(r: dict) -> list:
 def main() -> None:
     p = argparse.ArgumentParser(description="vaelab benchmarks")
     p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--workloads", default="article,large,beta,pytorch_examples,burda,relaunch",
+    p.add_argument("--workloads", default="article,large,beta,article_stacked,large_stacked,pytorch_examples,burda,relaunch",
                    help=f"comma-separated, of: {', '.join([*WORKLOADS, 'beta', *STACKED_WORKLOADS, 'relaunch'])}")
     args = p.parse_args()
     unknown = [w for w in args.workloads.split(",") if w not in [*WORKLOADS, "beta", *STACKED_WORKLOADS, "relaunch"]]
@@ -429,7 +443,7 @@ def main() -> None:
         report["train_peak_rss_mb"] = peak_rss_mb([VAELAB, "--results", results, "--quiet", "train", "--epochs", "1"])
 
     (REPO / "benchmarks.json").write_text(json.dumps(report, indent=2) + "\n")
-    (REPO / "BENCHMARKS.md").write_text(markdown(report))
+    (REPO / "BENCHMARKS.md").write_text(markdown(report) + hand_notes())
     print((REPO / "BENCHMARKS.md").read_text())
 
 
@@ -464,7 +478,7 @@ def beta_markdown(b: dict) -> list:
 
 
 def stacked_markdown(stacked: dict) -> list:
-    out = ["## Literature shapes, stacked: vaelab vs the hand-tuned PyTorch stack, per member-epoch", "",
+    out = ["## Every shape, stacked: vaelab vs the hand-tuned PyTorch stack, per member-epoch", "",
            "Each shape's members (runs differing only in seed, β 1) trained as one stack, 2 epochs, the second timed: "
            "vaelab through the full harness (`vaelab sweep --stack N --eval off`: the test-set evaluation after "
            "training is not measured) and PyTorch as hand-tuned "
@@ -472,7 +486,7 @@ def stacked_markdown(stacked: dict) -> list:
            "dynamic binarisation by `torch.bernoulli` per batch, vaelab's per epoch). Seconds of training per member "
            "and epoch of 60,000 images (scaled from the images trained on, where fewer), median of the repetitions "
            "with the min–max spread, the two alternating. "
-           "On its own: `./scripts/bench --workloads pytorch_examples,burda`.", "",
+           f"On its own: `./scripts/bench --workloads {','.join(stacked)}`.", "",
            "| shape | members | images trained | PyTorch stacked s/member-epoch | spread | vaelab stacked s/member-epoch "
            "| spread | vaelab / PyTorch (medians) | per repetition |",
            "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
@@ -482,6 +496,19 @@ def stacked_markdown(stacked: dict) -> list:
                    f"{p['min']:.2f}–{p['max']:.2f} | {v['median']:.2f} | {v['min']:.2f}–{v['max']:.2f} | "
                    f"{v['median'] / p['median']:.2f} | {', '.join(f'{x:.2f}' for x in w['ratio_per_rep'])} |")
     return out + [""]
+
+
+# The analysis written by hand (roofline, what a change did) follows this line in BENCHMARKS.md;
+# a rerun keeps it as it is.
+NOTES_MARK = "<!-- Written by hand from here on; ./scripts/bench keeps it. -->"
+
+
+def hand_notes() -> str:
+    """The hand-written part of BENCHMARKS.md, from its mark to the end ("" if none)."""
+    path = REPO / "BENCHMARKS.md"
+    text = path.read_text() if path.exists() else ""
+    at = text.find(NOTES_MARK)
+    return "\n" + text[at:] if at >= 0 else ""
 
 
 def cpu_model() -> str:
