@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark driver for ./scripts/bench: PyTorch eager (as written, and with flushed denormals) vs
 vaelab (harness, bare loop, flex), plus the arithmetic floor, start-up, no-op relaunch, evaluation
-time and peak memory; and, at two literature shapes (pytorch/examples' VAE, Burda et al.'s),
-vaelab stacked vs the hand-tuned PyTorch stack (scripts/reference/stacked.py), per member-epoch.
+time and peak memory; and, at every shape (the article's, 784-512-256-16, pytorch/examples' VAE,
+Burda et al.'s), vaelab stacked vs the hand-tuned PyTorch stack (scripts/reference/stacked.py), per member-epoch.
 
 Every contender trains the same model on the same 60,000 MNIST images with the same batch
 size, Adam and 2 threads. Each repetition runs all contenders, in an order that rotates between
@@ -38,7 +38,7 @@ WORKLOADS = {
     "large": {"hidden": [512, 256], "latent": 16, "batch": 128, "what": "784-512-256-16 VAE, batch 128"},
 }
 
-# Literature shapes, stacked: `members` runs differing only in seed, trained as one stack by
+# Every shape, stacked: `members` runs differing only in seed, trained as one stack by
 # `vaelab sweep --stack MEMBERS` (the matrix keys in "vaelab") and by scripts/reference/stacked.py
 # (its options in "pytorch"), 2 epochs, the second timed. With a `limit` both train on the first
 # `limit` images and the figure is scaled to 60,000 (per-step costs are the same at any limit).
@@ -240,7 +240,7 @@ def beta_sweep(reps: int) -> dict:
 
 
 def stacked_matrix(name: str, w: dict, epochs: int) -> str:
-    """The matrix of a literature shape: its keys in [base], seeds 0..members-1 in [grid]."""
+    """The matrix of a stacked shape: its keys in [base], seeds 0..members-1 in [grid]."""
     base = {"model": "vae", "epochs": epochs, **({"limit": w["limit"]} if w["limit"] else {}), **w["vaelab"]}
     return (f'[sweep]\nname = "bench-{name.replace("_", "-")}"\n[base]\n'
             + "".join(f"{k} = {json.dumps(v)}\n" for k, v in base.items())
@@ -248,7 +248,7 @@ def stacked_matrix(name: str, w: dict, epochs: int) -> str:
 
 
 def stacked_workload(name: str, reps: int) -> dict:
-    """A literature shape, stacked: vaelab (`vaelab sweep --stack MEMBERS`, full harness) and
+    """A shape, stacked: vaelab (`vaelab sweep --stack MEMBERS`, full harness) and
     the hand-tuned PyTorch stack (scripts/reference/stacked.py), seconds per member-epoch of the
     second epoch (scaled to 60,000 images under a limit), side by side in each repetition."""
     w = STACKED_WORKLOADS[name]

@@ -190,8 +190,9 @@ pub struct SweepArgs {
     /// may differ in β, seed, learning rate and its schedule, and KL schedule: `auto` (up to 32
     /// members on a CPU, 64 on a
     /// GPU, as memory allows; printed by --dry-run), `off` (every run alone), or at most N
-    /// per stack. A member's numbers are its run's alone (bit for bit with single-threaded
-    /// kernels, OMP_NUM_THREADS=1, else to float rounding; README, "Stacked sweeps");
+    /// per stack. A member's numbers are its run's alone (bit for bit at the article's shape with
+    /// single-threaded kernels, OMP_NUM_THREADS=1, else to float rounding; README, "Stacked
+    /// sweeps");
     /// --jobs runs that many stacks at once; on Slurm each array task trains one stack.
     #[arg(long, default_value = defaults::STACK, value_name = "auto|off|N")]
     pub stack: defaults::StackPolicy,

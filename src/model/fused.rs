@@ -4,8 +4,9 @@
 //! add, activation), each with its own output buffer and backward step. On libtorch this is
 //! one op with a hand-written backward, as PyTorch's own stacked MLPs are written:
 //!
-//! - forward: `y = act(baddbmm(b, x, W))`, the bias added inside the GEMM and the activation
-//!   applied in place, so one `[M, B, out]` buffer is written, once;
+//! - forward: `y = act(baddbmm(b, x, W))`, the bias added inside the GEMM (libtorch copies
+//!   the broadcast bias into the output, the GEMM accumulates onto it) and the activation
+//!   applied in place, so one `[M, B, out]` buffer is allocated instead of three;
 //! - backward, from `∂L/∂y`: `g = act'(y) ⊙ ∂L/∂y` (one `threshold_backward` or
 //!   `tanh_backward`, from the output alone), then `∂L/∂b = Σ_B g`, `∂L/∂W = xᵀ g` and
 //!   `∂L/∂x = g Wᵀ` (one batched GEMM each, the transposes as strides), only for the inputs that

@@ -84,11 +84,13 @@ pub fn command(results: &Path) -> Command {
     cmd
 }
 
-/// The environment under which a stacked member equals its run alone bit for bit on any CPU:
-/// libtorch's kernels single-threaded, as each `--jobs` worker's are when jobs = cores. With
+/// The environment under which a stacked member equals its run alone bit for bit at the
+/// article's shape (measured on an Intel Sapphire Rapids VM; on the AMD EPYC VM of earlier
+/// rounds it held with two threads as well): libtorch's and
+/// MKL's kernels single-threaded, as each `--jobs` worker's are when jobs = cores. With
 /// two threads a GEMM alone may split its work differently from the same GEMM inside a batched
 /// one (MKL on Sapphire Rapids does at 32×784·784×256), and the runs then agree to rounding.
-pub const SINGLE_THREADED: &[(&str, &str)] = &[("OMP_NUM_THREADS", "1")];
+pub const SINGLE_THREADED: &[(&str, &str)] = &[("OMP_NUM_THREADS", "1"), ("MKL_NUM_THREADS", "1")];
 
 /// [`vaelab`] with extra environment variables.
 pub fn vaelab_env(results: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
