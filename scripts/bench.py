@@ -349,7 +349,7 @@ def relaunch_sweeps(reps: int) -> dict:
 
 
 def relaunch_markdown(r: dict) -> list:
-    out = ["## Relaunching a finished sweep", "",
+    out = ["## Relaunching a finished sweep", "", measured(r), "",
            "The morning's cost: a finished sweep relaunched (nothing to train; its tables, "
            "pictures and pages written again only where their inputs changed, so here none) and "
            "`vaelab status`, against the sweep's size (1-epoch runs on 1000 images, 64 hidden units, "
@@ -358,6 +358,8 @@ def relaunch_markdown(r: dict) -> list:
            "| runs | first launch s | no-op relaunch s | spread | `status` s | target |",
            "|---:|---:|---:|---:|---:|---|"]
     for n, v in r.items():
+        if n == "measured":
+            continue
         rel, st = v["noop_relaunch_seconds"], v["status_seconds"]
         out.append(f"| {n} | {v['first_launch_seconds']:.1f} | {rel['median']:.2f} | "
                    f"{rel['min']:.2f}–{rel['max']:.2f} | {st['median']:.2f} | < 1 s |")
@@ -383,26 +385,29 @@ def main() -> None:
     previous = REPO / "benchmarks.json"
     if previous.exists():
         old = json.loads(previous.read_text())
-        if old.get("machine", {}).get("cpu") == report["machine"]["cpu"]:
-            wanted = args.workloads.split(",")
-            report["workloads"] = {k: v for k, v in old.get("workloads", {}).items() if k not in wanted}
-            for key in ("beta", "relaunch"):
-                if key not in wanted and key in old:
-                    report[key] = old[key]
-            kept = {k: v for k, v in old.get("stacked", {}).items() if k not in wanted}
-            if kept:
-                report["stacked"] = kept
+        # Figures from before each entry carried its own provenance: the file's machine and reps.
+        legacy = {"cpu": old.get("machine", {}).get("cpu", "unknown"), "commit": None, "reps": old.get("reps")}
+        tag = lambda v: {**v, "measured": v.get("measured", legacy)}
+        wanted = args.workloads.split(",")
+        report["workloads"] = {k: tag(v) for k, v in old.get("workloads", {}).items() if k not in wanted}
+        for key in ("beta", "relaunch"):
+            if key not in wanted and key in old:
+                report[key] = tag(old[key])
+        kept = {k: tag(v) for k, v in old.get("stacked", {}).items() if k not in wanted}
+        if kept:
+            report["stacked"] = kept
     gflops = gemm_gflops()
     report["gemm_gflops"] = gflops
     for name in args.workloads.split(","):
+        here = {"cpu": report["machine"]["cpu"], "commit": head_commit(), "reps": args.reps}
         if name == "beta":
-            report["beta"] = beta_sweep(args.reps)
+            report["beta"] = {**beta_sweep(args.reps), "measured": here}
             continue
         if name == "relaunch":
-            report["relaunch"] = relaunch_sweeps(args.reps)
+            report["relaunch"] = {**relaunch_sweeps(args.reps), "measured": here}
             continue
         if name in STACKED_WORKLOADS:
-            report.setdefault("stacked", {})[name] = stacked_workload(name, args.reps)
+            report.setdefault("stacked", {})[name] = {**stacked_workload(name, args.reps), "measured": here}
             continue
         w = WORKLOADS[name]
         phases = []
@@ -423,6 +428,7 @@ def main() -> None:
         floor = train_flops_per_epoch(w) / (gflops * 1e9)
         report["workloads"][name] = {
             "what": w["what"],
+            "measured": here,
             "seconds_per_epoch": {k: median_spread(v) for k, v in times.items()},
             "seconds_per_rep": times,
             # Within a repetition harness and bare loop run minutes apart at most (mostly back to
@@ -457,7 +463,7 @@ def beta_markdown(b: dict) -> list:
              "bare_stack_11": "vaelab bare loop, 11 members stacked (`examples/bare_loop.rs`)"}
     spe = b["seconds_per_member_epoch"]
     base = spe["pytorch_one"]["median"]
-    out = ["## β sweep: 11 VAE members (β 0 to 5 by 0.5), article setup, per member-epoch", "",
+    out = ["## β sweep: 11 VAE members (β 0 to 5 by 0.5), article setup, per member-epoch", "", measured(b), "",
            f"Seconds of training per member and epoch (the second epoch; a stacked member's rows hold its share "
            f"of the stack's time), median of {b['reps']} repetitions, contenders alternating. "
            "`--workloads beta` on its own: `./scripts/bench --workloads beta`.", "",
@@ -492,10 +498,22 @@ def stacked_markdown(stacked: dict) -> list:
            "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for w in stacked.values():
         p, v = w["seconds_per_member_epoch"]["pytorch_stacked"], w["seconds_per_member_epoch"]["vaelab_stacked"]
-        out.append(f"| {w['what']} | {w['members']} | {w['limit'] or IMAGES:,} | {p['median']:.2f} | "
+        out.append(f"| {w['what']} ({measured(w)[:-1]}) | {w['members']} | {w['limit'] or IMAGES:,} | {p['median']:.2f} | "
                    f"{p['min']:.2f}–{p['max']:.2f} | {v['median']:.2f} | {v['min']:.2f}–{v['max']:.2f} | "
                    f"{v['median'] / p['median']:.2f} | {', '.join(f'{x:.2f}' for x in w['ratio_per_rep'])} |")
     return out + [""]
+
+
+def head_commit() -> str:
+    return run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"]).stdout.strip()
+
+
+def measured(x: dict) -> str:
+    """Where and how an entry was measured, for its section: "at COMMIT on CPU, --reps N"."""
+    m = x.get("measured", {})
+    at = f"at {m['commit']} " if m.get("commit") else ""
+    reps = f", `--reps {m['reps']}`" if m.get("reps") else ""
+    return f"Measured {at}on {m.get('cpu', 'an unrecorded machine')}{reps}."
 
 
 # The analysis written by hand (roofline, what a change did) follows this line in BENCHMARKS.md;
@@ -528,14 +546,16 @@ def markdown(r: dict) -> str:
              "bare_tch": "vaelab model, bare loop, tch (`examples/bare_loop.rs`)",
              "vaelab_flex": "vaelab, full harness, flex (pure Rust)"}
     out = ["# Benchmarks", "",
-           f"Produced by `./scripts/bench --reps {r['reps']}` on {r['machine']['cpu']} "
-           f"({r['machine']['cores']} cores), 2 threads everywhere. Seconds per training epoch on all 60,000 "
+           f"Produced by `./scripts/bench`, last on {r['machine']['cpu']} "
+           f"({r['machine']['cores']} cores) with `--reps {r['reps']}`; each section says at which commit, on which "
+           "machine and with how many repetitions it was measured (a partial run keeps the other sections). "
+           "2 threads everywhere. Seconds per training epoch on all 60,000 "
            "MNIST training images (the second epoch of each process), median over repetitions with the min–max spread; "
            "the contenders alternate order between repetitions. Machine-readable: `benchmarks.json`.", ""]
     for name, w in r["workloads"].items():
         spe = w["seconds_per_epoch"]
         base = spe["pytorch"]["median"]
-        out += [f"## {w['what']}", "",
+        out += [f"## {w['what']}", "", measured(w), "",
                 "| contender | s/epoch (median) | spread | images/s | × PyTorch |",
                 "|---|---:|---:|---:|---:|"]
         for k, v in spe.items():
