@@ -442,6 +442,7 @@ def main() -> None:
         }
 
     # Start-up, evaluation time, peak memory.
+    report["measured"] = {"cpu": report["machine"]["cpu"], "commit": head_commit(), "reps": None}
     report["help_seconds"] = timed([VAELAB, "--help"], 10)
     _, test = harness(WORKLOADS["article"], 1)
     report["eval_10k_seconds"] = test[0]
@@ -496,9 +497,14 @@ def stacked_markdown(stacked: dict) -> list:
            "| shape | members | images trained | PyTorch stacked s/member-epoch | spread | vaelab stacked s/member-epoch "
            "| spread | vaelab / PyTorch (medians) | per repetition |",
            "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    # One provenance line when every row has the same, else each row says its own.
+    one = len({measured(w) for w in stacked.values()}) == 1
+    if one:
+        out[2:2] = [measured(next(iter(stacked.values()))), ""]
     for w in stacked.values():
         p, v = w["seconds_per_member_epoch"]["pytorch_stacked"], w["seconds_per_member_epoch"]["vaelab_stacked"]
-        out.append(f"| {w['what']} ({measured(w)[:-1]}) | {w['members']} | {w['limit'] or IMAGES:,} | {p['median']:.2f} | "
+        what = w["what"] if one else f"{w['what']} ({measured(w)[:-1]})"
+        out.append(f"| {what} | {w['members']} | {w['limit'] or IMAGES:,} | {p['median']:.2f} | "
                    f"{p['min']:.2f}–{p['max']:.2f} | {v['median']:.2f} | {v['min']:.2f}–{v['max']:.2f} | "
                    f"{v['median'] / p['median']:.2f} | {', '.join(f'{x:.2f}' for x in w['ratio_per_rep'])} |")
     return out + [""]
@@ -561,7 +567,9 @@ def markdown(r: dict) -> str:
         for k, v in spe.items():
             out.append(f"| {names[k]} | {v['median']:.2f} | {v['min']:.2f}–{v['max']:.2f} | "
                        f"{IMAGES / v['median']:,.0f} | {v['median'] / base:.2f} |")
-        out.append(f"| arithmetic floor ({w['train_gflop_per_epoch']:.1f} GFLOP at {r['gemm_gflops']:.0f} GFLOP/s, "
+        # The rate of the machine that measured this section (kept sections keep theirs).
+        rate = w["train_gflop_per_epoch"] / w["floor_seconds"]
+        out.append(f"| arithmetic floor ({w['train_gflop_per_epoch']:.1f} GFLOP at {rate:.0f} GFLOP/s, "
                    f"2048² GEMM) | {w['floor_seconds']:.2f} | | {IMAGES / w['floor_seconds']:,.0f} | "
                    f"{w['floor_seconds'] / base:.2f} |")
         overhead = spe["vaelab_tch"]["median"] / spe["bare_tch"]["median"] - 1
@@ -580,7 +588,7 @@ def markdown(r: dict) -> str:
     if r.get("relaunch"):
         out += relaunch_markdown(r["relaunch"])
     h = r["help_seconds"]
-    out += ["## Start-up, evaluation, memory", "",
+    out += ["## Start-up, evaluation, memory", "", measured(r), "",
             "| what | seconds / MB | target |", "|---|---:|---|",
             f"| `vaelab --help` (median of 10) | {h['median']:.3f} s | < 0.1 s |",
             f"| evaluation of the 10,000 test images (article model) | {r['eval_10k_seconds']:.2f} s | |",

@@ -374,10 +374,18 @@ pub fn current(store: &Store, manifest: &Manifest) -> SweepReport {
     }
 }
 
-/// Starts `vaelab entry MANIFEST INDEX` with its share of the machine's threads.
+/// Starts `vaelab entry MANIFEST INDEX` with its share of the machine's threads: the cores over
+/// `--jobs`, or fewer where the caller's `OMP_NUM_THREADS` asks for fewer (single-threaded
+/// kernels are what makes a member equal its run alone bit for bit). MKL has its own setting,
+/// which would otherwise override OpenMP's.
 fn spawn_entry(manifest: &Path, index: usize, opts: &SweepOptions) -> Result<Child> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = (cores / opts.jobs).max(1).to_string();
+    let share = (cores / opts.jobs).max(1);
+    let asked = std::env::var("OMP_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n >= 1);
+    let threads = asked.map_or(share, |n| n.min(share)).to_string();
     Command::new(std::env::current_exe()?)
         .arg("--results")
         .arg(opts.train.store.root())
@@ -390,6 +398,7 @@ fn spawn_entry(manifest: &Path, index: usize, opts: &SweepOptions) -> Result<Chi
         .arg("--eval")
         .arg(opts.train.eval.to_string())
         .env("OMP_NUM_THREADS", &threads)
+        .env("MKL_NUM_THREADS", &threads)
         .env("RAYON_NUM_THREADS", &threads)
         .spawn()
         .context("cannot start a sweep worker")
