@@ -13,21 +13,101 @@ use crate::config::{available_memory, DeviceKind, RunSpec};
 /// The most members `--stack auto` puts in one stack on a CPU.
 pub const AUTO_CPU_MAX: usize = 32;
 
-/// The stack size `--stack auto` uses for runs like `spec`.
+/// The share of the last-level cache one stacked layer's weights may fill under `--stack auto`.
+const CACHE_SHARE: f64 = 0.25;
+
+/// The stack size `--stack auto` uses for runs like `spec` on this machine.
 ///
-/// Measured on the article's model (BENCHMARKS.md, "β sweep", two runs): through the full
-/// harness the time per member-epoch falls from 1.9–2.5 s alone to 1.6–1.7 s in pairs and
-/// about 1.5 s from 4 members on, still falling slowly at 33 (1.4 s). So on a CPU stacks grow to
-/// [`AUTO_CPU_MAX`] members; on a GPU, where a small run is pure launch overhead, to 64. Either
-/// way a stack holds at most a quarter of the memory available (each member counted at
+/// Measured (BENCHMARKS.md, "Choosing the stack size"): per member, a step gets cheaper as the
+/// stack grows (the per-step costs of autodiff, dispatch and thread wake-ups are shared) until
+/// one layer's stacked weights no longer fit in about a quarter of the last-level cache; past
+/// that the forward and backward slow down. On the Intel VM with 105 MiB of L3 the article's
+/// 784-256-4 was fastest at 32 members (64 slower), 784-512-256-16 at 16 (32 slower): both at
+/// about 26 MB for the first layer's stacked weights. So on a CPU a stack grows to
+/// [`AUTO_CPU_MAX`] members (never measured better beyond) while its largest layer fits in
+/// [`CACHE_SHARE`] of the cache; on a GPU, where a small run is pure launch overhead, to 64.
+/// Either way a stack holds at most a quarter of the memory available (each member counted at
 /// [`RunSpec::memory_estimate`]; a GPU's memory taken as 16 GiB, the smallest we expect), so
 /// that several stacks (`--jobs`) fit side by side.
 pub fn auto_size(spec: &RunSpec) -> usize {
-    let (cap, memory) = match spec.device {
-        DeviceKind::Cpu => (AUTO_CPU_MAX, available_memory().unwrap_or(4 << 30) as f64),
-        DeviceKind::Cuda => (64, (16u64 << 30) as f64),
+    match spec.device {
+        DeviceKind::Cpu => cpu_size(
+            spec,
+            available_memory().unwrap_or(4 << 30) as f64,
+            last_level_cache(),
+        ),
+        DeviceKind::Cuda => members_within(spec.memory_estimate(), (16u64 << 30) as f64 / 4.0, 64),
+    }
+}
+
+/// [`auto_size`] on a CPU with `memory` bytes available and a last-level cache of `cache`
+/// bytes (no cache limit when unknown).
+fn cpu_size(spec: &RunSpec, memory: f64, cache: Option<u64>) -> usize {
+    let by_memory = members_within(spec.memory_estimate(), memory / 4.0, AUTO_CPU_MAX);
+    match cache {
+        Some(cache) => by_memory.min(members_within(
+            largest_layer_bytes(spec),
+            cache as f64 * CACHE_SHARE,
+            AUTO_CPU_MAX,
+        )),
+        None => by_memory,
+    }
+}
+
+/// How many members of `each` bytes fit in `budget`, from 1 to `cap`.
+fn members_within(each: f64, budget: f64, cap: usize) -> usize {
+    ((budget / each).floor() as usize).clamp(1, cap)
+}
+
+/// The bytes of one member's largest weight matrix (f32): the widest pair of adjacent layers
+/// from the pixels through the hidden layers to the code.
+fn largest_layer_bytes(spec: &RunSpec) -> f64 {
+    let chain: Vec<usize> = std::iter::once(crate::data::PIXELS)
+        .chain(spec.hidden.iter().copied())
+        .chain(std::iter::once(spec.latent))
+        .collect();
+    let widest = chain.windows(2).map(|w| w[0] * w[1]).max().unwrap_or(1);
+    4.0 * widest as f64
+}
+
+/// The size in bytes of this machine's last-level CPU cache (Linux sysfs), if it says.
+fn last_level_cache() -> Option<u64> {
+    let dir = std::path::Path::new("/sys/devices/system/cpu/cpu0/cache");
+    let mut best: Option<(u32, u64)> = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let read = |name: &str| std::fs::read_to_string(entry.path().join(name)).ok();
+        let (Some(level), Some(size)) = (read("level"), read("size")) else {
+            continue;
+        };
+        if read("type").is_some_and(|t| t.trim() == "Instruction") {
+            continue;
+        }
+        let (Ok(level), Some(bytes)) = (level.trim().parse::<u32>(), parse_cache_size(&size))
+        else {
+            continue;
+        };
+        if best.is_none_or(|(l, _)| level > l) {
+            best = Some((level, bytes));
+        }
+    }
+    best.map(|(_, bytes)| bytes)
+}
+
+/// sysfs cache sizes: `107520K`, `32M`, `512`.
+fn parse_cache_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text, ""),
     };
-    ((memory / 4.0 / spec.memory_estimate()).floor() as usize).clamp(1, cap)
+    let scale = match unit {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        _ => return None,
+    };
+    digits.parse::<u64>().ok().map(|n| n * scale)
 }
 
 /// The stacks of `specs` under `policy`: lists of indices into `specs`, each list one stack,
@@ -113,14 +193,43 @@ mod tests {
             available_memory().is_some(),
             "/proc/meminfo has MemAvailable"
         );
-        // The article's model (about 10 MB a member) fills a stack on any machine with 2 GB.
-        assert_eq!(auto_size(&vae(0.0)), AUTO_CPU_MAX);
+        // The article's model (about 10 MB a member) fills a stack on any machine with 2 GB
+        // and no known cache.
+        assert_eq!(cpu_size(&vae(0.0), 2e9, None), AUTO_CPU_MAX);
         let huge = RunSpec {
             hidden: vec![50_000],
             ..vae(0.0)
         };
         assert!(auto_size(&huge) < AUTO_CPU_MAX, "{}", auto_size(&huge));
         assert_eq!("auto".parse(), Ok(StackPolicy::Auto));
+    }
+
+    /// The cache rule gives the sizes measured best on the 105 MiB-L3 VM (BENCHMARKS.md): 32
+    /// for the article's 784-256-4, 17 (16 measured) for 784-512-256-16; a small cache
+    /// shrinks a stack, and memory still bounds it.
+    #[test]
+    fn auto_size_keeps_the_largest_layer_in_a_quarter_of_the_cache() {
+        let l3 = Some(107_520u64 << 10);
+        let article = spec(ModelKind::Vae, 4, 1.0);
+        let large = RunSpec {
+            hidden: vec![512, 256],
+            ..spec(ModelKind::Vae, 16, 1.0)
+        };
+        assert_eq!(largest_layer_bytes(&article), 4.0 * 784.0 * 256.0);
+        assert_eq!(cpu_size(&article, 16e9, l3), 32);
+        assert_eq!(cpu_size(&large, 16e9, l3), 17);
+        assert_eq!(cpu_size(&article, 16e9, Some(8 << 20)), 2);
+        assert_eq!(cpu_size(&article, 16e9, Some(1 << 10)), 1);
+        assert_eq!(
+            cpu_size(&article, 4.0 * 5.5 * article.memory_estimate(), l3),
+            5
+        );
+        assert_eq!(parse_cache_size("107520K\n"), Some(107_520 << 10));
+        assert_eq!(parse_cache_size("32M"), Some(32 << 20));
+        assert_eq!(parse_cache_size("512"), Some(512));
+        assert_eq!(parse_cache_size("lots"), None);
+        #[cfg(target_os = "linux")]
+        assert!(last_level_cache().is_some(), "sysfs names a cache");
         assert_eq!("off".parse(), Ok(StackPolicy::Off));
         assert_eq!("11".parse(), Ok(StackPolicy::Size(11)));
         assert!("0".parse::<StackPolicy>().is_err());
