@@ -379,7 +379,8 @@ def main() -> None:
         if not Path(path).exists():
             sys.exit(f"bench: {path} is missing (./scripts/bench builds and installs it)")
 
-    report = {"machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "threads": 2, "python": platform.python_version()},
+    report = {"machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "threads": 2, "l3": l3_size(),
+                          "python": platform.python_version()},
               "reps": args.reps, "workloads": {}}
     # Workloads not measured now keep their last figures (benchmarks.json says when and how).
     previous = REPO / "benchmarks.json"
@@ -535,6 +536,14 @@ def hand_notes() -> str:
     return "\n" + text[at:] if at >= 0 else ""
 
 
+def l3_size() -> str:
+    """The L3 cache's size as sysfs gives it (`107520K`), which `--stack auto` sizes stacks by."""
+    try:
+        return Path("/sys/devices/system/cpu/cpu0/cache/index3/size").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -553,7 +562,7 @@ def markdown(r: dict) -> str:
              "vaelab_flex": "vaelab, full harness, flex (pure Rust)"}
     out = ["# Benchmarks", "",
            f"Produced by `./scripts/bench`, last on {r['machine']['cpu']} "
-           f"({r['machine']['cores']} cores) with `--reps {r['reps']}`; each section says at which commit, on which "
+           f"({r['machine']['cores']} cores, L3 {r['machine'].get('l3', 'unrecorded')}) with `--reps {r['reps']}`; each section says at which commit, on which "
            "machine and with how many repetitions it was measured (a partial run keeps the other sections). "
            "2 threads everywhere. Seconds per training epoch on all 60,000 "
            "MNIST training images (the second epoch of each process), median over repetitions with the min–max spread; "

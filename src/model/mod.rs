@@ -267,6 +267,18 @@ impl ModelConfig {
         dec
     }
 
+    /// Elements of one member's largest weight matrix (encoder, heads or decoder), which
+    /// `--stack auto` keeps within a share of the CPU's cache.
+    pub fn largest_weight(&self) -> usize {
+        let (enc, dec) = (self.encoder_widths(), self.decoder_widths());
+        enc.windows(2)
+            .chain(dec.windows(2))
+            .map(|w| w[0] * w[1])
+            .chain(std::iter::once(self.heads_input() * self.latent))
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Trainable parameters of [`ModelConfig::init`]'s model, counted without building it, in
     /// f64 so that absurd sizes compare instead of overflowing (validation asks it).
     pub fn parameter_count(&self) -> f64 {

@@ -186,6 +186,8 @@ fn script(
     lines.push(String::new());
     lines.push("# One OpenMP thread per CPU Slurm gave the task.".to_string());
     lines.push("export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-${OMP_NUM_THREADS:-1}}".to_string());
+    // MKL's own setting would otherwise override OpenMP's.
+    lines.push("export MKL_NUM_THREADS=$OMP_NUM_THREADS".to_string());
     lines.push(
         "# exec: Slurm's signals (USR1 before the time limit, TERM) reach vaelab itself.".into(),
     );
@@ -456,7 +458,7 @@ mod tests {
         assert!(last_sbatch < first_command, "{text}");
         assert!(
             text.contains(
-                "\nexport OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-${OMP_NUM_THREADS:-1}}\n"
+                "\nexport OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-${OMP_NUM_THREADS:-1}}\nexport MKL_NUM_THREADS=$OMP_NUM_THREADS\n"
             ),
             "{text}"
         );

@@ -13,45 +13,48 @@ use crate::config::{available_memory, DeviceKind, RunSpec};
 /// The most members `--stack auto` puts in one stack on a CPU.
 pub const AUTO_CPU_MAX: usize = 32;
 
-/// The share of the last-level cache one stacked layer's weights may fill under `--stack auto`.
+/// The fewest members the cache rule of `--stack auto` leaves in a stack: stacking up to 11
+/// paid on both machines measured, whatever the cache.
+const AUTO_CPU_CACHE_FLOOR: usize = 11;
+
+/// The share of the L3 cache one stacked layer's weights may fill under `--stack auto`.
 const CACHE_SHARE: f64 = 0.25;
 
 /// The stack size `--stack auto` uses for runs like `spec` on this machine.
 ///
 /// Measured (BENCHMARKS.md, "Choosing the stack size"): per member, a step gets cheaper as the
 /// stack grows (the per-step costs of autodiff, dispatch and thread wake-ups are shared) until
-/// one layer's stacked weights no longer fit in about a quarter of the last-level cache; past
-/// that the forward and backward slow down. On the Intel VM with 105 MiB of L3 the article's
-/// 784-256-4 was fastest at 32 members (64 slower), 784-512-256-16 at 16 (32 slower): both at
-/// about 26 MB for the first layer's stacked weights. So on a CPU a stack grows to
-/// [`AUTO_CPU_MAX`] members (never measured better beyond) while its largest layer fits in
-/// [`CACHE_SHARE`] of the cache; on a GPU, where a small run is pure launch overhead, to 64.
-/// Either way a stack holds at most a quarter of the memory available (each member counted at
-/// [`RunSpec::memory_estimate`]; a GPU's memory taken as 16 GiB, the smallest we expect), so
-/// that several stacks (`--jobs`) fit side by side.
+/// one layer's stacked weights pass a quarter to a half of the L3 cache; past that the forward
+/// and backward slow down. On the Intel VM with 105 MiB of L3 the fastest sizes measured were
+/// 32 for the article's 784-256-4 (64 slower) and 16 for 784-512-256-16 (32 slower), both at
+/// about 26 MB of stacked first-layer weights. So on a CPU a stack grows to [`AUTO_CPU_MAX`]
+/// members (never measured better beyond) while its largest stacked weight matrix fits in
+/// [`CACHE_SHARE`] of the L3, but to [`AUTO_CPU_CACHE_FLOOR`] members whatever the cache; on a
+/// GPU, where a small run is pure launch overhead, to 64. Either way a stack holds at most a
+/// quarter of the memory available (each member counted at [`RunSpec::memory_estimate`]; a
+/// GPU's memory taken as 16 GiB, the smallest we expect), so that several stacks (`--jobs`)
+/// fit side by side. Not counted: `--jobs` stacks sharing the L3, and on Slurm the nodes'
+/// caches (the plan is made where `sweep` runs).
 pub fn auto_size(spec: &RunSpec) -> usize {
     match spec.device {
         DeviceKind::Cpu => cpu_size(
             spec,
             available_memory().unwrap_or(4 << 30) as f64,
-            last_level_cache(),
+            l3_cache(),
         ),
         DeviceKind::Cuda => members_within(spec.memory_estimate(), (16u64 << 30) as f64 / 4.0, 64),
     }
 }
 
-/// [`auto_size`] on a CPU with `memory` bytes available and a last-level cache of `cache`
-/// bytes (no cache limit when unknown).
-fn cpu_size(spec: &RunSpec, memory: f64, cache: Option<u64>) -> usize {
+/// [`auto_size`] on a CPU with `memory` bytes available and an L3 cache of `l3` bytes (no
+/// cache rule when unknown).
+fn cpu_size(spec: &RunSpec, memory: f64, l3: Option<u64>) -> usize {
     let by_memory = members_within(spec.memory_estimate(), memory / 4.0, AUTO_CPU_MAX);
-    match cache {
-        Some(cache) => by_memory.min(members_within(
-            largest_layer_bytes(spec),
-            cache as f64 * CACHE_SHARE,
-            AUTO_CPU_MAX,
-        )),
-        None => by_memory,
-    }
+    let by_cache = l3.map_or(AUTO_CPU_MAX, |l3| {
+        let weight = 4.0 * spec.model_config().largest_weight() as f64;
+        members_within(weight, l3 as f64 * CACHE_SHARE, AUTO_CPU_MAX).max(AUTO_CPU_CACHE_FLOOR)
+    });
+    by_memory.min(by_cache)
 }
 
 /// How many members of `each` bytes fit in `budget`, from 1 to `cap`.
@@ -59,38 +62,19 @@ fn members_within(each: f64, budget: f64, cap: usize) -> usize {
     ((budget / each).floor() as usize).clamp(1, cap)
 }
 
-/// The bytes of one member's largest weight matrix (f32): the widest pair of adjacent layers
-/// from the pixels through the hidden layers to the code.
-fn largest_layer_bytes(spec: &RunSpec) -> f64 {
-    let chain: Vec<usize> = std::iter::once(crate::data::PIXELS)
-        .chain(spec.hidden.iter().copied())
-        .chain(std::iter::once(spec.latent))
-        .collect();
-    let widest = chain.windows(2).map(|w| w[0] * w[1]).max().unwrap_or(1);
-    4.0 * widest as f64
-}
-
-/// The size in bytes of this machine's last-level CPU cache (Linux sysfs), if it says.
-fn last_level_cache() -> Option<u64> {
-    let dir = std::path::Path::new("/sys/devices/system/cpu/cpu0/cache");
-    let mut best: Option<(u32, u64)> = None;
-    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+/// The size in bytes of this machine's L3 cache (Linux sysfs), if it says. Only level 3: where
+/// a machine reports no L3 (some virtual machines, ARM parts with a system cache sysfs does not
+/// show), an L2 of a few MiB is no measure of what a stack can use.
+pub fn l3_cache() -> Option<u64> {
+    let dir = std::fs::read_dir("/sys/devices/system/cpu/cpu0/cache").ok()?;
+    dir.flatten().find_map(|entry| {
         let read = |name: &str| std::fs::read_to_string(entry.path().join(name)).ok();
-        let (Some(level), Some(size)) = (read("level"), read("size")) else {
-            continue;
-        };
-        if read("type").is_some_and(|t| t.trim() == "Instruction") {
-            continue;
-        }
-        let (Ok(level), Some(bytes)) = (level.trim().parse::<u32>(), parse_cache_size(&size))
-        else {
-            continue;
-        };
-        if best.is_none_or(|(l, _)| level > l) {
-            best = Some((level, bytes));
-        }
-    }
-    best.map(|(_, bytes)| bytes)
+        let unified_l3 =
+            read("level")?.trim() == "3" && read("type").is_none_or(|t| t.trim() != "Instruction");
+        unified_l3
+            .then(|| parse_cache_size(&read("size")?))
+            .flatten()
+    })
 }
 
 /// sysfs cache sizes: `107520K`, `32M`, `512`.
@@ -194,19 +178,23 @@ mod tests {
             "/proc/meminfo has MemAvailable"
         );
         // The article's model (about 10 MB a member) fills a stack on any machine with 2 GB
-        // and no known cache.
+        // and no known cache; memory alone bounds a huge one.
         assert_eq!(cpu_size(&vae(0.0), 2e9, None), AUTO_CPU_MAX);
         let huge = RunSpec {
             hidden: vec![50_000],
             ..vae(0.0)
         };
-        assert!(auto_size(&huge) < AUTO_CPU_MAX, "{}", auto_size(&huge));
+        let by_memory = cpu_size(&huge, 16e9, None);
+        assert!(by_memory < AUTO_CPU_MAX, "{by_memory}");
         assert_eq!("auto".parse(), Ok(StackPolicy::Auto));
+        assert_eq!("off".parse(), Ok(StackPolicy::Off));
+        assert_eq!("11".parse(), Ok(StackPolicy::Size(11)));
+        assert!("0".parse::<StackPolicy>().is_err());
     }
 
     /// The cache rule gives the sizes measured best on the 105 MiB-L3 VM (BENCHMARKS.md): 32
     /// for the article's 784-256-4, 17 (16 measured) for 784-512-256-16; a small cache
-    /// shrinks a stack, and memory still bounds it.
+    /// shrinks a stack to no fewer than 11 members, and memory still bounds it.
     #[test]
     fn auto_size_keeps_the_largest_layer_in_a_quarter_of_the_cache() {
         let l3 = Some(107_520u64 << 10);
@@ -215,11 +203,14 @@ mod tests {
             hidden: vec![512, 256],
             ..spec(ModelKind::Vae, 16, 1.0)
         };
-        assert_eq!(largest_layer_bytes(&article), 4.0 * 784.0 * 256.0);
+        assert_eq!(article.model_config().largest_weight(), 784 * 256);
         assert_eq!(cpu_size(&article, 16e9, l3), 32);
         assert_eq!(cpu_size(&large, 16e9, l3), 17);
-        assert_eq!(cpu_size(&article, 16e9, Some(8 << 20)), 2);
-        assert_eq!(cpu_size(&article, 16e9, Some(1 << 10)), 1);
+        assert_eq!(cpu_size(&article, 16e9, Some(48 << 20)), 15);
+        assert_eq!(
+            cpu_size(&article, 16e9, Some(8 << 20)),
+            AUTO_CPU_CACHE_FLOOR
+        );
         assert_eq!(
             cpu_size(&article, 4.0 * 5.5 * article.memory_estimate(), l3),
             5
@@ -228,10 +219,5 @@ mod tests {
         assert_eq!(parse_cache_size("32M"), Some(32 << 20));
         assert_eq!(parse_cache_size("512"), Some(512));
         assert_eq!(parse_cache_size("lots"), None);
-        #[cfg(target_os = "linux")]
-        assert!(last_level_cache().is_some(), "sysfs names a cache");
-        assert_eq!("off".parse(), Ok(StackPolicy::Off));
-        assert_eq!("11".parse(), Ok(StackPolicy::Size(11)));
-        assert!("0".parse::<StackPolicy>().is_err());
     }
 }
