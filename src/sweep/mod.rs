@@ -375,9 +375,9 @@ pub fn current(store: &Store, manifest: &Manifest) -> SweepReport {
 }
 
 /// Starts `vaelab entry MANIFEST INDEX` with its share of the machine's threads: the cores over
-/// `--jobs`, or fewer where the caller's `OMP_NUM_THREADS` or `MKL_NUM_THREADS` asks for fewer (single-threaded
-/// kernels are what makes a member equal its run alone bit for bit). MKL has its own setting,
-/// which would otherwise override OpenMP's.
+/// `--jobs`, or fewer where the caller's `OMP_NUM_THREADS` or `MKL_NUM_THREADS` asks for fewer
+/// (single-threaded kernels are what makes a member equal its run alone bit for bit). MKL has
+/// its own setting, which would otherwise override OpenMP's.
 fn spawn_entry(manifest: &Path, index: usize, opts: &SweepOptions) -> Result<Child> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let share = (cores / opts.jobs).max(1);

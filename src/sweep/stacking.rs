@@ -62,10 +62,17 @@ fn members_within(each: f64, budget: f64, cap: usize) -> usize {
     ((budget / each).floor() as usize).clamp(1, cap)
 }
 
-/// The size in bytes of this machine's L3 cache (Linux sysfs), if it says. Only level 3: where
-/// a machine reports no L3 (some virtual machines, ARM parts with a system cache sysfs does not
-/// show), an L2 of a few MiB is no measure of what a stack can use.
-pub fn l3_cache() -> Option<u64> {
+/// The size in bytes of this machine's L3 cache (Linux sysfs), if it says; read once per
+/// process, as [`stacks`] asks for every group of runs. Only level 3: where a machine reports
+/// no L3 (some virtual machines, ARM parts with a system cache sysfs does not show), an L2 of a
+/// few MiB is no measure of what a stack can use.
+fn l3_cache() -> Option<u64> {
+    static L3: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *L3.get_or_init(read_l3_cache)
+}
+
+/// [`l3_cache`] from sysfs.
+fn read_l3_cache() -> Option<u64> {
     let dir = std::fs::read_dir("/sys/devices/system/cpu/cpu0/cache").ok()?;
     dir.flatten().find_map(|entry| {
         let read = |name: &str| std::fs::read_to_string(entry.path().join(name)).ok();
