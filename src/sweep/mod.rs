@@ -380,13 +380,8 @@ pub fn current(store: &Store, manifest: &Manifest) -> SweepReport {
 /// its own setting, which would otherwise override OpenMP's.
 fn spawn_entry(manifest: &Path, index: usize, opts: &SweepOptions) -> Result<Child> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let share = (cores / opts.jobs).max(1);
-    let asked = ["OMP_NUM_THREADS", "MKL_NUM_THREADS"]
-        .iter()
-        .filter_map(|name| std::env::var(name).ok()?.trim().parse::<usize>().ok())
-        .filter(|&n| n >= 1)
-        .min();
-    let threads = asked.map_or(share, |n| n.min(share)).to_string();
+    let asked = ["OMP_NUM_THREADS", "MKL_NUM_THREADS"].map(|name| std::env::var(name).ok());
+    let threads = worker_threads(cores, opts.jobs, &asked).to_string();
     Command::new(std::env::current_exe()?)
         .arg("--results")
         .arg(opts.train.store.root())
@@ -403,6 +398,18 @@ fn spawn_entry(manifest: &Path, index: usize, opts: &SweepOptions) -> Result<Chi
         .env("RAYON_NUM_THREADS", &threads)
         .spawn()
         .context("cannot start a sweep worker")
+}
+
+/// The threads one of `jobs` workers gets on `cores` cores: its share, or fewer where one of
+/// the caller's thread settings (`asked`: `OMP_NUM_THREADS`, `MKL_NUM_THREADS`) asks for fewer;
+/// a setting that is not a positive number is ignored.
+fn worker_threads(cores: usize, jobs: usize, asked: &[Option<String>]) -> usize {
+    let share = (cores / jobs.max(1)).max(1);
+    asked
+        .iter()
+        .filter_map(|value| value.as_deref()?.trim().parse::<usize>().ok())
+        .filter(|&n| n >= 1)
+        .fold(share, usize::min)
 }
 
 /// One `--jobs` worker process.
@@ -657,4 +664,25 @@ pub fn eta_seconds(runs: &[RunProgress]) -> Option<f64> {
         .map(|r| r.run.spec.epochs.saturating_sub(r.epochs_done))
         .sum();
     Some(mean * left as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::worker_threads;
+
+    /// A worker gets the cores over `--jobs` (at least one), never more than the caller's
+    /// `OMP_NUM_THREADS` or `MKL_NUM_THREADS`, whichever is lower; junk settings are ignored.
+    #[test]
+    fn workers_share_the_cores_and_keep_a_lower_caller_setting() {
+        let none = [None, None];
+        let set = |omp: &str, mkl: &str| [Some(omp.to_string()), Some(mkl.to_string())];
+        assert_eq!(worker_threads(16, 1, &none), 16);
+        assert_eq!(worker_threads(16, 4, &none), 4);
+        assert_eq!(worker_threads(2, 4, &none), 1);
+        assert_eq!(worker_threads(16, 2, &set("1", "8")), 1);
+        assert_eq!(worker_threads(16, 2, &set("8", "3")), 3);
+        assert_eq!(worker_threads(16, 2, &set("32", "32")), 8);
+        assert_eq!(worker_threads(16, 2, &[None, Some(" 2 ".into())]), 2);
+        assert_eq!(worker_threads(16, 2, &set("0", "many")), 8);
+    }
 }

@@ -13,92 +13,40 @@ use crate::config::{available_memory, DeviceKind, RunSpec};
 /// The most members `--stack auto` puts in one stack on a CPU.
 pub const AUTO_CPU_MAX: usize = 32;
 
-/// The fewest members the cache rule of `--stack auto` leaves in a stack: stacking up to 11
-/// paid on both machines measured, whatever the cache.
-const AUTO_CPU_CACHE_FLOOR: usize = 11;
-
-/// The share of the L3 cache one stacked layer's weights may fill under `--stack auto`.
-const CACHE_SHARE: f64 = 0.25;
+/// The most bytes one layer's stacked weights may hold under `--stack auto` on a CPU (26 MiB):
+/// the largest that measured fast on both machines measured, whatever their L3 caches.
+const AUTO_CPU_WEIGHT_BUDGET: f64 = (26u64 << 20) as f64;
 
 /// The stack size `--stack auto` uses for runs like `spec` on this machine.
 ///
 /// Measured (BENCHMARKS.md, "Choosing the stack size"): per member, a step gets cheaper as the
 /// stack grows (the per-step costs of autodiff, dispatch and thread wake-ups are shared) until
-/// one layer's stacked weights pass a quarter to a half of the L3 cache; past that the forward
-/// and backward slow down. On the Intel VM with 105 MiB of L3 the fastest sizes measured were
-/// 32 for the article's 784-256-4 (64 slower) and 16 for 784-512-256-16 (32 slower), both at
-/// about 26 MB of stacked first-layer weights. So on a CPU a stack grows to [`AUTO_CPU_MAX`]
-/// members (never measured better beyond) while its largest stacked weight matrix fits in
-/// [`CACHE_SHARE`] of the L3, but to [`AUTO_CPU_CACHE_FLOOR`] members whatever the cache; on a
-/// GPU, where a small run is pure launch overhead, to 64. Either way a stack holds at most a
-/// quarter of the memory available (each member counted at [`RunSpec::memory_estimate`]; a
-/// GPU's memory taken as 16 GiB, the smallest we expect), so that several stacks (`--jobs`)
-/// fit side by side. Not counted: `--jobs` stacks sharing the L3, and on Slurm the nodes'
-/// caches (the plan is made where `sweep` runs).
+/// one layer's stacked weights pass about 26 MB; between 26 and 51 MB the forward and backward
+/// slow down, on an Intel VM with 105 MiB of L3 and on an AMD EPYC VM with 32 MiB alike (the
+/// article's 784-256-4: 32 members fast, 64 slow; 784-512-256-16: 16 fast, 32 slow). So on a
+/// CPU a stack grows to [`AUTO_CPU_MAX`] members (never measured better beyond) while its
+/// largest stacked weight matrix stays within [`AUTO_CPU_WEIGHT_BUDGET`]; on a GPU, where a
+/// small run is pure launch overhead, to 64. Either way a stack holds at most a quarter of the
+/// memory available (each member counted at [`RunSpec::memory_estimate`]; a GPU's memory
+/// taken as 16 GiB, the smallest we expect), so that several stacks (`--jobs`) fit side by
+/// side. Not measured: `--jobs` stacks side by side, and Slurm nodes other than these VMs.
 pub fn auto_size(spec: &RunSpec) -> usize {
     match spec.device {
-        DeviceKind::Cpu => cpu_size(
-            spec,
-            available_memory().unwrap_or(4 << 30) as f64,
-            l3_cache(),
-        ),
+        DeviceKind::Cpu => cpu_size(spec, available_memory().unwrap_or(4 << 30) as f64),
         DeviceKind::Cuda => members_within(spec.memory_estimate(), (16u64 << 30) as f64 / 4.0, 64),
     }
 }
 
-/// [`auto_size`] on a CPU with `memory` bytes available and an L3 cache of `l3` bytes (no
-/// cache rule when unknown).
-fn cpu_size(spec: &RunSpec, memory: f64, l3: Option<u64>) -> usize {
+/// [`auto_size`] on a CPU with `memory` bytes available.
+fn cpu_size(spec: &RunSpec, memory: f64) -> usize {
     let by_memory = members_within(spec.memory_estimate(), memory / 4.0, AUTO_CPU_MAX);
-    let by_cache = l3.map_or(AUTO_CPU_MAX, |l3| {
-        let weight = 4.0 * spec.model_config().largest_weight() as f64;
-        members_within(weight, l3 as f64 * CACHE_SHARE, AUTO_CPU_MAX).max(AUTO_CPU_CACHE_FLOOR)
-    });
-    by_memory.min(by_cache)
+    let weight = 4.0 * spec.model_config().largest_weight() as f64;
+    by_memory.min(members_within(weight, AUTO_CPU_WEIGHT_BUDGET, AUTO_CPU_MAX))
 }
 
 /// How many members of `each` bytes fit in `budget`, from 1 to `cap`.
 fn members_within(each: f64, budget: f64, cap: usize) -> usize {
     ((budget / each).floor() as usize).clamp(1, cap)
-}
-
-/// The size in bytes of this machine's L3 cache (Linux sysfs), if it says; read once per
-/// process, as [`stacks`] asks for every group of runs. Only level 3: where a machine reports
-/// no L3 (some virtual machines, ARM parts with a system cache sysfs does not show), an L2 of a
-/// few MiB is no measure of what a stack can use.
-fn l3_cache() -> Option<u64> {
-    static L3: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
-    *L3.get_or_init(read_l3_cache)
-}
-
-/// [`l3_cache`] from sysfs.
-fn read_l3_cache() -> Option<u64> {
-    let dir = std::fs::read_dir("/sys/devices/system/cpu/cpu0/cache").ok()?;
-    dir.flatten().find_map(|entry| {
-        let read = |name: &str| std::fs::read_to_string(entry.path().join(name)).ok();
-        let unified_l3 =
-            read("level")?.trim() == "3" && read("type").is_none_or(|t| t.trim() != "Instruction");
-        unified_l3
-            .then(|| parse_cache_size(&read("size")?))
-            .flatten()
-    })
-}
-
-/// sysfs cache sizes: `107520K`, `32M`, `512`.
-fn parse_cache_size(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
-        Some((at, _)) => text.split_at(at),
-        None => (text, ""),
-    };
-    let scale = match unit {
-        "" => 1,
-        "K" => 1 << 10,
-        "M" => 1 << 20,
-        "G" => 1 << 30,
-        _ => return None,
-    };
-    digits.parse::<u64>().ok().map(|n| n * scale)
 }
 
 /// The stacks of `specs` under `policy`: lists of indices into `specs`, each list one stack,
@@ -184,47 +132,35 @@ mod tests {
             available_memory().is_some(),
             "/proc/meminfo has MemAvailable"
         );
-        // The article's model (about 10 MB a member) fills a stack on any machine with 2 GB
-        // and no known cache; memory alone bounds a huge one.
-        assert_eq!(cpu_size(&vae(0.0), 2e9, None), AUTO_CPU_MAX);
+        // The article's model (about 10 MB a member) fills a stack on any machine with 2 GB;
+        // a huge one stacks alone.
+        assert_eq!(cpu_size(&vae(0.0), 2e9), AUTO_CPU_MAX);
         let huge = RunSpec {
             hidden: vec![50_000],
             ..vae(0.0)
         };
-        let by_memory = cpu_size(&huge, 16e9, None);
-        assert!(by_memory < AUTO_CPU_MAX, "{by_memory}");
+        assert_eq!(cpu_size(&huge, 16e9), 1);
         assert_eq!("auto".parse(), Ok(StackPolicy::Auto));
         assert_eq!("off".parse(), Ok(StackPolicy::Off));
         assert_eq!("11".parse(), Ok(StackPolicy::Size(11)));
         assert!("0".parse::<StackPolicy>().is_err());
     }
 
-    /// The cache rule gives the sizes measured best on the 105 MiB-L3 VM (BENCHMARKS.md): 32
-    /// for the article's 784-256-4, 17 (16 measured) for 784-512-256-16; a small cache
-    /// shrinks a stack to no fewer than 11 members, and memory still bounds it.
+    /// The weight budget gives the sizes measured best on both VMs (BENCHMARKS.md): 32 for
+    /// the article's 784-256-4, 16 for 784-512-256-16; a wider first layer stacks fewer
+    /// members, and memory still bounds a stack.
     #[test]
-    fn auto_size_keeps_the_largest_layer_in_a_quarter_of_the_cache() {
-        let l3 = Some(107_520u64 << 10);
+    fn auto_size_keeps_the_largest_stacked_weight_within_its_budget() {
         let article = spec(ModelKind::Vae, 4, 1.0);
-        let large = RunSpec {
-            hidden: vec![512, 256],
-            ..spec(ModelKind::Vae, 16, 1.0)
+        let wide = |hidden: Vec<usize>, latent| RunSpec {
+            hidden,
+            ..spec(ModelKind::Vae, latent, 1.0)
         };
         assert_eq!(article.model_config().largest_weight(), 784 * 256);
-        assert_eq!(cpu_size(&article, 16e9, l3), 32);
-        assert_eq!(cpu_size(&large, 16e9, l3), 17);
-        assert_eq!(cpu_size(&article, 16e9, Some(48 << 20)), 15);
-        assert_eq!(
-            cpu_size(&article, 16e9, Some(8 << 20)),
-            AUTO_CPU_CACHE_FLOOR
-        );
-        assert_eq!(
-            cpu_size(&article, 4.0 * 5.5 * article.memory_estimate(), l3),
-            5
-        );
-        assert_eq!(parse_cache_size("107520K\n"), Some(107_520 << 10));
-        assert_eq!(parse_cache_size("32M"), Some(32 << 20));
-        assert_eq!(parse_cache_size("512"), Some(512));
-        assert_eq!(parse_cache_size("lots"), None);
+        assert_eq!(cpu_size(&article, 16e9), 32);
+        assert_eq!(cpu_size(&wide(vec![512, 256], 16), 16e9), 16);
+        assert_eq!(cpu_size(&wide(vec![400], 20), 16e9), 21);
+        assert_eq!(cpu_size(&wide(vec![2048], 16), 16e9), 4);
+        assert_eq!(cpu_size(&article, 4.0 * 5.5 * article.memory_estimate()), 5);
     }
 }
