@@ -343,7 +343,9 @@ def eval_cost(reps: int, gflops: float) -> dict:
             run([VAELAB, "--results", results, "--quiet", "eval", run_id, "--k", ",".join(map(str, EVAL_K))])
             xs.append(time.perf_counter() - t)
     enc = [784, *w["hidden"], w["latent"]]
-    weights = sum(a * b for a, b in zip(enc, enc[1:]))  # the decoder mirrors the encoder
+    # The article's layout: the decoder mirrors the encoder, latent→latent heads (another
+    # layout, heads on the last hidden layer, would count differently).
+    weights = sum(a * b for a, b in zip(enc, enc[1:]))
     heads = 2 * w["latent"] * w["latent"]
     test_images = 10_000
     flop = 2.0 * test_images * (weights * (max(EVAL_K) + 2) + weights + heads)
@@ -569,8 +571,8 @@ def hand_notes() -> str:
 
 
 def l3_size() -> str:
-    """The L3 cache's size as sysfs gives it (`107520K`), which `--stack auto` sizes stacks by:
-    the unified level-3 entry, as `src/sweep/stacking.rs` reads it (index numbers vary)."""
+    """The L3 cache's size as sysfs gives it (`107520K`), recorded to describe the machine: the
+    unified level-3 entry (index numbers vary)."""
     for entry in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
         try:
             kind = (entry / "type").read_text().strip() if (entry / "type").exists() else ""

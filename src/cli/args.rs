@@ -188,8 +188,8 @@ pub struct SweepArgs {
     /// device, likelihood, binarize, activation, layout, objective, samples, Adam constants,
     /// whether the KL term has free bits or a capacity) together as one stacked model; members
     /// may differ in β, seed, learning rate and its schedule, and KL schedule: `auto` (up to 32
-    /// members on a CPU while the largest layer's stacked weights stay within 26 MiB; 64 on a
-    /// GPU; as memory allows; printed by --dry-run),
+    /// members on a CPU while the largest layer's stacked weights stay within 25.7 MB; 64 on a
+    /// GPU; either way as memory allows; printed by --dry-run),
     /// `off` (every run alone), or at most N per stack. A member's numbers are its run's alone (bit for bit at the article's shape with
     /// single-threaded kernels, OMP_NUM_THREADS=1, else to float rounding; README, "Stacked
     /// sweeps");

@@ -268,7 +268,7 @@ impl ModelConfig {
     }
 
     /// Elements of one member's largest weight matrix (encoder, heads or decoder), which
-    /// `--stack auto` keeps within a share of the CPU's cache.
+    /// `--stack auto` keeps within a fixed byte budget (`sweep::stacking`).
     pub fn largest_weight(&self) -> usize {
         let (enc, dec) = (self.encoder_widths(), self.decoder_widths());
         enc.windows(2)
