@@ -171,10 +171,12 @@ def sweep_member_epoch(matrix: str, stack: str, epoch: int = 2) -> float:
 
 
 def sweep_wall(matrix_path: Path, stack: str) -> float:
-    """Wall seconds of a whole `vaelab sweep` (plots and report included)."""
+    """Wall seconds of a whole `vaelab sweep` (plots and report included), the evaluation after
+    each run skipped (`eval_cost` measures it: at k = 1000 it would outweigh one epoch's
+    training many times)."""
     with tempfile.TemporaryDirectory() as results:
         t = time.perf_counter()
-        run([VAELAB, "--results", results, "--quiet", "sweep", matrix_path, "--stack", stack])
+        run([VAELAB, "--results", results, "--quiet", "sweep", matrix_path, "--stack", stack, "--eval", "off"])
         return time.perf_counter() - t
 
 
@@ -223,8 +225,10 @@ def beta_sweep(reps: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "beta1.toml"
         path.write_text(one_epoch)
-        runs = len([l for l in run([VAELAB, "sweep", path, "--dry-run", "--stack", "off"]).stdout.splitlines()
-                    if l.startswith("  ")])
+        listed = [l for l in run([VAELAB, "sweep", path, "--dry-run", "--stack", "off"]).stdout.splitlines()
+                  if l.startswith("  ")]
+        runs = len(listed)
+        variational = sum(1 for l in listed if 'model="ae"' not in l)
         for stack in ["off", "auto"]:
             walls[stack] = sweep_wall(path, stack)
             print(f"bench: beta.toml, 1 epoch, --stack {stack}: {walls[stack]:.0f} s", file=sys.stderr)
@@ -235,6 +239,7 @@ def beta_sweep(reps: int) -> dict:
         "stack_sizes_scaled": sizes,
         "beta_toml_one_epoch_seconds": walls,
         "beta_toml_runs": runs,
+        "beta_toml_variational_runs": variational,
         "auto_size": run([VAELAB, "sweep", REPO / "experiments/beta.toml", "--dry-run"]).stdout.split("auto size ")[1].split(")")[0],
     }
 
@@ -489,7 +494,7 @@ def main() -> None:
     print((REPO / "BENCHMARKS.md").read_text())
 
 
-def beta_markdown(b: dict) -> list:
+def beta_markdown(b: dict, eval_cost: dict | None = None) -> list:
     names = {"pytorch_one": "PyTorch 2.9 eager, one run at a time (`scripts/reference/article.py`)",
              "pytorch_ftz_one": "the same + `torch.set_flush_denormal(True)`",
              "pytorch_stacked_fused": "PyTorch stacked (`baddbmm`, `Adam(fused=True)`, `scripts/reference/stacked.py`), 11 members",
@@ -513,9 +518,18 @@ def beta_markdown(b: dict) -> list:
             "| s/member-epoch | " + " | ".join(f"{v:.2f}" for v in b["stack_sizes_scaled"].values()) + " |", ""]
     walls = b["beta_toml_one_epoch_seconds"]
     out += [f"`experiments/beta.toml` ({b['beta_toml_runs']} runs) with 1 epoch of its 30, whole sweep wall time "
-            f"(plots and report included): `--stack off` {walls['off']:.0f} s, `--stack auto` {walls['auto']:.0f} s "
-            f"(× {walls['auto'] / walls['off']:.2f}); scaled to 30 epochs ≈ {30 * walls['off'] / 3600:.1f} h and "
-            f"{30 * walls['auto'] / 3600:.1f} h.", ""]
+            f"(plots and report included, `--eval off`): `--stack off` {walls['off']:.0f} s, `--stack auto` "
+            f"{walls['auto']:.0f} s (× {walls['auto'] / walls['off']:.2f}); scaled to 30 epochs ≈ "
+            f"{30 * walls['off'] / 3600:.1f} h and {30 * walls['auto'] / 3600:.1f} h of training."]
+    if eval_cost and b.get("beta_toml_variational_runs"):
+        n = b["beta_toml_variational_runs"]
+        ev = n * eval_cost["median"]
+        out[-1] += (f" The evaluation after each run (default k = 1, 10, 100, 1000) adds about {n} × "
+                    f"{eval_cost['median']:.0f} s ≈ {ev / 3600:.1f} h for its {n} VAEs (one article run's "
+                    f"`vaelab eval`, *Start-up, evaluation, memory*), so the night is ≈ "
+                    f"{(30 * walls['auto'] + ev) / 3600:.1f} h stacked; `--eval k=1,10,100` cuts the "
+                    f"evaluation's decoding tenfold, `--eval off` defers it.")
+    out.append("")
     return out
 
 
@@ -630,7 +644,9 @@ def markdown(r: dict) -> str:
                 f"Where the bare loop's epoch goes (median): building batches {ph['batch']:.2f} s, "
                 f"forward, loss and backward {ph['step']:.2f} s, optimiser step {ph['optimizer']:.2f} s.", ""]
     if "beta" in r:
-        out += beta_markdown(r["beta"])
+        # The evaluation's cost joins the β sweep's night only when measured on the same machine.
+        same = r["beta"].get("measured", {}).get("cpu") == r.get("measured", {}).get("cpu")
+        out += beta_markdown(r["beta"], r.get("eval_cost") if same else None)
     if r.get("stacked"):
         out += stacked_markdown(r["stacked"])
     if r.get("relaunch"):
