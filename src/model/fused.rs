@@ -37,6 +37,21 @@ pub fn stacked_linear(
     }
 }
 
+/// The binary cross-entropy from logits summed over the last axis and kept (size 1):
+/// `Σ softplus(l) − x·l` for `logits` and `target` of one shape. On libtorch one op with a
+/// hand-written backward (`∂/∂l = (σ(l) − x) ⊙ g`), where Burn's `softplus` records seven
+/// (scale, mask, exp, log1p, …) and the product and difference two more, each a pass over every
+/// pixel of every draw forward and backward; elsewhere (or for broadcast shapes) Burn's ops.
+pub fn bce_sum<const D: usize>(logits: Tensor<D>, target: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "tch")]
+    if logits.dims() == target.dims() {
+        if let Some(y) = libtorch::bce_sum(&logits, &target) {
+            return y;
+        }
+    }
+    (burn::tensor::activation::softplus(logits.clone(), 1.0) - target * logits).sum_dim(D - 1)
+}
+
 // Burn marks its libtorch backend deprecated; it is still our main backend (see ../shared/notes).
 #[cfg(feature = "tch")]
 #[allow(deprecated)]
@@ -95,6 +110,68 @@ mod libtorch {
         );
         let y = compute(&x.tensor, &w.tensor, &b.tensor, activation);
         Some(Tensor::from_primitive::<LibTorch>(TchTensor::new(y)))
+    }
+
+    /// [`super::bce_sum`] on libtorch: one autodiff step on an autodiff device, a plain libtorch
+    /// call otherwise; `None` when the tensors live on another backend.
+    pub(super) fn bce_sum<const D: usize>(
+        logits: &Tensor<D>,
+        target: &Tensor<D>,
+    ) -> Option<Tensor<D>> {
+        if let (Ok(l), Ok(x)) = (
+            logits.clone().try_into_primitive::<Ad>(),
+            target.clone().try_into_primitive::<Ad>(),
+        ) {
+            let prepared = FusedBce
+                .prepare::<NoCheckpointing>([l.node(), x.node()])
+                .compute_bound()
+                .stateful();
+            let (l, x) = (l.into_primitive(), x.into_primitive());
+            let y = TchTensor::new(bce_sum_of(&l.tensor, &x.tensor));
+            let y = match prepared {
+                OpsKind::Tracked(prep) => prep.finish((l, x), y),
+                OpsKind::UnTracked(prep) => prep.finish(y),
+            };
+            return Some(Tensor::from_primitive::<Ad>(y));
+        }
+        let (l, x) = (
+            logits.clone().try_into_primitive::<LibTorch>().ok()?,
+            target.clone().try_into_primitive::<LibTorch>().ok()?,
+        );
+        Some(Tensor::from_primitive::<LibTorch>(TchTensor::new(
+            bce_sum_of(&l.tensor, &x.tensor),
+        )))
+    }
+
+    /// libtorch's stable BCE-with-logits per pixel, summed over the last axis, kept.
+    fn bce_sum_of(l: &tch::Tensor, x: &tch::Tensor) -> tch::Tensor {
+        l.binary_cross_entropy_with_logits::<tch::Tensor>(x, None, None, tch::Reduction::None)
+            .sum_dim_intlist([-1i64].as_slice(), true, None::<tch::Kind>)
+    }
+
+    /// The backward step of [`bce_sum`]; its state is the logits and the target.
+    #[derive(Debug)]
+    struct FusedBce;
+
+    impl Backward<LibTorch, 2> for FusedBce {
+        type State = (TchTensor, TchTensor);
+
+        fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let (l, x) = ops.state;
+            // g: ∂L/∂y of the summed term, one per row, broadcast over the pixels.
+            let g = grads.consume::<LibTorch>(&ops.node).tensor;
+            let [l_node, x_node] = ops.parents;
+            if let Some(node) = l_node {
+                let mut dl = l.tensor.sigmoid();
+                let _ = dl.g_sub_(&x.tensor);
+                let _ = dl.g_mul_(&g);
+                grads.register::<LibTorch>(node.id, TchTensor::new(dl));
+            }
+            if let Some(node) = x_node {
+                let dx = -(&l.tensor * &g);
+                grads.register::<LibTorch>(node.id, TchTensor::new(dx));
+            }
+        }
     }
 
     /// `act(b + x·W)`: the bias is the GEMM's accumulator (β = 1), the activation in place on
@@ -222,5 +299,52 @@ mod tests {
                 "the fused op is taken on libtorch"
             );
         }
+    }
+
+    /// The fused BCE's per-row sums and its gradients for the logits and the target equal
+    /// Burn's own ops (softplus, product, difference, sum) to float rounding, far logits
+    /// included; on libtorch the fused op is the one taken.
+    #[test]
+    fn the_fused_bce_equals_burns_operations() {
+        let d = crate::model::test_device().autodiff();
+        d.seed(5);
+        let mut l = Tensor::<3>::random([2, 3, 9], Distribution::Normal(0.0, 4.0), &d);
+        let far = Tensor::<3>::from_floats(
+            [[[-120.0, 30.0, -30.0, 0.0, 1e-3, 25.0, -25.0, 60.0, -60.0]]],
+            &d,
+        );
+        l = l.slice_assign([0..1, 0..1, 0..9], far);
+        let x = Tensor::<3>::random([2, 3, 9], Distribution::Uniform(0.0, 1.0), &d);
+        let weights = Tensor::<3>::random([2, 3, 1], Distribution::Normal(0.0, 1.0), &d);
+        let run = |fused: bool| {
+            let (l, x) = (
+                l.clone().detach().require_grad(),
+                x.clone().detach().require_grad(),
+            );
+            let y = if fused {
+                bce_sum(l.clone(), x.clone())
+            } else {
+                (burn::tensor::activation::softplus(l.clone(), 1.0) - x.clone() * l.clone())
+                    .sum_dim(2)
+            };
+            let grads = (y.clone() * weights.clone()).sum().backward();
+            let grad = |t: &Tensor<3>| Tensor::from_inner(t.grad(&grads).unwrap());
+            [y.detach(), grad(&l), grad(&x)].map(values)
+        };
+        let (fused, burn) = (run(true), run(false));
+        for (what, (f, r)) in ["y", "dl", "dx"].iter().zip(fused.iter().zip(&burn)) {
+            assert_eq!(f.len(), r.len(), "{what}");
+            for (a, e) in f.iter().zip(r) {
+                assert!(
+                    (a - e).abs() <= 1e-5 * (1.0 + e.abs()),
+                    "{what}: fused {a} vs Burn {e}"
+                );
+            }
+        }
+        #[cfg(feature = "tch")]
+        assert!(
+            libtorch::bce_sum(&l, &x).is_some(),
+            "the fused op is taken on libtorch"
+        );
     }
 }

@@ -13,7 +13,10 @@
 //!   at `l = 0`, taken by a Taylor series near 0 so that neither value nor gradient is 0/0).
 
 use burn::prelude::*;
-use burn::tensor::activation::{sigmoid, softplus};
+use burn::tensor::activation::sigmoid;
+
+// The Bernoulli term `Σ softplus(l) − x·l` per image: one op on libtorch.
+use super::fused::bce_sum;
 use serde::{Deserialize, Serialize};
 
 /// Which decoder likelihood a run trains and is evaluated with.
@@ -50,10 +53,10 @@ impl Likelihood {
     pub fn recon_keepdim<const D: usize>(self, logits: Tensor<D>, target: Tensor<D>) -> Tensor<D> {
         match self {
             Likelihood::Gaussian => (sigmoid(logits) - target).square().sum_dim(D - 1),
-            Likelihood::Bernoulli => bce(logits, target).sum_dim(D - 1),
+            Likelihood::Bernoulli => bce_sum(logits, target),
             Likelihood::ContinuousBernoulli => {
-                let log_c = log_normaliser(logits.clone());
-                (bce(logits, target) - log_c).sum_dim(D - 1)
+                let log_c = log_normaliser(logits.clone()).sum_dim(D - 1);
+                bce_sum(logits, target) - log_c
             }
         }
     }
@@ -73,12 +76,6 @@ impl std::fmt::Display for Likelihood {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-/// Per-pixel binary cross-entropy from logits: `softplus(l) − x·l` (= `−x ln σ(l) − (1 − x)
-/// ln(1 − σ(l))`), stable for any `l`.
-fn bce<const D: usize>(logits: Tensor<D>, target: Tensor<D>) -> Tensor<D> {
-    softplus(logits.clone(), 1.0) - target * logits
 }
 
 /// Per-pixel `ln C(σ(l)) = ln(l / tanh(l/2))`, by its Taylor series near `l = 0`.
