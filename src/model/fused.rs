@@ -41,13 +41,17 @@ pub fn stacked_linear(
 /// `Σ softplus(l) − x·l` for `logits` and `target` of one shape. On libtorch one op with a
 /// hand-written backward (`∂/∂l = (σ(l) − x) ⊙ g`), where Burn's `softplus` records seven
 /// (scale, mask, exp, log1p, …) and the product and difference two more, each a pass over every
-/// pixel of every draw forward and backward; elsewhere (or for broadcast shapes) Burn's ops.
+/// pixel of every draw forward and backward; elsewhere Burn's ops. A `target` that broadcasts
+/// (the evaluation's `[B, 1, D]` images against `[B, K, D]` draws) is expanded first.
 pub fn bce_sum<const D: usize>(logits: Tensor<D>, target: Tensor<D>) -> Tensor<D> {
+    let target = if target.dims() == logits.dims() {
+        target
+    } else {
+        target.expand(logits.shape())
+    };
     #[cfg(feature = "tch")]
-    if logits.dims() == target.dims() {
-        if let Some(y) = libtorch::bce_sum(&logits, &target) {
-            return y;
-        }
+    if let Some(y) = libtorch::bce_sum(&logits, &target) {
+        return y;
     }
     (burn::tensor::activation::softplus(logits.clone(), 1.0) - target * logits).sum_dim(D - 1)
 }
