@@ -1,4 +1,6 @@
-//! The stacked linear layer `act(x·W + b)` as one differentiable operation.
+//! Fused libtorch operations, each one differentiable step: the stacked linear layer `act(x·W + b)`
+//! and the summed Bernoulli term ([`bce_sum`]).
+//!
 //!
 //! Burn's autodiff builds it from three recorded operations (batched matmul, broadcast bias
 //! add, activation), each with its own output buffer and backward step. On libtorch this is
