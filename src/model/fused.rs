@@ -1,8 +1,7 @@
 //! Fused libtorch operations, each one differentiable step: the stacked linear layer `act(x·W + b)`
 //! and the summed Bernoulli term ([`bce_sum`]).
 //!
-//!
-//! Burn's autodiff builds it from three recorded operations (batched matmul, broadcast bias
+//! Burn's autodiff builds the layer from three recorded operations (batched matmul, broadcast bias
 //! add, activation), each with its own output buffer and backward step. On libtorch this is
 //! one op with a hand-written backward, as PyTorch's own stacked MLPs are written:
 //!
